@@ -1,0 +1,1 @@
+"""Vivado-ready export: Verilog, ROM files, Tcl, XDC, manifest, Yosys resource figures."""

