@@ -14,7 +14,7 @@ ROM_FILES_DEFINE = "COMPRESS2RTL_ROM_FILES"
 
 _MODULE = re.compile(r"^module\s+(\\\S+|\w+)\s*\(", re.M)
 _MEMORY = re.compile(r"^\s*reg\s+(?:\[(\d+):(\d+)\]\s+)?(\\\S+|\w+)\s+\[(\d+):(\d+)\];", re.M)
-_INIT_BLOCK = r"^(\s*)initial begin\n((?:\s*{name}\[\d+\] = \d+'h[0-9a-fA-F]+;\n)+)\s*end\n"
+_INIT_BLOCK = r"^(\s*)initial begin\n((?:\s*{name}\s*\[\d+\] = \d+'h[0-9a-fA-F]+;\n)+)\s*end\n"
 _INIT_WORD = re.compile(r"\[(\d+)\] = \d+'h([0-9a-fA-F]+);")
 
 
@@ -110,7 +110,7 @@ def with_rom_files(verilog_text: str, roms: list[RomImage], mem_dir: str = "") -
                 indent = match.group(1)
                 return (
                     f"`ifdef {ROM_FILES_DEFINE}\n"
-                    f'{indent}initial $readmemh("{path}", {rom.name});\n'
+                    f'{indent}initial $readmemh("{path}", {rom.name} );\n'
                     "`else\n"
                     f"{match.group(0)}"
                     "`endif\n"
