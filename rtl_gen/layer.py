@@ -1,0 +1,152 @@
+"""A fully connected layer: M neurons on one broadcast input stream, results out in order."""
+
+from __future__ import annotations
+
+from amaranth import Array, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
+
+__all__ = ["Layer"]
+
+
+class Layer(wiring.Component):
+    """``M`` neurons that see the same input element, and an in-order output serializer.
+
+    Input: a stream of vector elements ``{index, value, last}`` with increasing ``index`` and
+    ``last`` on the final element (index ``in_features - 1``); elements may be missing (zeros
+    that were not sent). Every neuron sees every element; ``inp.ready`` is the AND of the
+    neurons' ``done`` (see :class:`~rtl_gen.neuron.Neuron`), so an element takes one cycle plus
+    one cycle per ROM entry that the slowest neuron must skip.
+
+    Output: after the element with ``last`` is accepted (cycle ``t``), the results become valid in
+    cycle ``t + 1`` (circuit activation) or ``t + 2`` (table), and leave in index order, one per
+    cycle while ``out.ready`` is high, ``last`` on neuron ``M - 1``. ``out.valid`` never depends
+    on ``out.ready``; ``inp.ready`` falls while a neuron skips entries, and for a ``last`` element
+    while the previous vector's results are still leaving.
+
+    Parameters
+    ----------
+    weights : LayerWeights
+    build : str
+        ``"dense"``, ``"codebook"`` or ``"pow2"`` (``"codebook"`` and ``"pow2"`` need a compressed
+        layer; ``"dense"`` uses ``weight_int`` of any layer).
+    drop_zeros : bool
+        Input filter: take zero-valued elements without ``last`` at once and do not broadcast them
+        (one cycle each, the neurons skip their entries later).
+    skip_zero_outputs : bool
+        The serializer does not send zero results (the ``last`` one is always sent): a priority
+        encoder picks the next nonzero result, so zeros cost no cycle.
+    acc_bits : int or None
+        Accumulator width; ``None`` derives the exact bound from the weights
+        (:meth:`LayerWeights.acc_bits`).
+    lut_bits : int
+        Activation table address width (sigmoid/tanh).
+    """
+
+    def __init__(
+        self,
+        weights: LayerWeights,
+        *,
+        build: str,
+        drop_zeros: bool = False,
+        skip_zero_outputs: bool = False,
+        acc_bits: int | None = None,
+        lut_bits: int = 8,
+    ):
+        if not isinstance(weights, LayerWeights):
+            raise TypeError(f"weights must be a LayerWeights, not {type(weights).__name__}")
+        if build not in BUILDS:
+            raise ValueError(f"build must be one of {BUILDS}, not {build!r}")
+        if build != "dense" and not weights.compressed:
+            raise ValueError(f"build {build!r} needs a compressed layer, {weights.name} is dense")
+        if build == "pow2" and weights.weight_format != "pow2":
+            raise ValueError(f"build 'pow2' needs pow2 weights, {weights.name} has a codebook")
+        self.weights = weights
+        self.build = build
+        self.drop_zeros = bool(drop_zeros)
+        self.skip_zero_outputs = bool(skip_zero_outputs)
+        self.acc_bits = weights.acc_bits() if acc_bits is None else int(acc_bits)
+        self.lut_bits = lut_bits
+        x_shape = output_shape("none" if weights.in_signed else "relu", weights.in_bits)
+        self.x_shape = x_shape
+        self.y_shape = output_shape(weights.activation, weights.output_bits)
+        super().__init__(
+            {
+                "inp": In(stream.Signature(element_layout(weights.in_features, x_shape))),
+                "out": Out(stream.Signature(element_layout(weights.out_features, self.y_shape))),
+            }
+        )
+
+    @property
+    def rom_bits(self) -> int:
+        return self.weights.rom_bits(self.build)
+
+    def neuron(self, j: int) -> Neuron:
+        w = self.weights
+        return Neuron(
+            rom_words=w.rom_words(j, self.build),
+            in_features=w.in_features,
+            x_shape=self.x_shape,
+            bias=int(w.bias_int[j]),
+            acc_bits=self.acc_bits,
+            shift=w.shift,
+            activation=w.activation,
+            output_bits=w.output_bits,
+            output_frac_bits=w.output_frac_bits,
+            build=self.build,
+            codebook=None if self.build == "dense" else list(w.codebook),
+            index_bits=w.index_bits,
+            code_bits=w.code_bits,
+            weight_bits=w.weight_bits,
+            lut_bits=self.lut_bits,
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        count = self.weights.out_features
+        neurons = []
+        for j in range(count):
+            neuron = self.neuron(j)
+            m.submodules[f"neuron{j}"] = neuron
+            neurons.append(neuron)
+
+        # input: broadcast, optional zero filter
+        element = self.inp.payload
+        drop = Signal()
+        if self.drop_zeros:
+            m.d.comb += drop.eq(self.inp.valid & (element.value == 0) & ~element.last)
+        all_done = Signal()
+        for neuron in neurons:
+            m.d.comb += [
+                neuron.inp.data.eq(element),
+                neuron.inp.valid.eq(self.inp.valid & ~drop),
+                neuron.inp.accept.eq(self.inp.valid & ~drop & all_done),
+            ]
+        done_bits = Signal(count)
+        m.d.comb += [done_bits[i].eq(n.inp.done) for i, n in enumerate(neurons)]
+        m.d.comb += [all_done.eq(done_bits.all()), self.inp.ready.eq(drop | all_done)]
+
+        # output: in-order serializer, optionally skipping zero results
+        pending = Signal(count)
+        for i, neuron in enumerate(neurons):
+            keep = neuron.out.valid
+            if self.skip_zero_outputs and i != count - 1:
+                keep = keep & (neuron.out.payload != 0)
+            m.d.comb += pending[i].eq(keep)
+        select = Signal(range(count))
+        for i in reversed(range(count)):
+            with m.If(pending[i]):
+                m.d.comb += select.eq(i)
+        values = Array(n.out.payload for n in neurons)
+        m.d.comb += [
+            self.out.valid.eq(pending.any()),
+            self.out.payload.index.eq(select),
+            self.out.payload.value.eq(values[select]),
+            self.out.payload.last.eq(select == count - 1),
+        ]
+        for i, neuron in enumerate(neurons):
+            taken = self.out.valid & self.out.ready & (select == i)
+            m.d.comb += neuron.out.ready.eq(taken | (neuron.out.valid & ~pending[i]))
+        return m

@@ -1,0 +1,309 @@
+"""One neuron: weight ROM walked as inputs arrive, MAC with bias, activation unit."""
+
+from __future__ import annotations
+
+from amaranth import Array, Const, Module, Shape, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .activation import CircuitActivation, LutActivation, output_shape
+from .mac import MulProduct, ShiftProduct
+from .weights import BUILDS
+
+__all__ = ["BroadcastSignature", "Neuron", "element_layout", "index_bits"]
+
+
+def index_bits(count: int) -> int:
+    """Width of an element index for vectors of ``count`` elements (at least 1)."""
+    return max(1, ceil_log2(count))
+
+
+def element_layout(count: int, value_shape) -> data.StructLayout:
+    """Payload of the inter-layer streams: ``{index, value, last}``, one vector element."""
+    return data.StructLayout(
+        {"index": unsigned(index_bits(count)), "value": Shape.cast(value_shape), "last": 1}
+    )
+
+
+class BroadcastSignature(wiring.Signature):
+    """One element offered to many neurons at once (seen from the layer, the driving side).
+
+    Members
+    -------
+    data : ``Out(element_layout)`` the element.
+    valid : ``Out(1)`` ``data`` holds an element.
+    done : ``In(1)`` the neuron has finished with ``data`` (it changes no state that depends on
+        this element until ``accept``); may depend on ``valid`` and ``data``.
+    accept : ``Out(1)`` the element is taken (every neuron is ``done``); the next cycle brings the
+        next element or nothing.
+    """
+
+    def __init__(self, layout):
+        super().__init__({"data": Out(layout), "valid": Out(1), "done": In(1), "accept": Out(1)})
+
+
+class Neuron(wiring.Component):
+    """A neuron of a fully connected layer.
+
+    The weight ROM (``amaranth.lib.memory.Memory``, synchronous read, ``init`` from the bundle)
+    holds the neuron's row only: in the compressed builds (``"pow2"``, ``"codebook"``) the CSR
+    entries ``{rel, code}`` (``rel`` in the low ``index_bits`` bits), fillers included; in the
+    ``"dense"`` build one signed weight per input. The codebook is a constant table of the layer
+    decoded next to the ROM: ``pow2`` turns a code into (zero, sign, exponent) and multiplies by
+    shifting and negating; ``codebook`` and ``dense`` use a multiplier.
+
+    Timing
+    ------
+    The ROM word of the current entry is on the read port in every cycle (the next address is
+    presented one cycle ahead), so walking the row costs one cycle per entry and no bubble, also
+    across vectors. For a broadcast element ``(j, x)``, in each cycle where ``inp.valid``:
+
+    - an entry with column ``< j`` is skipped (``done`` low): this only happens when zero inputs
+      were not broadcast (zero-skipping), each skipped entry costs one cycle;
+    - an entry with column ``== j`` is consumed (``acc += w * x``) and ``done`` is high;
+    - otherwise (column ``> j`` or row exhausted) ``done`` is high and nothing changes.
+
+    On ``accept`` of the element with ``last`` set, ``acc + w * x`` is captured in the result
+    register, ``acc`` returns to the bias and the ROM walk restarts at entry 0. ``done`` stays low
+    for a ``last`` element while the previous result has not left on ``out``. ``out.valid`` rises
+    1 cycle after that ``accept`` with a circuit activation and 2 cycles after with a table
+    (the table ROM's synchronous read); it holds until ``out.ready``.
+
+    After reset the neuron needs one cycle to read its first ROM word (``done`` is low).
+
+    Parameters
+    ----------
+    rom_words : list of int
+        ROM contents of the row (see :meth:`LayerWeights.rom_words`); may be empty.
+    in_features : int
+        Number of inputs (length of a vector).
+    x_shape : shape-like
+        Shape of the input values.
+    bias : int
+        Integer bias (accumulator format).
+    acc_bits : int
+        Signed accumulator width.
+    shift : int
+        Requantisation shift.
+    activation : str
+        ``"relu"``, ``"none"`` (circuits) or ``"sigmoid"``, ``"tanh"`` (tables).
+    output_bits, output_frac_bits : int
+        Output format (``output_frac_bits`` is used by the tables).
+    build : str
+        ``"dense"``, ``"codebook"`` or ``"pow2"``.
+    codebook : list of int
+        Layer codebook (compressed builds).
+    index_bits, code_bits : int
+        ROM word fields (compressed builds).
+    weight_bits : int
+        Dense ROM word width.
+    lut_bits : int
+        Activation table address width.
+
+    Members
+    -------
+    inp : ``In(BroadcastSignature(element_layout(in_features, x_shape)))``
+    out : ``Out(stream.Signature(output_shape(activation, output_bits)))``
+    """
+
+    def __init__(
+        self,
+        *,
+        rom_words,
+        in_features: int,
+        x_shape,
+        bias: int,
+        acc_bits: int,
+        shift: int,
+        activation: str,
+        output_bits: int,
+        build: str,
+        output_frac_bits: int = 4,
+        codebook=None,
+        index_bits: int = 4,
+        code_bits: int = 4,
+        weight_bits: int = 16,
+        lut_bits: int = 8,
+    ):
+        if not isinstance(in_features, int) or in_features < 1:
+            raise TypeError(f"in_features must be a positive integer, not {in_features!r}")
+        if build not in BUILDS:
+            raise ValueError(f"build must be one of {BUILDS}, not {build!r}")
+        if not isinstance(acc_bits, int) or acc_bits < 2:
+            raise TypeError(f"acc_bits must be an integer >= 2, not {acc_bits!r}")
+        bias = int(bias)
+        if not -(1 << (acc_bits - 1)) <= bias < 1 << (acc_bits - 1):
+            raise ValueError(f"bias {bias} does not fit in acc_bits={acc_bits}")
+        self.rom_words = [int(w) for w in rom_words]
+        if build == "dense":
+            if len(self.rom_words) != in_features:
+                raise ValueError(
+                    f"a dense ROM has one word per input ({in_features}), not {len(self.rom_words)}"
+                )
+            self.word_bits = weight_bits
+        else:
+            if codebook is None or len(codebook) != 1 << code_bits:
+                raise ValueError(f"codebook must have 2**code_bits = {1 << code_bits} entries")
+            if int(codebook[0]) != 0:
+                raise ValueError("codebook[0] must be 0")
+            self.word_bits = index_bits + code_bits
+        if any(not 0 <= w < 1 << self.word_bits for w in self.rom_words):
+            raise ValueError(f"ROM words must fit in {self.word_bits} bits")
+        self.in_features = in_features
+        self.x_shape = Shape.cast(x_shape)
+        self.bias = bias
+        self.acc_bits = acc_bits
+        self.shift = int(shift)
+        self.activation = activation
+        self.output_bits = output_bits
+        self.output_frac_bits = output_frac_bits
+        self.build = build
+        self.codebook = None if codebook is None else [int(c) for c in codebook]
+        self.index_bits = index_bits
+        self.code_bits = code_bits
+        self.weight_bits = weight_bits
+        self.lut_bits = lut_bits
+        self.lut = activation in ("sigmoid", "tanh")
+        if activation not in ("relu", "none", "sigmoid", "tanh"):
+            raise ValueError(f"unknown activation {activation!r}")
+        super().__init__(
+            {
+                "inp": In(BroadcastSignature(element_layout(in_features, self.x_shape))),
+                "out": Out(stream.Signature(output_shape(activation, output_bits))),
+            }
+        )
+
+    @property
+    def rom_bits(self) -> int:
+        return len(self.rom_words) * self.word_bits
+
+    def _activation(self):
+        if self.lut:
+            return LutActivation(
+                acc_bits=self.acc_bits,
+                shift=self.shift,
+                function=self.activation,
+                output_bits=self.output_bits,
+                frac_bits=self.output_frac_bits,
+                lut_bits=self.lut_bits,
+            )
+        return CircuitActivation(
+            acc_bits=self.acc_bits,
+            shift=self.shift,
+            activation=self.activation,
+            output_bits=self.output_bits,
+        )
+
+    def _product(self, m, word, x):
+        """Product of the current ROM word with ``x``."""
+        if self.build == "dense":
+            m.submodules.mac = mac = MulProduct(x_shape=self.x_shape, weight_bits=self.weight_bits)
+            m.d.comb += [mac.x.eq(x), mac.w.eq(word.as_signed())]
+            return mac.p
+        code = word[self.index_bits :]
+        if self.build == "codebook":
+            wbits = max(abs(c) for c in self.codebook).bit_length() + 1
+            table = Array(Const(c, signed(wbits)) for c in self.codebook)
+            m.submodules.mac = mac = MulProduct(x_shape=self.x_shape, weight_bits=wbits)
+            m.d.comb += [mac.x.eq(x), mac.w.eq(table[code])]
+            return mac.p
+        exps = [max(abs(c), 1).bit_length() - 1 for c in self.codebook]
+        exp_bits = max(max(exps).bit_length(), 1)
+        zero = Array(Const(int(c == 0), 1) for c in self.codebook)
+        negative = Array(Const(int(c < 0), 1) for c in self.codebook)
+        exponent = Array(Const(e, unsigned(exp_bits)) for e in exps)
+        m.submodules.mac = mac = ShiftProduct(x_shape=self.x_shape, exp_bits=exp_bits)
+        m.d.comb += [
+            mac.x.eq(x),
+            mac.zero.eq(zero[code]),
+            mac.negative.eq(negative[code]),
+            mac.exp.eq(exponent[code]),
+        ]
+        return mac.p
+
+    def elaborate(self, platform):
+        m = Module()
+        n = len(self.rom_words)
+        element = self.inp.data
+
+        primed = Signal()  # the read port shows ROM[addr]
+        exhausted = Signal(init=int(n == 0))  # every entry of the row has been passed
+        addr = Signal(range(max(n, 1)))
+        col_width = (self.in_features + (1 << self.index_bits) + 1).bit_length()
+        base = Signal(col_width)  # column of the previous entry + 1
+        col = Signal(col_width)
+        acc = Signal(signed(self.acc_bits), init=self.bias)
+        acc_next = Signal(signed(self.acc_bits))
+        result = Signal(signed(self.acc_bits))
+        lut_wait = Signal()
+
+        m.d.sync += primed.eq(1)
+
+        if n:
+            m.submodules.rom = rom = memory.Memory(
+                shape=self.word_bits, depth=n, init=self.rom_words
+            )
+            port = rom.read_port()
+            word = port.data
+        else:
+            word = Const(0, self.word_bits)
+        if self.build == "dense":
+            m.d.comb += col.eq(addr)
+        else:
+            m.d.comb += col.eq(base + word[: self.index_bits])
+
+        valid = Signal()
+        behind = Signal()
+        match = Signal()
+        advance = Signal()
+        out_free = Signal()
+        m.d.comb += [
+            valid.eq(self.inp.valid & primed),
+            behind.eq(~exhausted & (col < element.index)),
+            match.eq(~exhausted & (col == element.index)),
+            advance.eq(valid & (behind | match)),
+            out_free.eq(~self.out.valid & ~lut_wait),
+            self.inp.done.eq(valid & ~behind & (~element.last | out_free)),
+        ]
+        product = self._product(m, word, element.value)
+        with m.If(valid & match):
+            m.d.comb += acc_next.eq(acc + product)
+        with m.Else():
+            m.d.comb += acc_next.eq(acc)
+
+        next_addr = Signal.like(addr)
+        restart = self.inp.accept & element.last
+        m.d.comb += next_addr.eq(addr)
+        with m.If(restart):
+            m.d.comb += next_addr.eq(0)
+            m.d.sync += [
+                result.eq(acc_next),
+                acc.eq(self.bias),
+                base.eq(0),
+                exhausted.eq(int(n == 0)),
+            ]
+        with m.Else():
+            m.d.sync += acc.eq(acc_next)
+            with m.If(advance):
+                m.d.sync += base.eq(col + 1)
+                with m.If(addr == n - 1):
+                    m.d.sync += exhausted.eq(1)
+                with m.Else():
+                    m.d.comb += next_addr.eq(addr + 1)
+        m.d.sync += addr.eq(next_addr)
+        if n:
+            m.d.comb += port.addr.eq(next_addr)
+
+        m.submodules.activation = act = self._activation()
+        m.d.comb += [act.acc.eq(result), self.out.payload.eq(act.y)]
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += self.out.valid.eq(0)
+        if self.lut:
+            m.d.sync += lut_wait.eq(restart)
+            with m.If(lut_wait):
+                m.d.sync += self.out.valid.eq(1)
+        else:
+            with m.If(restart):
+                m.d.sync += self.out.valid.eq(1)
+        return m

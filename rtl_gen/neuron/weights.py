@@ -1,0 +1,273 @@
+"""Layer parameters read from the bundle, and the ROM words of every neuron.
+
+The bundle (``docs/bundle.md``) stores a compressed layer as CSR rows: per output neuron a list of
+entries ``(rel, code)`` where ``rel`` counts the zero weights skipped since the previous entry and
+``code`` indexes the layer's codebook (filler entries have ``code == 0``). :class:`LayerWeights`
+keeps exactly that, plus the dense integer weights for the baseline and the golden model.
+
+Builds
+------
+``"pow2"``
+    ROM word ``{rel, code}``; the codebook holds ``0, ±2**e`` and is decoded to (zero, sign, exp),
+    the product is a shift and an optional negation (no multiplier).
+``"codebook"``
+    ROM word ``{rel, code}``; the codebook value multiplies the input (one multiplier per neuron).
+``"dense"``
+    ROM word = the integer weight (``weight_bits`` bits, two's complement), one word per input, a
+    multiplier per neuron.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "BUILDS",
+    "LayerWeights",
+    "layers_from_bundle",
+    "load_bundle_any",
+    "row_columns",
+]
+
+BUILDS = ("dense", "codebook", "pow2")
+ACTIVATIONS = ("relu", "none", "sigmoid", "tanh")
+
+
+@dataclass
+class LayerWeights:
+    """One fully connected layer in the integer formats of the bundle.
+
+    Attributes
+    ----------
+    name : str
+        Layer name (``fc1``...).
+    weight_int : numpy.ndarray
+        ``(out, in)`` int64 integer weights, 0 where pruned.
+    bias_int : numpy.ndarray
+        ``(out,)`` int64 bias in the accumulator's format.
+    shift : int
+        Requantisation shift, ``input_frac_bits + weight_frac_bits - output_frac_bits``.
+    activation : str
+        ``"relu"`` (unsigned saturating), ``"none"`` (signed saturating), ``"sigmoid"`` or
+        ``"tanh"`` (look-up table, see :mod:`rtl_gen.neuron.activation`).
+    in_bits, in_signed : int, bool
+        Shape of the input codes of this layer.
+    output_bits, output_frac_bits : int
+        Output code width and fractional bits.
+    weight_format : str
+        ``"pow2"``, ``"codebook"`` or ``"dense"``.
+    codebook : numpy.ndarray or None
+        Integer codebook (entry 0 is 0) for compressed formats.
+    csr_rel, csr_code, csr_rowptr : numpy.ndarray or None
+        CSR rows as in the bundle.
+    index_bits, code_bits : int
+        Widths of ``rel`` and ``code`` in a ROM word (compressed formats).
+    weight_bits : int
+        Width of a dense ROM word.
+    """
+
+    name: str
+    weight_int: np.ndarray
+    bias_int: np.ndarray
+    shift: int
+    activation: str
+    in_bits: int = 8
+    in_signed: bool = False
+    output_bits: int = 8
+    output_frac_bits: int = 4
+    weight_format: str = "dense"
+    codebook: np.ndarray | None = None
+    csr_rel: np.ndarray | None = None
+    csr_code: np.ndarray | None = None
+    csr_rowptr: np.ndarray | None = None
+    index_bits: int = 4
+    code_bits: int = 4
+    weight_bits: int = 16
+
+    def __post_init__(self):
+        self.weight_int = np.asarray(self.weight_int, dtype=np.int64)
+        self.bias_int = np.asarray(self.bias_int, dtype=np.int64)
+        if self.weight_int.ndim != 2:
+            raise ValueError(f"weight_int must be 2-D (out, in), not shape {self.weight_int.shape}")
+        if self.bias_int.shape != (self.out_features,):
+            raise ValueError(
+                f"bias_int must have shape ({self.out_features},), not {self.bias_int.shape}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, not {self.activation!r}")
+        if self.weight_format not in BUILDS:
+            raise ValueError(f"weight_format must be one of {BUILDS}, not {self.weight_format!r}")
+        if self.compressed:
+            for field in ("codebook", "csr_rel", "csr_code", "csr_rowptr"):
+                if getattr(self, field) is None:
+                    raise ValueError(f"a {self.weight_format} layer needs {field}")
+            self.codebook = np.asarray(self.codebook, dtype=np.int64)
+            self.csr_rel = np.asarray(self.csr_rel, dtype=np.int64)
+            self.csr_code = np.asarray(self.csr_code, dtype=np.int64)
+            self.csr_rowptr = np.asarray(self.csr_rowptr, dtype=np.int64)
+            if self.codebook[0] != 0:
+                raise ValueError("codebook[0] must be 0 (pruned weights and filler entries)")
+            if len(self.csr_rowptr) != self.out_features + 1:
+                raise ValueError("csr_rowptr must have out_features + 1 entries")
+            if self.csr_rel.size and self.csr_rel.max() >= 1 << self.index_bits:
+                raise ValueError(f"csr_rel does not fit in index_bits={self.index_bits}")
+            if self.csr_code.size and self.csr_code.max() >= 1 << self.code_bits:
+                raise ValueError(f"csr_code does not fit in code_bits={self.code_bits}")
+            if self.weight_format == "pow2":
+                for v in self.codebook[1:]:
+                    a = abs(int(v))
+                    if a and a & (a - 1):
+                        raise ValueError(f"pow2 codebook entry {v} is not ±2**e")
+            for j in range(self.out_features):
+                cols = self.row_columns(j)
+                if cols.size and cols[-1] >= self.in_features:
+                    raise ValueError(f"row {j} of {self.name} has a column beyond in_features")
+                dense = np.zeros(self.in_features, dtype=np.int64)
+                dense[cols] = self.codebook[self.row_codes(j)]
+                if not np.array_equal(dense, self.weight_int[j]):
+                    raise ValueError(f"CSR row {j} of {self.name} does not decode to weight_int")
+        else:
+            lo, hi = -(1 << (self.weight_bits - 1)), (1 << (self.weight_bits - 1)) - 1
+            if self.weight_int.min(initial=0) < lo or self.weight_int.max(initial=0) > hi:
+                raise ValueError(f"dense weights do not fit in weight_bits={self.weight_bits}")
+
+    @property
+    def out_features(self) -> int:
+        return self.weight_int.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        return self.weight_int.shape[1]
+
+    @property
+    def compressed(self) -> bool:
+        return self.weight_format in ("pow2", "codebook")
+
+    @property
+    def out_signed(self) -> bool:
+        return self.activation in ("none", "tanh")
+
+    def row_codes(self, j: int) -> np.ndarray:
+        """Codes of the stored entries of row ``j`` (fillers included)."""
+        return self.csr_code[self.csr_rowptr[j] : self.csr_rowptr[j + 1]]
+
+    def row_columns(self, j: int) -> np.ndarray:
+        """Columns of the stored entries of row ``j``: ``prev + rel + 1`` from ``prev = -1``."""
+        rel = self.csr_rel[self.csr_rowptr[j] : self.csr_rowptr[j + 1]]
+        return np.cumsum(rel + 1) - 1
+
+    def entry_columns(self, build: str) -> list[np.ndarray]:
+        """Per neuron, the columns of its ROM words in ``build`` (dense: every input)."""
+        if build == "dense":
+            return [np.arange(self.in_features)] * self.out_features
+        return [self.row_columns(j) for j in range(self.out_features)]
+
+    def rom_words(self, j: int, build: str) -> list[int]:
+        """ROM contents of neuron ``j``: dense weights, or ``rel | code << index_bits``."""
+        if build == "dense":
+            mask = (1 << self.weight_bits) - 1
+            return [int(w) & mask for w in self.weight_int[j]]
+        lo, hi = self.csr_rowptr[j], self.csr_rowptr[j + 1]
+        return [
+            int(r) | int(c) << self.index_bits
+            for r, c in zip(self.csr_rel[lo:hi], self.csr_code[lo:hi], strict=True)
+        ]
+
+    def rom_width(self, build: str) -> int:
+        return self.weight_bits if build == "dense" else self.index_bits + self.code_bits
+
+    def rom_bits(self, build: str) -> int:
+        """Bits of all weight ROMs of this layer in ``build``."""
+        words = sum(len(c) for c in self.entry_columns(build))
+        return words * self.rom_width(build)
+
+    def acc_range(self, build: str = "dense") -> tuple[int, int]:
+        """Exact bounds of the accumulator over every input in range (bias included)."""
+        xmin = -(1 << (self.in_bits - 1)) if self.in_signed else 0
+        xmax = (1 << (self.in_bits - 1)) - 1 if self.in_signed else (1 << self.in_bits) - 1
+        w = self.weight_int
+        hi = np.maximum(w * xmax, w * xmin).sum(axis=1) + self.bias_int
+        lo = np.minimum(w * xmax, w * xmin).sum(axis=1) + self.bias_int
+        return int(min(lo.min(), self.bias_int.min(), 0)), int(max(hi.max(), 0))
+
+    def acc_bits(self) -> int:
+        """Signed width that holds :meth:`acc_range` (and the rounding constant)."""
+        lo, hi = self.acc_range()
+        hi += 1 << max(self.shift - 1, 0)
+        bits = 2
+        while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+            bits += 1
+        return bits
+
+
+def row_columns(rel: np.ndarray) -> np.ndarray:
+    """Columns of CSR entries given their relative indices."""
+    return np.cumsum(np.asarray(rel, dtype=np.int64) + 1) - 1
+
+
+def load_bundle_any(bundle):
+    """``(manifest, arrays)`` of a bundle given as a path, an object or a pair.
+
+    A path is read with :func:`compress.bundle.load_bundle`.
+    """
+    if isinstance(bundle, (str, Path)):
+        from compress.bundle import load_bundle
+
+        bundle = load_bundle(Path(bundle))
+    if isinstance(bundle, tuple) and len(bundle) == 2:
+        return bundle
+    if isinstance(bundle, dict) and "manifest" in bundle and "arrays" in bundle:
+        return bundle["manifest"], bundle["arrays"]
+    if hasattr(bundle, "manifest") and hasattr(bundle, "arrays"):
+        return bundle.manifest, bundle.arrays
+    raise TypeError(f"cannot read a bundle from {type(bundle).__name__}")
+
+
+def layers_from_bundle(bundle, baseline: bool = False) -> list[LayerWeights]:
+    """The linear layers of a bundle (or of its dense baseline) as :class:`LayerWeights`."""
+    manifest, arrays = load_bundle_any(bundle)
+    specs = manifest["baseline"]["layers"] if baseline else manifest["layers"]
+    prefix = "baseline." if baseline else ""
+    in_bits = int(manifest["input"]["bits"])
+    in_signed = bool(manifest["input"].get("signed", False))
+    layers = []
+    for spec in specs:
+        if spec.get("kind", "linear") != "linear":
+            raise ValueError(
+                f"layer {spec['name']} is {spec['kind']!r}; the MLP needs linear layers"
+            )
+        name = spec["name"]
+        shift = spec["input_frac_bits"] + spec["weight_frac_bits"] - spec["output_frac_bits"]
+        fmt = spec["weight_format"]
+        kw = {}
+        if fmt in ("pow2", "codebook"):
+            kw = dict(
+                codebook=arrays[f"{prefix}{name}.codebook"],
+                csr_rel=arrays[f"{prefix}{name}.csr_rel"],
+                csr_code=arrays[f"{prefix}{name}.csr_code"],
+                csr_rowptr=arrays[f"{prefix}{name}.csr_rowptr"],
+                index_bits=int(spec["index_bits"]),
+                code_bits=int(spec["codebook_bits"]),
+            )
+        layer = LayerWeights(
+            name=name,
+            weight_int=np.asarray(arrays[f"{prefix}{name}.weight_int"]).reshape(
+                spec["out_features"], spec["in_features"]
+            ),
+            bias_int=arrays[f"{prefix}{name}.bias_int"],
+            shift=int(shift),
+            activation=spec["activation"],
+            in_bits=in_bits,
+            in_signed=in_signed,
+            output_bits=int(spec["output_bits"]),
+            output_frac_bits=int(spec["output_frac_bits"]),
+            weight_format=fmt,
+            weight_bits=int(spec.get("weight_bits", 16)),
+            **kw,
+        )
+        layers.append(layer)
+        in_bits, in_signed = layer.output_bits, layer.out_signed
+    return layers

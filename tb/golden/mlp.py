@@ -1,0 +1,286 @@
+"""Golden model of the neuron, layer and MLP hardware: integer outputs and exact cycle counts.
+
+The arithmetic follows ``docs/bundle.md`` (exact integer accumulation, round-half-up requantisation
+shift, saturating ReLU / hard saturation) and the tables of ``docs/mlp.md`` for sigmoid and tanh.
+It works on the integer weights (``weight_int``) and decodes the CSR rows itself for the cycle
+model; it shares no code with the hardware generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "ACTIVATION_LATENCY",
+    "activate",
+    "entry_columns",
+    "layer_cycles",
+    "layer_forward",
+    "mlp_cycles",
+    "mlp_forward",
+    "predict",
+    "requantise",
+    "synthetic_layer",
+    "synthetic_mlp",
+]
+
+#: Cycles from the accept of the ``last`` input element to the first valid result of a layer.
+ACTIVATION_LATENCY = {"relu": 1, "none": 1, "sigmoid": 2, "tanh": 2}
+
+
+def requantise(acc, shift: int) -> np.ndarray:
+    acc = np.asarray(acc, dtype=np.int64)
+    if shift > 0:
+        return (acc + (1 << (shift - 1))) >> shift
+    if shift < 0:
+        return acc << -shift
+    return acc
+
+
+def _clip_bits(y, bits: int, signed: bool) -> np.ndarray:
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    return np.clip(y, lo, hi)
+
+
+def activate(q, activation: str, output_bits: int, frac_bits: int = 4, lut_bits: int = 8):
+    """Activation of requantised values ``q`` (integer codes with ``frac_bits`` fraction bits)."""
+    q = np.asarray(q, dtype=np.int64)
+    if activation == "relu":
+        return _clip_bits(q, output_bits, False)
+    if activation == "none":
+        return _clip_bits(q, output_bits, True)
+    qs = _clip_bits(q, lut_bits, True).astype(np.float64) / (1 << frac_bits)
+    if activation == "sigmoid":
+        f, signed = 1.0 / (1.0 + np.exp(-qs)), False
+    elif activation == "tanh":
+        f, signed = np.tanh(qs), True
+    else:
+        raise ValueError(f"unknown activation {activation!r}")
+    y = np.floor(f * (1 << frac_bits) + 0.5).astype(np.int64)
+    return _clip_bits(y, output_bits, signed)
+
+
+def layer_forward(layer, x, lut_bits: int = 8) -> np.ndarray:
+    """Outputs of one layer for codes ``x`` of shape ``(in,)`` or ``(n, in)``."""
+    x = np.asarray(x, dtype=np.int64)
+    acc = x @ layer.weight_int.T.astype(np.int64) + layer.bias_int.astype(np.int64)
+    q = requantise(acc, layer.shift)
+    return activate(q, layer.activation, layer.output_bits, layer.output_frac_bits, lut_bits)
+
+
+def mlp_forward(layers, x, lut_bits: int = 8) -> list[np.ndarray]:
+    """Outputs of every layer (the last one is the network's output)."""
+    outs = []
+    for layer in layers:
+        x = layer_forward(layer, x, lut_bits)
+        outs.append(x)
+    return outs
+
+
+def predict(layers, x) -> np.ndarray:
+    """Class = argmax of the last layer (first index on ties)."""
+    return np.argmax(mlp_forward(layers, x)[-1], axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# cycle model
+
+
+def entry_columns(layer, build: str) -> list[np.ndarray]:
+    """Per neuron, the input column of each ROM word, decoded from the CSR relative indices."""
+    if build == "dense":
+        return [np.arange(layer.weight_int.shape[1])] * layer.weight_int.shape[0]
+    cols = []
+    for j in range(layer.weight_int.shape[0]):
+        rel = np.asarray(layer.csr_rel[layer.csr_rowptr[j] : layer.csr_rowptr[j + 1]], np.int64)
+        col, out = -1, []
+        for r in rel:
+            col += int(r) + 1
+            out.append(col)
+        cols.append(np.array(out, dtype=np.int64))
+    return cols
+
+
+def _elements(vector, drop_zero: bool):
+    """``(index, value, last)`` of a vector, zero non-last elements left out when asked."""
+    n = len(vector)
+    return [
+        (i, int(v), i == n - 1)
+        for i, v in enumerate(vector)
+        if not (drop_zero and v == 0) or i == n - 1
+    ]
+
+
+def layer_cycles(cols, elements, first_valid: int = 0, drop_filter: bool = False):
+    """Accept cycle of each element at a layer input, for a source that offers the next element
+    the cycle after the previous one was accepted (first one in ``first_valid``).
+
+    ``cols`` holds, per neuron, the columns of its ROM words. An element ``(j, x)`` waits one
+    cycle per ROM word of column ``< j`` still ahead in the slowest neuron. With ``drop_filter``,
+    zero-valued elements without ``last`` are taken in their first cycle and not broadcast.
+    """
+    ptr = [0] * len(cols)
+    t = first_valid
+    accepts = []
+    for j, x, last in elements:
+        if drop_filter and x == 0 and not last:
+            accepts.append(t)
+            t += 1
+            continue
+        worst = 0
+        for n, c in enumerate(cols):
+            p = ptr[n]
+            k = int(np.searchsorted(c[p:], j, side="left"))
+            worst = max(worst, k)
+            p += k
+            if p < len(c) and c[p] == j:
+                p += 1
+            ptr[n] = p
+        accepts.append(t + worst)
+        t += worst + 1
+        if last:
+            ptr = [0] * len(cols)
+    return accepts
+
+
+def mlp_cycles(
+    layers,
+    x_codes,
+    build: str,
+    zero_skip: bool = False,
+    sparse_source: bool | None = None,
+    detail: bool = False,
+):
+    """Cycles for one image: from the cycle the first input element is valid to the cycle the
+    last output element is transferred, both counted (full-rate source, always-ready sink, one
+    image in flight, the DUT idle and past its first cycle after reset).
+
+    ``sparse_source`` (default: ``zero_skip``): the source leaves zero pixels out of the stream
+    (the ``last`` pixel is always sent). Without it and with ``zero_skip``, the first layer's
+    input filter takes each zero pixel in one cycle.
+    """
+    if sparse_source is None:
+        sparse_source = zero_skip
+    vector = np.asarray(x_codes, dtype=np.int64)
+    elements = _elements(vector, sparse_source)
+    outs = mlp_forward(layers, vector)
+    first_valid = 0
+    per_layer = []
+    last_accept = None
+    for i, layer in enumerate(layers):
+        accepts = layer_cycles(
+            entry_columns(layer, build), elements, first_valid, drop_filter=zero_skip and i == 0
+        )
+        last_accept = accepts[-1]
+        per_layer.append(last_accept - (first_valid if i == 0 else per_layer[-1]))
+        first_valid = last_accept + ACTIVATION_LATENCY[layer.activation]
+        hidden = i != len(layers) - 1
+        elements = _elements(outs[i], zero_skip and hidden)
+    cycles = first_valid + layers[-1].weight_int.shape[0] - 1 + 1
+    if detail:
+        return cycles, per_layer
+    return cycles
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic layers in the bundle's formats (for tests while no real bundle exists)
+
+
+def _csr(codes: np.ndarray, index_bits: int):
+    rel, code, rowptr = [], [], [0]
+    limit = (1 << index_bits) - 1
+    for row in codes:
+        prev = -1
+        for col in np.flatnonzero(row):
+            gap = col - prev - 1
+            while gap > limit:
+                rel.append(limit)
+                code.append(0)
+                gap -= limit + 1
+            rel.append(gap)
+            code.append(int(row[col]))
+            prev = col
+        rowptr.append(len(rel))
+    return np.array(rel, np.uint8), np.array(code, np.uint8), np.array(rowptr, np.int32)
+
+
+def synthetic_layer(
+    rng,
+    in_features: int,
+    out_features: int,
+    *,
+    weight_format: str = "pow2",
+    density: float = 0.5,
+    activation: str = "relu",
+    in_bits: int = 8,
+    in_signed: bool = False,
+    shift: int = 7,
+    output_bits: int = 8,
+    index_bits: int = 4,
+    code_bits: int = 4,
+    max_exp: int = 6,
+    bias_scale: int = 256,
+):
+    """A random layer in the bundle's formats, as ``rtl_gen.neuron.LayerWeights``."""
+    from rtl_gen.neuron import LayerWeights
+
+    size = 1 << code_bits
+    if weight_format == "pow2":
+        mags = [1 << e for e in range(max_exp + 1)]
+        book = [0, *mags, *(-m for m in mags)]
+        book += [0] * (size - len(book))
+    else:
+        book = [0, *rng.integers(-200, 200, size - 1).tolist()]
+    book = np.array(book[:size], dtype=np.int64)
+    live = np.flatnonzero(book)
+    codes = np.where(
+        rng.random((out_features, in_features)) < density,
+        rng.choice(live, (out_features, in_features)),
+        0,
+    )
+    weight_int = book[codes]
+    bias = rng.integers(-bias_scale, bias_scale, out_features)
+    kw = {}
+    if weight_format != "dense":
+        rel, code, rowptr = _csr(codes, index_bits)
+        kw = dict(codebook=book, csr_rel=rel, csr_code=code, csr_rowptr=rowptr)
+    return LayerWeights(
+        name="fc",
+        weight_int=weight_int,
+        bias_int=bias,
+        shift=shift,
+        activation=activation,
+        in_bits=in_bits,
+        in_signed=in_signed,
+        output_bits=output_bits,
+        output_frac_bits=4,
+        weight_format=weight_format,
+        index_bits=index_bits,
+        code_bits=code_bits,
+        **kw,
+    )
+
+
+def synthetic_mlp(rng, sizes=(64, 24, 12, 10), density=0.5, weight_format="pow2"):
+    """A random MLP (ReLU hidden layers, plain saturating last layer)."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        last = i == len(sizes) - 2
+        layer = synthetic_layer(
+            rng,
+            a,
+            b,
+            weight_format=weight_format,
+            density=density,
+            activation="none" if last else "relu",
+        )
+        layer.name = f"fc{i + 1}"
+        layers.append(layer)
+    return layers
+
+
+def random_images(rng, count: int, features: int = 64, zero_fraction: float = 0.5):
+    """Unsigned 8-bit codes in 0..255 (digits-like: about half zeros)."""
+    x = rng.integers(0, 256, (count, features))
+    x[rng.random((count, features)) < zero_fraction] = 0
+    return x
