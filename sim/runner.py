@@ -149,9 +149,7 @@ def run_cocotb(
 
     # Skip the compile when the same Verilog was built with the same options.
     key = hashlib.sha256(
-        json.dumps(
-            [verilog_path.read_text(), simulator, toplevel, bool(waves), args]
-        ).encode()
+        json.dumps([verilog_path.read_text(), simulator, toplevel, bool(waves), args]).encode()
     ).hexdigest()
     stamp = sim_dir / ".build-key"
     product = sim_dir / ("sim.vvp" if simulator == "icarus" else toplevel)

@@ -1,0 +1,148 @@
+"""The golden model of the convolution engine: arithmetic against SciPy/PyTorch, cycle model."""
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from rtl_gen.conv import READ_TO_OUTPUT_LATENCY, ConvEngine, ConvParams
+from tb.golden.conv import (
+    PIPELINE_LATENCY,
+    accumulate,
+    conv2d,
+    conv_cycles,
+    conv_cycles_closed_form,
+    row_schedule,
+    scale,
+)
+
+
+def _random_params(rng, kernel, **kw):
+    coefs = rng.integers(-128, 128, size=(kernel, kernel))
+    return ConvParams(
+        width=19, height=13, kernel=kernel, line_buffers=kernel + 1, coefficients=coefs, **kw
+    )
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_accumulate_matches_scipy_correlate2d(kernel):
+    rng = np.random.default_rng(kernel)
+    p = _random_params(rng, kernel)
+    image = rng.integers(0, 256, size=(p.height, p.width))
+    want = scipy.signal.correlate2d(image, p.coefficients, mode="valid")
+    np.testing.assert_array_equal(accumulate(image, p), want)
+
+
+def test_conv2d_matches_torch_conv2d():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    p = _random_params(rng, 3, shift=5, rounding="half_up", out_width=9, bias=-300)
+    frames = rng.integers(0, 256, size=(2, p.height, p.width))
+    x = torch.tensor(frames[:, None], dtype=torch.float64)
+    w = torch.tensor(p.coefficients[None, None], dtype=torch.float64)
+    acc = torch.nn.functional.conv2d(x, w).numpy()[:, 0].astype(np.int64) + p.bias
+    want = np.clip(np.floor((acc + 16) / 32).astype(np.int64), -256, 255)
+    np.testing.assert_array_equal(conv2d(frames, p), want)
+
+
+def test_rounding_truncation_relu_saturation():
+    base = dict(width=3, height=3, kernel=3, coefficients=np.zeros((3, 3), int))
+    acc = np.array([-6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 1000, -1000])
+    half = ConvParams(**base, shift=2, rounding="half_up", out_width=8)
+    # (acc + 2) >> 2: round half up, including for negative values (-6/4 = -1.5 -> -1).
+    np.testing.assert_array_equal(
+        scale(acc, half), [-1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 2, 127, -128]
+    )
+    trunc = ConvParams(**base, shift=2, rounding="truncate", out_width=8)
+    np.testing.assert_array_equal(
+        scale(acc, trunc), [-2, -2, -1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 127, -128]
+    )
+    relu = ConvParams(**base, shift=0, relu=True, out_width=4)
+    np.testing.assert_array_equal(scale(acc, relu), [0] * 7 + [1, 2, 3, 4, 5, 6, 7, 0])
+    biased = ConvParams(**base, shift=1, bias=3, out_width=16)
+    np.testing.assert_array_equal(scale(np.array([0, 1, -4]), biased), [2, 2, 0])
+
+
+@pytest.mark.parametrize("pixel_width,coef_width,kernel", [(8, 8, 1), (8, 8, 3), (4, 6, 5)])
+def test_accumulator_width_holds_the_extremes(pixel_width, coef_width, kernel):
+    lo, hi = -(1 << (coef_width - 1)), (1 << (coef_width - 1)) - 1
+    top = (1 << pixel_width) - 1
+    for coef in (lo, hi):
+        p = ConvParams(
+            width=kernel,
+            height=kernel,
+            kernel=kernel,
+            line_buffers=kernel,
+            pixel_width=pixel_width,
+            coef_width=coef_width,
+            coefficients=np.full((kernel, kernel), coef),
+            shift=0,
+        )
+        acc = accumulate(np.full((kernel, kernel), top), p)
+        assert acc.item() == coef * top * kernel * kernel
+        assert -(1 << (p.acc_width - 1)) <= acc.item() < (1 << (p.acc_width - 1))
+        scale(acc, p)  # raises on overflow
+    # K = 1 needs every bit of pixel_width + coef_width (+1 for the bias).
+    if kernel == 1:
+        assert lo * top < -(1 << (pixel_width + coef_width - 2))
+
+
+def test_model_latency_is_the_engine_latency():
+    assert PIPELINE_LATENCY == READ_TO_OUTPUT_LATENCY == ConvEngine.latency
+
+
+SIZES = [(3, 3), (5, 4), (8, 8), (16, 12), (28, 28), (33, 7), (64, 64)]
+
+
+@pytest.mark.parametrize(
+    "width,height,kernel",
+    [(w, h, k) for w, h in SIZES for k in (1, 3, 5) if min(w, h) >= k],
+)
+def test_cycle_model_closed_form(width, height, kernel):
+    for n in range(kernel, kernel + 4):
+        assert conv_cycles(width, height, kernel, n) == conv_cycles_closed_form(
+            width, height, kernel, n
+        )
+
+
+@pytest.mark.parametrize("width,height", SIZES)
+def test_cycle_model_spare_buffer_reaches_one_pixel_per_clock(width, height):
+    k = 3
+    for n in range(k + 1, k + 5):
+        assert conv_cycles(width, height, k, n) <= height * width + width + 16
+        assert conv_cycles(width, height, k, n, frames=3) == (
+            3 * height * width + width + PIPELINE_LATENCY
+        )
+    # More buffers never hurt; N = K is the slowest.
+    cycles = [conv_cycles(width, height, k, n) for n in range(k, k + 5)]
+    assert cycles == sorted(cycles, reverse=True)
+
+
+def test_cycle_model_targets():
+    assert conv_cycles(28, 28, 3, 3) / conv_cycles(28, 28, 3, 4) >= 1.85
+    assert conv_cycles(224, 224, 3, 3) / conv_cycles(224, 224, 3, 4) >= 1.95
+    assert conv_cycles(28, 28, 3, 3) == 1515
+    assert conv_cycles(28, 28, 3, 4) == 815
+
+
+def test_schedule_serializes_with_n_equal_k():
+    s = row_schedule(10, 8, 3, 3)
+    # Fill of row K waits for the first output row's last read, then they alternate.
+    assert s.fill_start[3] == s.read_end[0] + 1
+    for j in range(1, len(s.read_start)):
+        assert s.read_start[j] == s.fill_end[j + 2] + 1
+    s4 = row_schedule(10, 8, 3, 4)
+    assert s4.fill_start == [10 * g for g in range(8)]
+
+
+def test_back_to_back_frames_with_n_equal_k():
+    # The next frame's first row cannot start before the last output row released its rows.
+    s = row_schedule(12, 9, 3, 3, frames=2)
+    assert s.fill_start[9] == s.read_end[9 - 3] + 1
+    # So every frame costs the full serialized time: F·(2H - K + 1)·W + latency.
+    for frames in (1, 2, 3):
+        assert conv_cycles(12, 9, 3, 3, frames=frames) == frames * (2 * 9 - 3 + 1) * 12 + 3
+
+
+def test_frames_must_be_positive():
+    with pytest.raises(ValueError, match="frames must be an integer >= 1, not 0"):
+        conv_cycles(8, 8, 3, 4, frames=0)
