@@ -11,6 +11,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from .lint import WAIVER_FILE, waiver_text
 from .ports import top_ports
 from .roms import find_roms, with_rom_files, write_coe, write_mem
 from .vivado import DEFAULT_PART, build_tcl, constraints_xdc
@@ -57,8 +58,9 @@ def export_design(
     """Write ``design`` to ``out_dir`` and return the folder.
 
     Layout: ``<top>.v``, ``roms/*.mem`` and ``roms/*.coe``, ``constraints.xdc``,
-    ``vivado/build.tcl``, ``manifest.json``. Icarus compiles the folder alone
-    (``iverilog <top>.v``); Vivado runs ``vivado -mode batch -source vivado/build.tcl``.
+    ``vivado/build.tcl``, ``verilator_waivers.vlt``, ``manifest.json``. Icarus compiles the
+    folder alone (``iverilog <top>.v``); Vivado runs
+    ``vivado -mode batch -source vivado/build.tcl``.
     """
     out_dir = Path(out_dir)
     (out_dir / "roms").mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,7 @@ def export_design(
             }
         )
     mem_files = [entry["mem"] for entry in rom_entries]
+    (out_dir / WAIVER_FILE).write_text(waiver_text([source]))
     (out_dir / "constraints.xdc").write_text(constraints_xdc("clk", period_ns))
     (out_dir / "vivado" / "build.tcl").write_text(
         build_tcl(design.top, [source], mem_files, "constraints.xdc", part)
@@ -104,6 +107,7 @@ def export_design(
         "roms": rom_entries,
         "rom_bits": sum(entry["bits"] for entry in rom_entries),
         "rom_files_define": "COMPRESS2RTL_ROM_FILES",
+        "verilator_lint": f"verilator --lint-only -Wall {WAIVER_FILE} {source}",
         "bundle": str(design.bundle) if design.bundle else None,
         "bundle_sha256": bundle_hash(design.bundle) if design.bundle else None,
         "tools": tool_versions(),

@@ -1,0 +1,78 @@
+"""``python -m rtl_gen.export {verilog,synth} --design conv|neuron|mlp ...``
+
+``verilog`` writes a self-contained folder for Vivado under ``build/verilog/<name>/``;
+``synth`` also runs Yosys ``synth_xilinx`` on it and writes
+``reports/yosys_utilization.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .designs import conv_design
+from .folder import export_design
+from .vivado import DEFAULT_PART
+from .yosys import UTILIZATION_KEYS, synth_xilinx
+
+DEFAULT_BUNDLE = Path("build/compress/digits_lenet300/bundle")
+
+
+def build_design(args):
+    if args.design == "conv":
+        return conv_design(args.line_buffers, args.kernel, args.width, args.height)
+    from . import designs
+
+    if args.design == "neuron":
+        return designs.neuron_design(args.bundle, args.build)
+    return designs.mlp_design(args.bundle, args.build, args.zero_skip)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m rtl_gen.export", description=__doc__)
+    parser.add_argument("action", choices=("verilog", "synth"))
+    parser.add_argument("--design", choices=("conv", "neuron", "mlp"), default="conv")
+    parser.add_argument("--line-buffers", type=int, default=4)
+    parser.add_argument("--kernel", type=int, default=3)
+    parser.add_argument("--width", type=int, default=28)
+    parser.add_argument("--height", type=int, default=28)
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    parser.add_argument("--build", choices=("dense", "codebook", "pow2"), default="pow2")
+    parser.add_argument("--zero-skip", action="store_true")
+    parser.add_argument("--part", default=DEFAULT_PART)
+    parser.add_argument("--clock-ns", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=Path("build/verilog"))
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        design = build_design(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    folder = export_design(design, args.out / design.name, args.part, args.clock_ns)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    print(f"{design.name}: {folder}/")
+    print(f"  top {design.top}.v, {len(manifest['roms'])} ROM(s), {manifest['rom_bits']} ROM bits")
+    print("  vivado -mode batch -source " f"{folder}/vivado/build.tcl")
+    if args.action == "synth":
+        start = time.monotonic()
+        figures, coarse = synth_xilinx(folder, manifest["sources"], design.top)
+        figures["multipliers_described"] = coarse.get("$mul", 0)
+        seconds = time.monotonic() - start
+        out = folder / "reports" / "yosys_utilization.json"
+        out.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"  Yosys synth_xilinx ({seconds:.1f} s):")
+        for key in (*UTILIZATION_KEYS, "multipliers_described"):
+            print(f"    {key:<22}{figures[key]:>8}")
+        print(f"  {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
