@@ -16,6 +16,10 @@ DATASET      ?= digits
 MODEL        ?= lenet300
 BUNDLE       ?= build/compress/$(DATASET)_$(MODEL)/bundle
 IMAGES       ?= 100
+BUILD        ?= pow2
+ZERO_SKIP    ?= 1
+PART         ?= xc7z020clg400-1
+CLOCK_NS     ?= 10
 PYTEST_ARGS  ?=
 
 export SIM WAVES
@@ -31,7 +35,16 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-sim: $(STAMP)
+EXPORT_ARGS = --design $(DESIGN) --line-buffers $(LINE_BUFFERS) --kernel $(K) --width $(WIDTH) \
+	--height $(HEIGHT) --bundle $(BUNDLE) --build $(BUILD) $(if $(filter 1,$(ZERO_SKIP)),--zero-skip) \
+	--part $(PART) --clock-ns $(CLOCK_NS)
+# The MLP and neuron designs read the compress bundle; build it on first use.
+NEEDS_BUNDLE = $(if $(filter mlp neuron,$(DESIGN)),$(BUNDLE)/manifest.json)
+
+$(BUNDLE)/manifest.json: | $(STAMP)
+	$(PY) -m compress --dataset $(DATASET) --model $(MODEL)
+
+sim: $(STAMP) $(NEEDS_BUNDLE)
 ifeq ($(DESIGN),conv)
 	$(PY) -m sim.conv --line-buffers $(LINE_BUFFERS) --kernel $(K) --width $(WIDTH) \
 		--height $(HEIGHT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
@@ -56,6 +69,15 @@ bench: $(STAMP)
 
 compress: $(STAMP)
 	$(PY) -m compress --dataset $(DATASET) --model $(MODEL)
+
+verilog: $(STAMP) $(NEEDS_BUNDLE)
+	$(PY) -m rtl_gen.export verilog $(EXPORT_ARGS)
+
+synth: $(STAMP) $(NEEDS_BUNDLE)
+	$(PY) -m rtl_gen.export synth $(EXPORT_ARGS)
+
+report: $(STAMP) $(BUNDLE)/manifest.json
+	$(PY) scripts/report.py --bundle $(BUNDLE) --sim $(SIM)
 
 clean:
 	rm -rf sim/build build .pytest_cache .ruff_cache
