@@ -137,12 +137,20 @@ def _results(params, run: ConvRun, simulator, image_name, fingerprint) -> dict:
     }
 
 
+def _write_results(out_dir: Path, simulator: str, results: dict) -> None:
+    """``results.json`` of the latest run, and a copy per simulator (the baseline cache)."""
+    text = json.dumps(results, indent=2) + "\n"
+    (out_dir / simulator).mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(text)
+    (out_dir / simulator / "results.json").write_text(text)
+
+
 def _baseline(params: ConvParams, image, name, simulator) -> tuple[dict | None, str]:
     """Results of the same image with ``N = K``: cached from an earlier run, else simulated."""
     base = ConvParams(**{**params.to_dict(), "line_buffers": params.kernel})
     out_dir = BUILD_ROOT / build_dir_name(base)
     fp = _fingerprint(base, image, simulator)
-    cached = out_dir / "results.json"
+    cached = out_dir / simulator / "results.json"
     if cached.exists():
         data = json.loads(cached.read_text())
         if data.get("fingerprint") == fp and data.get("passed"):
@@ -151,8 +159,7 @@ def _baseline(params: ConvParams, image, name, simulator) -> tuple[dict | None, 
         base, simulator, out_dir, real_image=image, real_image_name=name, testcase="test_real_image"
     )
     data = _results(base, run, simulator, name, fp)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(data, indent=2) + "\n")
+    _write_results(out_dir, simulator, data)
     return (data if run.passed else None), "simulated"
 
 
@@ -222,8 +229,7 @@ def main(argv=None) -> int:
         results["baseline_cycles"] = baseline["cycles"]
         results["baseline"] = how
     results["total_wall_seconds"] = round(time.perf_counter() - started, 3)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    _write_results(out_dir, simulator, results)
 
     speedup = results.get("speedup_vs_n_eq_k")
     speed_text = "n/a"

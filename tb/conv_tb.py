@@ -17,6 +17,7 @@ import gzip
 import json
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -304,10 +305,14 @@ def _images(cfg: dict, key: str) -> list[np.ndarray]:
 
 
 async def _exact_frame(tb: ConvTB, image: np.ndarray, test: str, name: str) -> None:
+    started, first_cycle = time.perf_counter(), tb.cycle
     res = await tb.run(image)
+    run_seconds = time.perf_counter() - started
     entry = tb.check(image, res)
     entry["model_cycles"] = tb.model_cycles(1)
     entry["image"] = name
+    entry["run_seconds"] = round(run_seconds, 4)
+    entry["run_cycles"] = tb.cycle - first_cycle  # clock cycles simulated for this frame
     report(test, entry)
     assert res.cycles == entry["model_cycles"], (
         f"{name}: {res.cycles} cycles, the cycle model says {entry['model_cycles']}"
