@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     manifest = json.loads((folder / "manifest.json").read_text())
     print(f"{design.name}: {folder}/")
     print(f"  top {design.top}.v, {len(manifest['roms'])} ROM(s), {manifest['rom_bits']} ROM bits")
-    print("  vivado -mode batch -source " f"{folder}/vivado/build.tcl")
+    print(f"  vivado -mode batch -source {folder}/vivado/build.tcl")
     if args.action == "synth":
         start = time.monotonic()
         figures, coarse = synth_xilinx(folder, manifest["sources"], design.top)

@@ -1,0 +1,66 @@
+"""Analytical 7-series resource estimates from design parameters, without running a tool.
+
+The exact figures are structural: one DSP48E1 per described multiplier, one RAMB18 per line
+buffer deeper than :data:`BRAM_MIN_DEPTH`, distributed-RAM cell counts by Yosys' mapping rules.
+LUT and FF figures are first-order models of the datapath and control; the tests hold them to
+:data:`LOGIC_TOLERANCE` of Yosys ``synth_xilinx``.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Relative tolerance of the LUT and FF estimates against Yosys (checked in tests).
+LOGIC_TOLERANCE = 0.35
+#: Memories this deep or deeper go to block RAM, shallower ones to distributed RAM
+#: (Yosys' cost model; seen: 300 x 8 distributed, 512 x 8 block RAM).
+BRAM_MIN_DEPTH = 512
+RAMB18_BITS = 18 * 1024
+
+
+def lutram_cells(depth: int, width: int) -> int:
+    """Distributed-RAM cells for a simple dual-port ``depth x width`` memory.
+
+    Up to 32 words: RAM32M (32 x 6 bits, one write and three read ports);
+    deeper: RAM64M (64 x 3 bits) tiled over the depth.
+    """
+    if depth <= 32:
+        return math.ceil(width / 6)
+    return math.ceil(depth / 64) * math.ceil(width / 3)
+
+
+def memory_cells(depth: int, width: int) -> dict[str, int]:
+    if depth >= BRAM_MIN_DEPTH:
+        return {"ramb18": math.ceil(depth * width / RAMB18_BITS), "lutram": 0}
+    return {"ramb18": 0, "lutram": lutram_cells(depth, width)}
+
+
+def conv_estimate(
+    width: int, kernel: int, line_buffers: int, pixel_width: int = 8, **_ignored
+) -> dict[str, int]:
+    """Resources of :class:`rtl_gen.conv.engine.ConvEngine`.
+
+    ``K·K`` multipliers (the coefficients come from a ROM, so none is constant-folded);
+    ``N`` line buffers of ``W x pixel_width`` bits; the K x K window of pixel registers and
+    the adder tree dominate FFs; LUTs go to the adder tree, to the ``N``-to-``K`` row select
+    (``K·pixel_width`` multiplexers of ``N`` inputs, one LUT6 per 4 inputs) and to the read
+    multiplexers of distributed RAM tiled over more than 64 words.
+    """
+    k2 = kernel * kernel
+    buffers = memory_cells(width, pixel_width)
+    spare = line_buffers - kernel
+    row_select = kernel * pixel_width * math.ceil((line_buffers - 1) / 3)
+    lut = 47 + 0.7 * k2 + row_select
+    if buffers["lutram"] and width > 64:
+        lut += line_buffers * (math.ceil(width / 64) - 1) * 4.6
+    ff = 30 + 4.5 * k2 + 9 * spare
+    if buffers["ramb18"]:
+        ff -= kernel * pixel_width  # the read registers move into the block RAMs
+    return {
+        "lut": round(lut),
+        "ff": round(ff),
+        "dsp": k2,
+        "ramb18": line_buffers * buffers["ramb18"],
+        "ramb36": 0,
+        "lutram": line_buffers * buffers["lutram"],
+    }
