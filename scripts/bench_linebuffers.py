@@ -203,7 +203,7 @@ def main(argv=None) -> int:
             agree = all(r["cycles"] == first["cycles"] for r in rows.values())
             cycles = f"{first['cycles']}" + ("" if agree else "*")
             line = (
-                f"{w}x{h:<5} {n:>2} {cycles:>8} {first['model_cycles']:>8}"
+                f"{f'{w}x{h}':>9} {n:>2} {cycles:>8} {first['model_cycles']:>8}"
                 f" {first['cycles_per_pixel']:>7.3f} {first['ratio_to_n_eq_k'] or 0:>6.3f}x"
             )
             line += "".join(f" {rows[s]['sim_cycles_per_second']:>17,.0f}" for s in sims)
