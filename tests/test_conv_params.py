@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 from rtl_gen.conv import ConvEngine, ConvParams, accumulator_width, sum_width
 from tb.golden.conv import conv2d, conv_cycles
@@ -68,6 +69,7 @@ def test_good_parameters_and_derived_widths():
     assert again.to_dict() == p.to_dict()
     engine = ConvEngine(p, line_buffers=5)
     assert engine.params.line_buffers == 5 and engine.params.kernel == 5
+    Fragment.get(engine, None)  # elaborates
     with pytest.raises(TypeError, match="params must be a ConvParams"):
         ConvEngine({"width": 3})
 
@@ -77,6 +79,7 @@ def test_engine_signature():
     assert engine.i.payload.shape().width == 6
     assert engine.o.payload.value.shape().width == 12
     assert engine.o.payload.last.shape().width == 1
+    Fragment.get(engine, None)
 
 
 @pytest.mark.parametrize(

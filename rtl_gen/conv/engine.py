@@ -71,12 +71,16 @@ class ConvEngine(wiring.Component):
     latency = READ_TO_OUTPUT_LATENCY
 
     def __init__(self, params: ConvParams | None = None, /, **kwargs):
-        if params is None:
-            params = ConvParams(**kwargs)
-        elif not isinstance(params, ConvParams):
-            raise TypeError(f"params must be a ConvParams, not {params!r}")
-        elif kwargs:
-            params = dataclasses.replace(params, **kwargs)
+        try:
+            if params is None:
+                params = ConvParams(**kwargs)
+            elif not isinstance(params, ConvParams):
+                raise TypeError(f"params must be a ConvParams, not {params!r}")
+            elif kwargs:
+                params = dataclasses.replace(params, **kwargs)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # never built: no "created but never used" warning
+            raise
         self.params = params
         super().__init__(
             {
