@@ -214,8 +214,10 @@ def load_bundle_any(bundle):
     A path is read with :func:`compress.bundle.load_bundle`.
     """
     if isinstance(bundle, (str, Path)):
-        from compress.bundle import load_bundle
-
+        try:
+            from compress.bundle import load_bundle
+        except ImportError:  # the compress side is not installed: read the files directly
+            return _read_bundle_files(Path(bundle))
         bundle = load_bundle(Path(bundle))
     if isinstance(bundle, tuple) and len(bundle) == 2:
         return bundle
@@ -224,6 +226,15 @@ def load_bundle_any(bundle):
     if hasattr(bundle, "manifest") and hasattr(bundle, "arrays"):
         return bundle.manifest, bundle.arrays
     raise TypeError(f"cannot read a bundle from {type(bundle).__name__}")
+
+
+def _read_bundle_files(path: Path):
+    import json
+
+    manifest = json.loads((path / "manifest.json").read_text())
+    with np.load(path / "arrays.npz") as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    return manifest, arrays
 
 
 def layers_from_bundle(bundle, baseline: bool = False) -> list[LayerWeights]:

@@ -284,3 +284,98 @@ def random_images(rng, count: int, features: int = 64, zero_fraction: float = 0.
     x = rng.integers(0, 256, (count, features))
     x[rng.random((count, features)) < zero_fraction] = 0
     return x
+
+
+def synthetic_bundle(rng, sizes=(64, 48, 24, 10), baseline_sizes=(64, 300, 100, 10), images=360):
+    """``(manifest, arrays)`` of a random bundle in the format of ``docs/bundle.md``: pow2 CSR
+    layers, a dense 16-bit baseline and a reference forward pass over digits-like inputs."""
+    layers = synthetic_mlp(rng, sizes, density=0.6)
+    for layer in layers:
+        layer.shift = 9
+    manifest = {
+        "format": "compress2rtl-bundle",
+        "version": 1,
+        "dataset": "synthetic",
+        "model": "mlp",
+        "created_by": "tb.golden.mlp.synthetic_bundle",
+        "input": {"shape": [sizes[0]], "bits": 8, "frac_bits": 4, "signed": False},
+        "layers": [],
+        "reference": {},
+        "baseline": {"layers": []},
+    }
+    arrays = {}
+    for layer in layers:
+        manifest["layers"].append(
+            {
+                "name": layer.name,
+                "kind": "linear",
+                "in_features": layer.in_features,
+                "out_features": layer.out_features,
+                "weight_format": "pow2",
+                "weight_frac_bits": 9,
+                "exp_bits": 3,
+                "pow2_max_exp": 6,
+                "codebook_bits": layer.code_bits,
+                "index_bits": layer.index_bits,
+                "input_frac_bits": 4,
+                "output_frac_bits": 4,
+                "output_bits": layer.output_bits,
+                "acc_bits": layer.acc_bits(),
+                "activation": layer.activation,
+            }
+        )
+        arrays[f"{layer.name}.weight_int"] = layer.weight_int.astype(np.int32)
+        arrays[f"{layer.name}.bias_int"] = layer.bias_int.astype(np.int32)
+        arrays[f"{layer.name}.codebook"] = layer.codebook.astype(np.int32)
+        arrays[f"{layer.name}.csr_rel"] = layer.csr_rel.astype(np.uint8)
+        arrays[f"{layer.name}.csr_code"] = layer.csr_code.astype(np.uint8)
+        arrays[f"{layer.name}.csr_rowptr"] = layer.csr_rowptr.astype(np.int32)
+        arrays[f"{layer.name}.mask"] = layer.weight_int != 0
+    for i, (a, b) in enumerate(zip(baseline_sizes, baseline_sizes[1:], strict=False)):
+        name = f"fc{i + 1}"
+        last = i == len(baseline_sizes) - 2
+        w = rng.integers(-600, 600, (b, a))
+        arrays[f"baseline.{name}.weight_int"] = w.astype(np.int32)
+        arrays[f"baseline.{name}.bias_int"] = rng.integers(-4000, 4000, b).astype(np.int32)
+        manifest["baseline"]["layers"].append(
+            {
+                "name": name,
+                "kind": "linear",
+                "in_features": a,
+                "out_features": b,
+                "weight_format": "dense",
+                "weight_bits": 16,
+                "weight_frac_bits": 12,
+                "input_frac_bits": 4,
+                "output_frac_bits": 4,
+                "output_bits": 8,
+                "acc_bits": 40,
+                "activation": "none" if last else "relu",
+            }
+        )
+    x = random_images(rng, images, sizes[0])
+    out = mlp_forward(layers, x)[-1]
+    arrays["reference.test_inputs"] = x.astype(np.uint8)
+    arrays["reference.test_labels"] = rng.integers(0, sizes[-1], images)
+    arrays["reference.test_outputs"] = out.astype(np.int32)
+    arrays["reference.test_pred"] = np.argmax(out, axis=1)
+    manifest["reference"] = {
+        "test_images": images,
+        "integer_accuracy": float(
+            np.mean(arrays["reference.test_pred"] == arrays["reference.test_labels"])
+        ),
+        "float_accuracy": None,
+    }
+    return manifest, arrays
+
+
+def write_synthetic_bundle(path, manifest, arrays):
+    """Write a synthetic bundle directory (``manifest.json`` + ``arrays.npz``)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    np.savez(path / "arrays.npz", **arrays)
+    return path

