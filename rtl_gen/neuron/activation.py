@@ -11,17 +11,18 @@ Both units take the neuron's accumulator (``acc``, signed) and apply the bundle'
 :class:`LutActivation` (one ROM, synchronous read: one cycle of latency)
     ``"sigmoid"`` / ``"tanh"``. The table input is ``q`` saturated to ``lut_bits`` signed bits,
     i.e. the real range ``[-2**(lut_bits-1), 2**(lut_bits-1) - 1] * 2**-frac_bits``
-    (``[-8, 7.9375]`` for 8 bits and 4 fractional bits), and the table has ``2**lut_bits`` words addressed by the
-    two's complement bits of the saturated ``q``. The output has the same ``frac_bits`` fractional
-    bits: ``round_half_up(f(q * 2**-frac_bits) * 2**frac_bits)`` saturated to ``output_bits``,
-    unsigned for sigmoid and signed for tanh. :func:`lut_table` gives the contents.
+    (``[-8, 7.9375]`` for 8 bits and 4 fractional bits); the table has ``2**lut_bits`` words
+    addressed by the two's complement bits of the saturated ``q``. The output has the same
+    ``frac_bits`` fractional bits: ``round_half_up(f(q * 2**-frac_bits) * 2**frac_bits)``
+    saturated to ``output_bits``, unsigned for sigmoid and signed for tanh. :func:`lut_table`
+    gives the contents.
 """
 
 from __future__ import annotations
 
 import math
 
-from amaranth import Module, Mux, Shape, signed, unsigned
+from amaranth import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -65,8 +66,6 @@ def _saturate(m, value, shape: Shape, name: str):
     out = m.d.comb
     lo = -(1 << (shape.width - 1)) if shape.signed else 0
     hi = (1 << (shape.width - 1)) - 1 if shape.signed else (1 << shape.width) - 1
-    from amaranth import Signal
-
     result = Signal(shape, name=name)
     out += result.eq(Mux(value < lo, lo, Mux(value > hi, hi, value)))
     return result
