@@ -2,7 +2,8 @@
 
 Both DUTs have the same ports: ``inp`` (stream of ``{index, value, last}`` elements, the image) and
 ``out`` (stream of the last layer's results in index order). The pytest side
-(``tests/test_mlp_hw.py``, ``sim/mlp.py``) pickles a case file whose path reaches the simulation in ``$MLP_TB_CASE``::
+(``tests/test_mlp_hw.py``, ``sim/mlp.py``) pickles a case file whose path reaches the
+simulation in ``$MLP_TB_CASE``::
 
     {"layers": [LayerWeights, ...], "build": "pow2", "zero_skip": bool, "sparse_source": bool,
      "images": uint8 (n, in), "labels": (n,) or None, "seed": int,
