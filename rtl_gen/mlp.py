@@ -60,6 +60,19 @@ class Mlp(wiring.Component):
             }
         )
 
+    @classmethod
+    def from_bundle(cls, bundle, *, build=None, zero_skip: bool = False, baseline: bool = False):
+        """The network of a bundle (path or loaded), or its dense baseline with ``baseline``.
+
+        ``build`` defaults to the bundle's weight format (``"dense"`` for the baseline).
+        """
+        from .neuron import layers_from_bundle
+
+        layers = layers_from_bundle(bundle, baseline=baseline)
+        if build is None:
+            build = "dense" if baseline else layers[0].weight_format
+        return cls(layers, build=build, zero_skip=zero_skip)
+
     @property
     def rom_bits(self) -> int:
         return sum(layer.rom_bits for layer in self.layers)
