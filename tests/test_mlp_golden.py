@@ -28,20 +28,15 @@ def test_golden_equals_bundle_reference(bundle):
 
 
 def test_golden_equals_integer_ref_forward(bundle):
+    """Against ``compress.integer_ref.forward``, the network and its dense baseline."""
     integer_ref = pytest.importorskip("compress.integer_ref")
-    manifest, arrays, real = bundle
-    if not real:
-        pytest.skip("synthetic bundle")
-    from compress.bundle import load_bundle
-
-    from sim.mlp import default_bundle
-
-    reference = integer_ref.forward(load_bundle(default_bundle()), arrays["reference.test_inputs"])
-    layers = layers_from_bundle((manifest, arrays))
-    ours = golden.mlp_forward(layers, np.asarray(arrays["reference.test_inputs"], np.int64))[-1]
-    ref = reference[-1] if isinstance(reference, (list, tuple)) else reference
-    ref = ref[0] if isinstance(ref, tuple) else ref
-    np.testing.assert_array_equal(ours, np.asarray(ref))
+    manifest, arrays, _ = bundle
+    x = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)
+    for baseline in (False, True):
+        layers = layers_from_bundle((manifest, arrays), baseline=baseline)
+        ours = golden.mlp_forward(layers, x)[-1]
+        ref = integer_ref.forward((manifest, arrays), x, baseline=baseline)
+        np.testing.assert_array_equal(ours, np.asarray(ref))
 
 
 def test_csr_decodes_to_weights(bundle):
