@@ -105,6 +105,13 @@ class LayerWeights:
                 if getattr(self, field) is None:
                     raise ValueError(f"a {self.weight_format} layer needs {field}")
             self.codebook = np.asarray(self.codebook, dtype=np.int64)
+            if len(self.codebook) > 1 << self.code_bits:
+                raise ValueError(
+                    f"codebook has more than 2**code_bits = {1 << self.code_bits} entries"
+                )
+            # unused codes decode to 0
+            pad = (1 << self.code_bits) - len(self.codebook)
+            self.codebook = np.concatenate([self.codebook, np.zeros(pad, np.int64)])
             self.csr_rel = np.asarray(self.csr_rel, dtype=np.int64)
             self.csr_code = np.asarray(self.csr_code, dtype=np.int64)
             self.csr_rowptr = np.asarray(self.csr_rowptr, dtype=np.int64)
