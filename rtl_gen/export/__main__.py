@@ -28,7 +28,7 @@ def build_design(args):
 
     if args.design == "neuron":
         return designs.neuron_design(args.bundle, args.build)
-    return designs.mlp_design(args.bundle, args.build, args.zero_skip)
+    return designs.mlp_design(args.bundle, args.build, args.zero_skip, args.baseline)
 
 
 def parse_args(argv=None):
@@ -42,6 +42,7 @@ def parse_args(argv=None):
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     parser.add_argument("--build", choices=("dense", "codebook", "pow2"), default="pow2")
     parser.add_argument("--zero-skip", action="store_true")
+    parser.add_argument("--baseline", action="store_true", help="the uncompressed dense MLP")
     parser.add_argument("--part", default=DEFAULT_PART)
     parser.add_argument("--clock-ns", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=Path("build/verilog"))

@@ -29,3 +29,73 @@ def conv_design(
             ),
         },
     )
+
+
+def _bundle_manifest(bundle) -> dict:
+    import json
+    from pathlib import Path
+
+    path = Path(bundle) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no bundle at {bundle}: run `make compress` first")
+    return json.loads(path.read_text())
+
+
+def mlp_design(bundle, build: str = "pow2", zero_skip: bool = False, baseline: bool = False):
+    """The MLP of a compress bundle (or its dense baseline) as one top module ``mlp``."""
+    from rtl_gen.mlp import Mlp
+    from rtl_gen.neuron.weights import layers_from_bundle
+
+    manifest = _bundle_manifest(bundle)
+    layers = layers_from_bundle(bundle, baseline=baseline)
+    if baseline:
+        build = "dense"
+    mlp = Mlp(layers, build=build, zero_skip=zero_skip)
+    sizes = [layers[0].in_features] + [layer.out_features for layer in layers]
+    variant = "baseline" if baseline else build + ("_zs" if zero_skip else "")
+    return Design(
+        name=f"mlp_{manifest['dataset']}_{manifest['model']}_{variant}",
+        top="mlp",
+        component=mlp,
+        parameters={
+            "layers": sizes,
+            "build": build,
+            "zero_skip": zero_skip,
+            "baseline": baseline,
+            "rom_bits": mlp.rom_bits,
+        },
+        latency={"note": "per image; see cycle_model"},
+        cycle_model={
+            "function": "tb.golden.mlp.mlp_cycles",
+            "arguments": {"build": build, "zero_skip": zero_skip},
+        },
+        bundle=bundle,
+    )
+
+
+def neuron_design(bundle, build: str = "pow2"):
+    """Neuron 0 of the bundle's first layer, alone, as top module ``neuron``."""
+    from rtl_gen.layer import Layer
+    from rtl_gen.neuron.weights import layers_from_bundle
+
+    manifest = _bundle_manifest(bundle)
+    layer = Layer(layers_from_bundle(bundle)[0], build=build)
+    layer._MustUse__silence = True  # only its first neuron is exported
+    neuron = layer.neuron(0)
+    return Design(
+        name=f"neuron_{manifest['dataset']}_{manifest['model']}_{build}",
+        top="neuron",
+        component=neuron,
+        parameters={
+            "layer": layer.weights.name,
+            "index": 0,
+            "in_features": neuron.in_features,
+            "build": build,
+            "activation": neuron.activation,
+            "rom_words": len(neuron.rom_words),
+            "rom_bits": neuron.rom_bits,
+        },
+        latency={"result_after_last_input_cycles": 2 if neuron.lut else 1},
+        cycle_model={"function": "tb.golden.mlp.layer_cycles"},
+        bundle=bundle,
+    )

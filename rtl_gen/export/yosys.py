@@ -59,7 +59,7 @@ def synth_xilinx(folder: Path, sources: list[str], top: str) -> tuple[dict, dict
     reports.mkdir(parents=True, exist_ok=True)
     reads = "; ".join(f"read_verilog -defer {src}" for src in sources)
     script = (
-        f"{reads}; hierarchy -top {top}; proc; flatten; opt -fast; wreduce; "
+        f"{reads}; hierarchy -top {top}; proc; opt -fast; wreduce; "
         "tee -q -o reports/yosys_coarse.json stat -json; "
         f"synth_xilinx -top {top} -family xc7; "
         "tee -q -o reports/yosys_stat.json stat -json"

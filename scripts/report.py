@@ -1,0 +1,215 @@
+"""The comparison report: resources, ROM bits, cycles, latency and throughput of every design.
+
+Conv engine with N = K and N = K + 1 line buffers; the MLP of a compress bundle as the dense
+baseline (original network, 16-bit weights), pruned (CSR + codebook, multipliers), shift-quantized
+(CSR + power-of-two codes, shifts) and shift-quantized with zero-skipping. Writes
+``build/report/report.md``, ``report.json`` and PNG bar charts; prints the table.
+
+Resources come from Yosys ``synth_xilinx``: the conv engines are synthesized whole; an MLP is a
+set of identical-width neurons, so each layer's median neuron is synthesized and scaled by the
+layer's neuron count (``--mlp-synth full`` synthesizes whole MLPs instead, which takes minutes).
+Cycles come from the golden cycle models, which the cocotb regression checks against the RTL
+exactly; MLP cycles are averaged over the bundle's whole test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rtl_gen.export import designs
+from rtl_gen.export.folder import Design, export_design
+from rtl_gen.export.yosys import synth_xilinx
+from tb.golden.conv import conv_cycles
+from tb.golden.mlp import mlp_cycles
+
+RESOURCES = ("lut", "ff", "carry4", "dsp", "ramb18", "ramb36", "lutram")
+
+
+def synth(design: Design, out: Path) -> dict:
+    folder = export_design(design, out / design.name)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    figures, coarse = synth_xilinx(folder, manifest["sources"], design.top)
+    figures["mul_cells"] = coarse.get("$mul", 0)
+    return figures
+
+
+def conv_rows(kernel: int, size: int, clock_mhz: float, out: Path) -> list[dict]:
+    rows = []
+    for n in (kernel, kernel + 1):
+        design = designs.conv_design(n, kernel, size, size)
+        figures = synth(design, out)
+        one = conv_cycles(size, size, kernel, n)
+        interval = conv_cycles(size, size, kernel, n, frames=2) - one
+        rows.append(
+            {
+                "design": f"conv K={kernel} N={n} {size}x{size}",
+                **{k: figures[k] for k in RESOURCES},
+                "rom_bits": design.component.params.kernel**2 * design.component.params.coef_width,
+                "ram_bits": n * size * design.component.params.pixel_width,
+                "cycles": one,
+                "latency_us": one / clock_mhz,
+                "throughput_per_s": clock_mhz * 1e6 / interval,
+                "resources_from": "yosys (whole design)",
+            }
+        )
+    return rows
+
+
+def _median_neuron(layer) -> int:
+    counts = [
+        len(layer.weights.rom_words(j, layer.build)) for j in range(layer.weights.out_features)
+    ]
+    return int(np.argsort(counts)[len(counts) // 2])
+
+
+def mlp_resources_by_neuron(mlp, name: str, out: Path) -> dict:
+    """Yosys figures of each layer's median neuron, times the layer's neuron count."""
+    total = dict.fromkeys((*RESOURCES, "mul_cells"), 0)
+    for part in (mlp, *mlp.layers):  # only their neurons are elaborated here
+        part._MustUse__silence = True
+    for i, layer in enumerate(mlp.layers):
+        neuron = layer.neuron(_median_neuron(layer))
+        design = Design(f"{name}_layer{i}_neuron", "neuron", neuron, {})
+        figures = synth(design, out)
+        for key in total:
+            total[key] += figures[key] * layer.weights.out_features
+    return total
+
+
+def mlp_rows(bundle: Path, clock_mhz: float, out: Path, full_synth: bool) -> list[dict]:
+    from rtl_gen.neuron.weights import load_bundle_any
+
+    _, arrays = load_bundle_any(bundle)
+    images = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)
+    variants = [
+        ("MLP dense baseline", dict(build="dense", baseline=True)),
+        ("MLP pruned (codebook)", dict(build="codebook")),
+        ("MLP shift-quantized", dict(build="pow2")),
+        ("MLP shift + zero-skip", dict(build="pow2", zero_skip=True)),
+    ]
+    rows = []
+    for label, options in variants:
+        try:
+            design = designs.mlp_design(bundle, **options)
+        except ValueError as error:  # e.g. a codebook build of a pow2-only bundle
+            print(f"  {label}: skipped ({error})")
+            continue
+        mlp = design.component
+        layers = [layer.weights for layer in mlp.layers]
+        build, zero_skip = mlp.build, mlp.zero_skip
+        cycles = float(np.mean([mlp_cycles(layers, x, build, zero_skip) for x in images]))
+        if full_synth:
+            figures, source = synth(design, out), "yosys (whole design)"
+        else:
+            figures = mlp_resources_by_neuron(mlp, design.name, out)
+            source = "yosys (median neuron x neurons per layer)"
+        rows.append(
+            {
+                "design": label,
+                **{k: figures[k] for k in RESOURCES},
+                "mul_cells": figures["mul_cells"],
+                "rom_bits": mlp.rom_bits,
+                "ram_bits": 0,
+                "cycles": cycles,
+                "latency_us": cycles / clock_mhz,
+                "throughput_per_s": clock_mhz * 1e6 / cycles,
+                "layers": design.parameters["layers"],
+                "resources_from": source,
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict], clock_mhz: float) -> str:
+    head = (
+        "| design | LUT | FF | DSP | BRAM18 | LUTRAM | ROM bits | cycles | "
+        f"latency @ {clock_mhz:g} MHz | throughput |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = []
+    for r in rows:
+        bram = r["ramb18"] + 2 * r["ramb36"]
+        lines.append(
+            f"| {r['design']} | {r['lut']} | {r['ff']} | {r['dsp']} | {bram} | {r['lutram']} | "
+            f"{r['rom_bits']} | {r['cycles']:.1f} | {r['latency_us']:.2f} µs | "
+            f"{r['throughput_per_s']:,.0f} /s |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["design"].replace(" ", "\n", 2) for r in rows]
+    panels = [
+        ("LUT", [r["lut"] for r in rows]),
+        ("DSP48E1", [r["dsp"] for r in rows]),
+        ("ROM bits", [r["rom_bits"] for r in rows]),
+        ("latency (µs)", [r["latency_us"] for r in rows]),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5))
+    for ax, (title, values) in zip(axes, panels, strict=True):
+        ax.bar(range(len(values)), values, color=["#4c72b0"] * 2 + ["#dd8452"] * (len(values) - 2))
+        ax.set_xticks(range(len(values)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_title(title)
+        if title in ("LUT", "ROM bits", "latency (µs)"):
+            ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/report.py", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--bundle", type=Path, default=Path("build/compress/digits_lenet300/bundle")
+    )
+    parser.add_argument("--kernel", type=int, default=3)
+    parser.add_argument("--size", type=int, default=28)
+    parser.add_argument("--clock-mhz", type=float, default=100.0)
+    parser.add_argument("--mlp-synth", choices=("neuron", "full"), default="neuron")
+    parser.add_argument("--out", type=Path, default=Path("build/report"))
+    parser.add_argument("--sim", default=None, help="unused; accepted for make's SIM variable")
+    args = parser.parse_args(argv)
+    if not (args.bundle / "manifest.json").exists():
+        print(f"error: no bundle at {args.bundle}: run `make compress` first", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = args.out / "designs"
+    start = time.monotonic()
+    rows = conv_rows(args.kernel, args.size, args.clock_mhz, work)
+    rows += mlp_rows(args.bundle, args.clock_mhz, work, args.mlp_synth == "full")
+    table = markdown(rows, args.clock_mhz)
+    notes = (
+        "\nResources: Yosys `synth_xilinx` (xc7). MLP rows: "
+        + (
+            "whole designs."
+            if args.mlp_synth == "full"
+            else "each layer's median neuron synthesized, times the layer's neuron count."
+        )
+        + " Cycles: golden cycle models (equal to the RTL in the regression); MLP cycles are the"
+        " mean over the bundle's whole test set. Throughput: frames (conv, back to back) or"
+        " images (MLP, one in flight) per second.\n"
+    )
+    (args.out / "report.md").write_text("# compress2rtl report\n\n" + table + notes)
+    (args.out / "report.json").write_text(json.dumps(rows, indent=2) + "\n")
+    plot(rows, args.out / "report.png")
+    print(table)
+    print(
+        f"report: {args.out / 'report.md'}, {args.out / 'report.json'}, {args.out / 'report.png'}"
+    )
+    print(f"({time.monotonic() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
