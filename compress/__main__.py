@@ -1,0 +1,69 @@
+"""``python -m compress``: run the compression pipeline and print the output directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .pipeline import config_for, run
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m compress", description=__doc__)
+    p.add_argument("--dataset", default="digits", choices=["digits", "fashion", "mnist", "kmnist"])
+    p.add_argument("--model", default="lenet300", choices=["lenet300", "lenet5"])
+    p.add_argument("--data-dir", help="directory with the four IDX files (gzip or raw)")
+    p.add_argument("--out", help="output directory (default build/compress/<dataset>_<model>)")
+    p.add_argument("--epochs", type=int, help="float training epochs")
+    p.add_argument("--finetune-epochs", type=int, help="epochs of each fine-tuning phase")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, nargs="+", help="hidden widths after Taylor pruning")
+    p.add_argument(
+        "--sparsity",
+        type=float,
+        nargs="+",
+        help="per layer fraction pruned by the unstructured rounds",
+    )
+    p.add_argument("--prune-rounds", type=int)
+    p.add_argument("--criterion", choices=["magnitude", "taylor"])
+    p.add_argument("--clusters", type=int, help="k-means clusters per layer (<= 16)")
+    p.add_argument("--kmeans-init", choices=["linear", "density", "random"])
+    p.add_argument("--index-bits", type=int)
+    p.add_argument("--train-limit", type=int, help="use only the first N training samples")
+    p.add_argument("--test-limit", type=int, help="use only the first N test samples")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    a = p.parse_args(argv)
+    cfg = config_for(
+        a.dataset,
+        a.model,
+        out=a.out,
+        data_dir=a.data_dir,
+        epochs=a.epochs,
+        finetune_epochs=a.finetune_epochs,
+        batch=a.batch,
+        seed=a.seed,
+        hidden_targets=tuple(a.hidden) if a.hidden else None,
+        layer_sparsity=tuple(a.sparsity) if a.sparsity else None,
+        prune_rounds=a.prune_rounds,
+        criterion=a.criterion,
+        clusters=a.clusters,
+        kmeans_init=a.kmeans_init,
+        index_bits=a.index_bits,
+        train_limit=a.train_limit,
+        test_limit=a.test_limit,
+        plots=not a.no_plots,
+        quiet=a.quiet,
+    )
+    try:
+        summary = run(cfg)
+    except (FileNotFoundError, ValueError, NotImplementedError) as exc:
+        print(f"compress: error: {exc}", file=sys.stderr)
+        return 2
+    print(summary["out"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Datasets: scikit-learn's 8x8 digits (offline default) and IDX files (MNIST, Fashion, KMNIST).
+
+Every dataset is returned with pixel values ``x = code / 2**input_frac_bits`` where ``code`` is the
+stored integer pixel (digits: 0..16 with 4 fractional bits, IDX: 0..255 with 8 fractional bits), so
+the hardware's uint8 input codes reproduce the float inputs exactly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Dataset", "IdxError", "load_dataset", "load_digits", "load_idx_dataset", "read_idx"]
+
+IDX_DATASETS = ("mnist", "fashion", "kmnist")
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+SYSTEM_DIRS = {
+    "fashion": ["/usr/share/datasets/fashion-mnist"],
+    "mnist": ["/usr/share/datasets/mnist"],
+    "kmnist": ["/usr/share/datasets/kmnist"],
+}
+MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+ENV_VAR = "COMPRESS2RTL_DATA"
+
+
+class IdxError(ValueError):
+    """A missing, truncated or malformed IDX file (the message names the file)."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray  # float32 (n, C, H, W) in [0, 1)
+    y_train: np.ndarray  # int64 (n,)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    input_frac_bits: int
+    classes: int = 10
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def features(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    def subset(self, train: int | None = None, test: int | None = None) -> Dataset:
+        """The first ``train``/``test`` samples (for quick runs and tests)."""
+        return Dataset(
+            self.name,
+            self.x_train[:train],
+            self.y_train[:train],
+            self.x_test[:test],
+            self.y_test[:test],
+            self.input_frac_bits,
+            self.classes,
+        )
+
+
+def load_digits(seed: int = 0, test_size: float = 0.2) -> Dataset:
+    """scikit-learn's 8x8 digits, values 0..16 scaled to [0, 1], stratified fixed-seed split."""
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    d = sk_digits()
+    x = (d.data.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
+    y = d.target.astype(np.int64)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=test_size, random_state=seed, stratify=y)
+    return Dataset("digits", xtr, ytr, xte, yte, input_frac_bits=4)
+
+
+def _open(path: Path):
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def read_idx(path, expect_dims: int | None = None) -> np.ndarray:
+    """Read one IDX file (gzip or raw) of unsigned bytes; check magic, shape and length."""
+    path = Path(path)
+    try:
+        with _open(path) as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:
+        raise IdxError(f"{path}: cannot read IDX file ({exc})") from exc
+    if len(data) < 4:
+        raise IdxError(f"{path}: truncated IDX file ({len(data)} bytes, no header)")
+    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype != 0x08:
+        raise IdxError(f"{path}: bad IDX magic number 0x{data[:4].hex()} (expected 0x0000080N)")
+    if expect_dims is not None and ndim != expect_dims:
+        raise IdxError(f"{path}: IDX file has {ndim} dimensions, expected {expect_dims}")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IdxError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    size = int(np.prod(shape))
+    if len(data) - header != size:
+        raise IdxError(
+            f"{path}: IDX payload has {len(data) - header} bytes, header says {shape} = {size}"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for name in (
+        stem + ".gz",
+        stem,
+        stem.replace("-idx", ".idx") + ".gz",
+        stem.replace("-idx", ".idx"),
+    ):
+        p = directory / name
+        if p.exists():
+            return p
+    return None
+
+
+def _candidate_dirs(name: str, data_dir) -> list[Path]:
+    if data_dir is not None:
+        return [Path(data_dir)]
+    dirs = []
+    if os.environ.get(ENV_VAR):
+        base = Path(os.environ[ENV_VAR])
+        dirs += [base / name, base / f"{name}-mnist", base]
+    dirs += [Path(d) for d in SYSTEM_DIRS.get(name, [])]
+    return dirs
+
+
+def _download_mnist(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for stem in IDX_FILES.values():
+            target = directory / (stem + ".gz")
+            if not target.exists():
+                urllib.request.urlretrieve(MNIST_URL + stem + ".gz", target)  # noqa: S310
+        return True
+    except OSError:
+        return False
+
+
+def load_idx_dataset(name: str, data_dir=None) -> Dataset:
+    """MNIST-style IDX dataset (``--data-dir``, ``$COMPRESS2RTL_DATA`` or system dirs)."""
+    if name not in IDX_DATASETS:
+        raise ValueError(f"unknown IDX dataset {name!r} (expected one of {IDX_DATASETS})")
+    dirs = _candidate_dirs(name, data_dir)
+    found = None
+    for d in dirs:
+        files = {k: _find(d, stem) for k, stem in IDX_FILES.items()}
+        if all(files.values()):
+            found = files
+            break
+    if found is None and name == "mnist":
+        target = Path(data_dir) if data_dir else Path(os.environ.get(ENV_VAR, "data")) / "mnist"
+        if _download_mnist(target):
+            found = {k: _find(target, stem) for k, stem in IDX_FILES.items()}
+            if not all(found.values()):
+                found = None
+    if found is None:
+        where = dirs[0] if dirs else Path("data") / name
+        names = ", ".join(s + ".gz" for s in IDX_FILES.values())
+        raise FileNotFoundError(
+            f"{name}: IDX files not found in {', '.join(map(str, dirs)) or '(no directory)'}; "
+            f"put the four files {names} (gzip or raw) in {where}, or pass --data-dir DIR "
+            f"or set {ENV_VAR}=DIR"
+        )
+    xtr = read_idx(found["train_images"], 3)
+    ytr = read_idx(found["train_labels"], 1)
+    xte = read_idx(found["test_images"], 3)
+    yte = read_idx(found["test_labels"], 1)
+    for xs, ys, kx, ky in (
+        (xtr, ytr, "train_images", "train_labels"),
+        (xte, yte, "test_images", "test_labels"),
+    ):
+        if len(xs) != len(ys):
+            raise IdxError(f"{found[kx]}: {len(xs)} images but {found[ky]} has {len(ys)} labels")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise IdxError(
+            f"{found['test_images']}: image shape {xte.shape[1:]} != train {xtr.shape[1:]}"
+        )
+    for key, ys in (("train_labels", ytr), ("test_labels", yte)):
+        if ys.size and ys.max() > 9:
+            raise IdxError(f"{found[key]}: label {ys.max()} out of range 0..9")
+
+    def scale(a):
+        return (a.astype(np.float32) / 256.0)[:, None, :, :]
+
+    return Dataset(name, scale(xtr), ytr.astype(np.int64), scale(xte), yte.astype(np.int64), 8)
+
+
+def load_dataset(name: str, data_dir=None, seed: int = 0) -> Dataset:
+    if name == "digits":
+        return load_digits(seed=0)
+    return load_idx_dataset(name, data_dir)

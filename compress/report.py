@@ -1,0 +1,54 @@
+"""Text report: per-layer pruning lines, the compression summary and the stage table."""
+
+from __future__ import annotations
+
+__all__ = ["layer_line", "render", "stage_table", "summary_line"]
+
+
+def layer_line(name: str, nonzeros: int, total: int, shape) -> str:
+    return (
+        f"{name}.weight | nonzeros = {nonzeros:7} / {total:7} ({100 * nonzeros / total:6.2f}%) "
+        f"| total_pruned = {total - nonzeros:7} | shape = {tuple(shape)}"
+    )
+
+
+def summary_line(alive: int, total: int) -> str:
+    return (
+        f"alive: {alive}, pruned: {total - alive}, total: {total}, "
+        f"Compression rate : {total / max(alive, 1):.2f}x "
+        f"({100 * (total - alive) / total:.2f}% pruned)"
+    )
+
+
+def stage_table(stages) -> str:
+    rows = [f"{'stage':<20} {'bytes':>10} {'ratio':>9} {'accuracy':>9}"]
+    for s in stages:
+        acc = "" if s["accuracy"] is None else f"{100 * s['accuracy']:.2f}%"
+        rows.append(f"{s['name']:<20} {s['bytes']:>10} {s['ratio']:>8.2f}x {acc:>9}")
+    return "\n".join(rows)
+
+
+def render(summary: dict) -> str:
+    out = ["", "Per layer (against the original dense layer; structured pruning included):"]
+    for r in summary["layers"]:
+        out.append(layer_line(r["name"], r["nonzeros"], r["original"], r["original_shape"]))
+    alive = sum(r["nonzeros"] for r in summary["layers"])
+    total = sum(r["original"] for r in summary["layers"])
+    out.append(summary_line(alive, total))
+    arch = summary.get("architecture", {})
+    if arch:
+        out.append(
+            f"architecture: {' -> '.join(map(str, arch['original']))}  =>  "
+            f"{' -> '.join(map(str, arch['compressed']))}"
+        )
+    out += ["", stage_table(summary["stages"]), ""]
+    out.append(
+        f"float accuracy {100 * summary['float_accuracy']:.2f}%, integer reference "
+        f"{100 * summary['integer_accuracy']:.2f}%, dense 16-bit baseline "
+        f"{100 * summary.get('baseline_integer_accuracy', float('nan')):.2f}%"
+    )
+    out.append(
+        f"dense fp32 {summary['dense_bytes']} B -> compressed {summary['compressed_bytes']} B: "
+        f"{summary['compression_ratio']:.2f}x (ROM words, no Huffman: {summary['rom_bytes']} B)"
+    )
+    return "\n".join(out)

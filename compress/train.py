@@ -1,0 +1,106 @@
+"""Training and evaluation on CPU: tqdm progress, deterministic seeds, masks kept exactly zero."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+__all__ = ["evaluate", "seed_everything", "test_line", "train"]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _tensor(x):
+    return torch.as_tensor(np.asarray(x))
+
+
+@torch.no_grad()
+def evaluate(model, x, y, batch: int = 1000) -> tuple[float, int, int]:
+    """``(average loss, correct, total)`` on ``(x, y)``."""
+    model.eval()
+    x, y = _tensor(x), _tensor(y)
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch):
+        out = model(x[i : i + batch])
+        loss += F.cross_entropy(out, y[i : i + batch], reduction="sum").item()
+        correct += int((out.argmax(1) == y[i : i + batch]).sum())
+    return loss / max(len(x), 1), correct, len(x)
+
+
+def test_line(loss: float, correct: int, total: int) -> str:
+    return (
+        f"Test set: Average loss: {loss:.4f}, Accuracy: {correct}/{total} "
+        f"({100.0 * correct / max(total, 1):.2f}%)"
+    )
+
+
+def accuracy(model, x, y) -> float:
+    _, correct, total = evaluate(model, x, y)
+    return correct / max(total, 1)
+
+
+def train(
+    model,
+    x,
+    y,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch: int = 64,
+    seed: int = 0,
+    masks: dict | None = None,
+    l1: float = 0.0,
+    weight_decay: float = 0.0,
+    hook=None,
+    desc: str = "train",
+    quiet: bool = False,
+    optimizer=None,
+):
+    """Adam training. ``masks`` (``{module: bool tensor}``): gradients of pruned weights are
+    zeroed and the mask is re-applied after every step, so pruned weights stay exactly zero even
+    with Adam's momentum. ``hook(model)`` runs after every step (e.g. weight sharing updates)."""
+    gen = torch.Generator().manual_seed(seed)
+    x, y = _tensor(x), _tensor(y)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = optimizer or torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    n = len(x)
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        bar = tqdm(
+            range(0, n, batch),
+            desc=f"{desc} {epoch + 1}/{epochs}",
+            leave=False,
+            disable=quiet,
+            mininterval=1.0,
+        )
+        for i in bar:
+            idx = perm[i : i + batch]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            if l1:
+                loss = loss + l1 * sum(
+                    m.weight.abs().sum() for m in (masks or {}) if hasattr(m, "weight")
+                )
+            loss.backward()
+            if masks:
+                for m, mask in masks.items():
+                    if m.weight.grad is not None:
+                        m.weight.grad.mul_(mask)
+            opt.step()
+            if masks:
+                with torch.no_grad():
+                    for m, mask in masks.items():
+                        m.weight.mul_(mask)
+            if hook is not None:
+                hook(model)
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    return model
