@@ -16,7 +16,7 @@ import torch
 from . import csr, fixedpoint, huffman, integer_ref, pow2, prune, share, sizes, taylor
 from .bundle import save_bundle
 from .data import load_dataset
-from .models import MLP, build_model, linear_layers
+from .models import MLP, build_model, linear_layers, prunable
 from .train import accuracy, evaluate, seed_everything, test_line, train
 
 __all__ = ["Config", "config_for", "run"]
@@ -42,6 +42,8 @@ class Config:
     layer_sparsity: tuple = (0.4, 0.3, 0.1)
     prune_rounds: int = 3
     criterion: str = "magnitude"  # or "taylor"
+    conv_targets: tuple = (4, 10)  # lenet5: filters kept in conv1, conv2
+    conv_index_bits: int = 8
     # sharing / pow2 / encoding
     clusters: int = 16
     kmeans_init: str = "linear"
@@ -64,11 +66,17 @@ def config_for(dataset: str, model: str = "lenet300", **overrides) -> Config:
     cfg = Config(dataset=dataset, model=model)
     if dataset != "digits":
         cfg.epochs, cfg.batch, cfg.lr = 12, 256, 1e-3
-        cfg.finetune_epochs, cfg.finetune_lr = 3, 5e-4
-        cfg.hidden_targets = (64, 32)
-        cfg.layer_sparsity = (0.8, 0.5, 0.2)
+        cfg.finetune_epochs, cfg.prune_rounds = 5, 4
+        cfg.hidden_targets = (100, 50)
+        cfg.layer_sparsity = (0.75, 0.4, 0.1)
         cfg.centroid_epochs, cfg.pow2_epochs = 2, 4
         cfg.taylor_batches = 40
+    if model == "lenet5":
+        cfg.conv_targets = (4, 10)
+        cfg.layer_sparsity = (0.2, 0.5, 0.8, 0.9, 0.5)
+        cfg.index_bits = 4
+        if dataset == "digits":
+            cfg.epochs, cfg.lr = 60, 2e-3
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
@@ -81,7 +89,7 @@ def _log(cfg, msg):
 
 
 def _weights(model) -> dict[str, np.ndarray]:
-    return {n: m.weight.detach().numpy().copy() for n, m in linear_layers(model).items()}
+    return {n: m.weight.detach().numpy().copy() for n, m in prunable(model).items()}
 
 
 def _structured(cfg, model: MLP, data, log):
@@ -130,7 +138,7 @@ def _structured(cfg, model: MLP, data, log):
 
 
 def _unstructured(cfg, model, data, original_weights: int, log):
-    layers = linear_layers(model)
+    layers = prunable(model)
     names = {m: n for n, m in layers.items()}
     masks = prune.full_masks(layers)
     sparsity = list(cfg.layer_sparsity)
@@ -300,10 +308,8 @@ def run(cfg: Config) -> dict:
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.seed)
     if cfg.train_limit or cfg.test_limit:
         data = data.subset(cfg.train_limit, cfg.test_limit)
-    if cfg.model != "lenet300":
-        raise NotImplementedError(
-            f"model {cfg.model!r}: the bundle and integer reference cover lenet300 (linear layers)"
-        )
+    if cfg.model == "lenet5":
+        return run_cnn(cfg, data, out, log, lines, t0)
     log(
         f"compress: dataset {cfg.dataset} ({len(data.x_train)} train / {len(data.x_test)} test, "
         f"input {data.image_shape}), model {cfg.model}"
@@ -354,7 +360,7 @@ def run(cfg: Config) -> dict:
     sweep = []
     for k in cfg.cluster_sweep:
         trial = copy.deepcopy(model)
-        tl = linear_layers(trial)
+        tl = prunable(trial)
         tmasks = {tl[names[m]]: mk for m, mk in masks.items()}
         share.share_model(tmasks, k, cfg.kmeans_init, cfg.seed)
         sweep.append({"clusters": k, "accuracy": accuracy(trial, data.x_test, data.y_test)})
@@ -579,5 +585,138 @@ def run(cfg: Config) -> dict:
             importance,
             original_weights,
         )
+    summary["out"] = str(out)
+    return summary
+
+
+def _structured_cnn(cfg, model, data, log):
+    """Taylor importance per conv filter; remove the least important filters in steps."""
+    side = None
+    with torch.no_grad():
+        x = torch.as_tensor(data.x_train[:1])
+        x = torch.max_pool2d(torch.relu(model.conv1(x)), 2)
+        x = torch.relu(model.conv2(x))
+        if model.pool2:
+            x = torch.max_pool2d(x, 2)
+        side = x.shape[-1] * x.shape[-2]
+    widths0 = [model.conv1.out_channels, model.conv2.out_channels]
+    first = None
+    history = []
+    for step in range(1, cfg.structured_steps + 1):
+        layers = prunable(model)
+        _, gimp = taylor.taylor_importance(
+            model, data.x_train, data.y_train, layers, batch=256, max_batches=cfg.taylor_batches
+        )
+        if first is None:
+            first = {n: gimp[layers[n]].numpy().copy() for n in ("conv1", "conv2")}
+        pairs = ((model.conv1, model.conv2, 1), (model.conv2, model.fc1, side))
+        for (layer, nxt, spatial), w0, t in zip(pairs, widths0, cfg.conv_targets, strict=True):
+            width = int(round(w0 * (t / w0) ** (step / cfg.structured_steps)))
+            keep = np.argsort(-gimp[layer].numpy(), kind="stable")[:width]
+            taylor.remove_units(layer, nxt, keep, spatial=spatial)
+        acc0 = accuracy(model, data.x_test, data.y_test)
+        train(model, data.x_train, data.y_train, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr,
+              batch=cfg.batch, seed=cfg.seed + 100 + step, desc=f"taylor step {step}",
+              quiet=cfg.quiet)
+        acc1 = accuracy(model, data.x_test, data.y_test)
+        filters = [model.conv1.out_channels, model.conv2.out_channels]
+        history.append({"step": step, "filters": filters, "acc_pruned": acc0,
+                        "acc_finetuned": acc1})
+        log(f"Taylor step {step}: filters {filters}  acc {100 * acc0:.2f}% -> fine-tuned "
+            f"{100 * acc1:.2f}%")
+    return first, history
+
+
+def run_cnn(cfg: Config, data, out: Path, log, lines, t0) -> dict:
+    """LeNet-5: the same compression stages (Taylor filter pruning, iterative pruning, sharing,
+    pow2, CSR + Huffman sizes). The bundle's integer reference covers linear layers only, so this
+    path writes report, plots and summary.json (``bundle`` and ``integer_accuracy`` are null)."""
+    model = build_model(cfg.model, data.image_shape, data.classes)
+    train(model, data.x_train, data.y_train, epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch,
+          seed=cfg.seed, desc="train", quiet=cfg.quiet)
+    loss, correct, total = evaluate(model, data.x_test, data.y_test)
+    log(test_line(loss, correct, total))
+    float_acc = correct / total
+    original = copy.deepcopy(model)
+    hist_before = _weights(model)
+    orig_layers = prunable(original)
+    original_weights = sum(m.weight.numel() for m in orig_layers.values())
+    dense_bytes = 4 * sum(m.weight.numel() + m.bias.numel() for m in orig_layers.values())
+    importance, structured_hist = _structured_cnn(cfg, model, data, log)
+    masks, names, schedule, acc_pruned, hist_pruned = _unstructured(
+        cfg, model, data, original_weights, log
+    )
+    acc_retrained = accuracy(model, data.x_test, data.y_test)
+    hist_retrained = _weights(model)
+    sweep = []
+    for k in cfg.cluster_sweep:
+        trial = copy.deepcopy(model)
+        tl = prunable(trial)
+        share.share_model({tl[names[m]]: mk for m, mk in masks.items()}, k, cfg.kmeans_init)
+        sweep.append({"clusters": k, "accuracy": accuracy(trial, data.x_test, data.y_test)})
+    shared = share.share_model(masks, cfg.clusters, cfg.kmeans_init, cfg.seed)
+    share.finetune_centroids(model, shared, data.x_train, data.y_train,
+                             epochs=cfg.centroid_epochs, lr=cfg.finetune_lr / 5, batch=cfg.batch,
+                             seed=cfg.seed + 300, quiet=cfg.quiet)
+    acc_shared = accuracy(model, data.x_test, data.y_test)
+    formats = {m: pow2.best_kmax(m.weight.detach(), mk, cfg.exp_bits) for m, mk in masks.items()}
+    pow2.finetune(model, masks, formats, data.x_train, data.y_train, epochs=cfg.pow2_epochs,
+                  lr=cfg.pow2_lr, batch=cfg.batch, seed=cfg.seed + 400, quiet=cfg.quiet)
+    acc_pow2 = accuracy(model, data.x_test, data.y_test)
+    log(f"shared {100 * acc_shared:.2f}%, power-of-two {100 * acc_pow2:.2f}%")
+    stage_bytes = {"pruned": 0, "shared": 0, "pow2": 0, "huffman": 0}
+    layer_rows = []
+    for m, mk in masks.items():
+        n = names[m]
+        _, c, _, _ = pow2.encode(m.weight.detach(), formats[m])
+        bits = cfg.conv_index_bits if isinstance(m, torch.nn.Conv2d) else cfg.index_bits
+        rel, code, rowptr = csr.encode(c, bits)
+        rows = c.reshape(len(c), -1)
+        assert np.array_equal(csr.decode(rel, code, rowptr, rows.shape[1]), rows)
+        hc, hr = huffman.encode(code), huffman.encode(rel)
+        htable = huffman.table_bits(hc[2], cfg.exp_bits + 1) + huffman.table_bits(hr[2], bits)
+        sz = sizes.layer_sizes(c.size, len(c), len(c), len(rel), bits, cfg.exp_bits + 1,
+                               cfg.clusters, hc[1] + hr[1], htable)
+        for k in stage_bytes:
+            stage_bytes[k] += sz[k]
+        orig = orig_layers[n]
+        layer_rows.append({"name": n, "nonzeros": int(mk.sum()),
+                           "original": int(orig.weight.numel()),
+                           "original_shape": list(orig.weight.shape),
+                           "pruned_shape": list(c.shape), "csr_entries": len(rel),
+                           "fillers": int(np.sum(code == 0)), "bytes": dict(sz)})
+    alive = sum(r["nonzeros"] for r in layer_rows)
+    stages = [
+        {"name": "float", "bytes": dense_bytes, "accuracy": float_acc},
+        {"name": "pruned", "bytes": stage_bytes["pruned"], "accuracy": acc_pruned},
+        {"name": "pruned+retrained", "bytes": stage_bytes["pruned"], "accuracy": acc_retrained},
+        {"name": "shared", "bytes": stage_bytes["shared"], "accuracy": acc_shared},
+        {"name": "shift-quantized", "bytes": stage_bytes["pow2"], "accuracy": acc_pow2},
+        {"name": "huffman", "bytes": stage_bytes["huffman"], "accuracy": acc_pow2},
+    ]
+    for s in stages:
+        s["ratio"] = dense_bytes / s["bytes"]
+    summary = {
+        "dataset": cfg.dataset, "model": cfg.model, "float_accuracy": float_acc,
+        "integer_accuracy": None, "pruned_fraction": 1 - alive / original_weights,
+        "dense_bytes": dense_bytes, "compressed_bytes": stage_bytes["huffman"],
+        "compression_ratio": dense_bytes / stage_bytes["huffman"],
+        "rom_bytes": stage_bytes["pow2"], "stages": stages, "bundle": None,
+        "architecture": {"filters": [model.conv1.out_channels, model.conv2.out_channels]},
+        "layers": layer_rows, "schedule": schedule, "structured": structured_hist,
+        "cluster_sweep": sweep, "timings_s": {"total": time.time() - t0},
+        "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+    }
+    from . import report
+
+    for line in report.render(summary).splitlines():
+        log(line)
+    (out / "report.txt").write_text("\n".join(lines) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    if cfg.plots:
+        from . import plots
+
+        plots.write_all(out / "plots", hist_before, hist_pruned, hist_retrained, sweep,
+                        schedule, importance, original_weights)
     summary["out"] = str(out)
     return summary

@@ -36,17 +36,18 @@ def render(summary: dict) -> str:
     total = sum(r["original"] for r in summary["layers"])
     out.append(summary_line(alive, total))
     arch = summary.get("architecture", {})
-    if arch:
+    if arch and "original" in arch:
         out.append(
             f"architecture: {' -> '.join(map(str, arch['original']))}  =>  "
             f"{' -> '.join(map(str, arch['compressed']))}"
         )
     out += ["", stage_table(summary["stages"]), ""]
-    out.append(
-        f"float accuracy {100 * summary['float_accuracy']:.2f}%, integer reference "
-        f"{100 * summary['integer_accuracy']:.2f}%, dense 16-bit baseline "
-        f"{100 * summary.get('baseline_integer_accuracy', float('nan')):.2f}%"
-    )
+    if summary.get("integer_accuracy") is not None:
+        out.append(
+            f"float accuracy {100 * summary['float_accuracy']:.2f}%, integer reference "
+            f"{100 * summary['integer_accuracy']:.2f}%, dense 16-bit baseline "
+            f"{100 * summary.get('baseline_integer_accuracy', float('nan')):.2f}%"
+        )
     out.append(
         f"dense fp32 {summary['dense_bytes']} B -> compressed {summary['compressed_bytes']} B: "
         f"{summary['compression_ratio']:.2f}x (ROM words, no Huffman: {summary['rom_bytes']} B)"

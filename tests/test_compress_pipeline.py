@@ -65,3 +65,15 @@ def test_bundle_is_accepted_by_the_hardware_reader(run_dir):
         nz = w[w != 0]
         assert np.all(np.abs(nz) & (np.abs(nz) - 1) == 0)
         assert np.abs(nz).max() <= 2 ** spec["pow2_max_exp"]
+
+
+def test_lenet5_run_reports_sizes(tmp_path):
+    rc = main(["--dataset", "digits", "--model", "lenet5", "--out", str(tmp_path), "--epochs",
+               "2", "--finetune-epochs", "1", "--prune-rounds", "1", "--quiet", "--no-plots",
+               "--train-limit", "300", "--test-limit", "100"])
+    assert rc == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["model"] == "lenet5" and s["bundle"] is None
+    assert s["architecture"]["filters"] == [4, 10]
+    assert s["compressed_bytes"] < s["dense_bytes"]
+    assert [r["name"] for r in s["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
