@@ -7,8 +7,8 @@ __all__ = ["layer_line", "render", "stage_table", "summary_line"]
 
 def layer_line(name: str, nonzeros: int, total: int, shape) -> str:
     return (
-        f"{name}.weight | nonzeros = {nonzeros:7} / {total:7} ({100 * nonzeros / total:6.2f}%) "
-        f"| total_pruned = {total - nonzeros:7} | shape = {tuple(shape)}"
+        f"{name}.weight | nonzeros = {nonzeros} / {total} ({100 * nonzeros / total:.2f}%) "
+        f"| total_pruned = {total - nonzeros} | shape = {tuple(shape)}"
     )
 
 
