@@ -17,6 +17,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, help="float training epochs")
     p.add_argument("--finetune-epochs", type=int, help="epochs of each fine-tuning phase")
     p.add_argument("--batch", type=int)
+    p.add_argument("--l1", type=float, help="L1 regularisation weight during float training")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, nargs="+", help="hidden widths after Taylor pruning")
     p.add_argument(

@@ -144,7 +144,9 @@ def _download_mnist(directory: Path) -> bool:
         for stem in IDX_FILES.values():
             target = directory / (stem + ".gz")
             if not target.exists():
-                urllib.request.urlretrieve(MNIST_URL + stem + ".gz", target)  # noqa: S310
+                with urllib.request.urlopen(MNIST_URL + stem + ".gz", timeout=15) as r:  # noqa: S310
+                    data = r.read()
+                target.write_bytes(data)
         return True
     except OSError:
         return False

@@ -32,6 +32,7 @@ class Config:
     epochs: int = 60
     batch: int = 32
     lr: float = 1e-3
+    l1: float = 0.0  # optional L1 regularisation during float training
     finetune_epochs: int = 8
     finetune_lr: float = 5e-4
     # Taylor structured pruning: hidden widths after pruning, reached in `structured_steps` steps
@@ -327,6 +328,7 @@ def run(cfg: Config) -> dict:
         lr=cfg.lr,
         batch=cfg.batch,
         seed=cfg.seed,
+        l1=cfg.l1,
         desc="train",
         quiet=cfg.quiet,
     )
@@ -615,15 +617,26 @@ def _structured_cnn(cfg, model, data, log):
             keep = np.argsort(-gimp[layer].numpy(), kind="stable")[:width]
             taylor.remove_units(layer, nxt, keep, spatial=spatial)
         acc0 = accuracy(model, data.x_test, data.y_test)
-        train(model, data.x_train, data.y_train, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr,
-              batch=cfg.batch, seed=cfg.seed + 100 + step, desc=f"taylor step {step}",
-              quiet=cfg.quiet)
+        train(
+            model,
+            data.x_train,
+            data.y_train,
+            epochs=cfg.finetune_epochs,
+            lr=cfg.finetune_lr,
+            batch=cfg.batch,
+            seed=cfg.seed + 100 + step,
+            desc=f"taylor step {step}",
+            quiet=cfg.quiet,
+        )
         acc1 = accuracy(model, data.x_test, data.y_test)
         filters = [model.conv1.out_channels, model.conv2.out_channels]
-        history.append({"step": step, "filters": filters, "acc_pruned": acc0,
-                        "acc_finetuned": acc1})
-        log(f"Taylor step {step}: filters {filters}  acc {100 * acc0:.2f}% -> fine-tuned "
-            f"{100 * acc1:.2f}%")
+        history.append(
+            {"step": step, "filters": filters, "acc_pruned": acc0, "acc_finetuned": acc1}
+        )
+        log(
+            f"Taylor step {step}: filters {filters}  acc {100 * acc0:.2f}% -> fine-tuned "
+            f"{100 * acc1:.2f}%"
+        )
     return first, history
 
 
@@ -632,8 +645,18 @@ def run_cnn(cfg: Config, data, out: Path, log, lines, t0) -> dict:
     pow2, CSR + Huffman sizes). The bundle's integer reference covers linear layers only, so this
     path writes report, plots and summary.json (``bundle`` and ``integer_accuracy`` are null)."""
     model = build_model(cfg.model, data.image_shape, data.classes)
-    train(model, data.x_train, data.y_train, epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch,
-          seed=cfg.seed, desc="train", quiet=cfg.quiet)
+    train(
+        model,
+        data.x_train,
+        data.y_train,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch=cfg.batch,
+        seed=cfg.seed,
+        desc="train",
+        quiet=cfg.quiet,
+        l1=cfg.l1,
+    )
     loss, correct, total = evaluate(model, data.x_test, data.y_test)
     log(test_line(loss, correct, total))
     float_acc = correct / total
@@ -655,13 +678,31 @@ def run_cnn(cfg: Config, data, out: Path, log, lines, t0) -> dict:
         share.share_model({tl[names[m]]: mk for m, mk in masks.items()}, k, cfg.kmeans_init)
         sweep.append({"clusters": k, "accuracy": accuracy(trial, data.x_test, data.y_test)})
     shared = share.share_model(masks, cfg.clusters, cfg.kmeans_init, cfg.seed)
-    share.finetune_centroids(model, shared, data.x_train, data.y_train,
-                             epochs=cfg.centroid_epochs, lr=cfg.finetune_lr / 5, batch=cfg.batch,
-                             seed=cfg.seed + 300, quiet=cfg.quiet)
+    share.finetune_centroids(
+        model,
+        shared,
+        data.x_train,
+        data.y_train,
+        epochs=cfg.centroid_epochs,
+        lr=cfg.finetune_lr / 5,
+        batch=cfg.batch,
+        seed=cfg.seed + 300,
+        quiet=cfg.quiet,
+    )
     acc_shared = accuracy(model, data.x_test, data.y_test)
     formats = {m: pow2.best_kmax(m.weight.detach(), mk, cfg.exp_bits) for m, mk in masks.items()}
-    pow2.finetune(model, masks, formats, data.x_train, data.y_train, epochs=cfg.pow2_epochs,
-                  lr=cfg.pow2_lr, batch=cfg.batch, seed=cfg.seed + 400, quiet=cfg.quiet)
+    pow2.finetune(
+        model,
+        masks,
+        formats,
+        data.x_train,
+        data.y_train,
+        epochs=cfg.pow2_epochs,
+        lr=cfg.pow2_lr,
+        batch=cfg.batch,
+        seed=cfg.seed + 400,
+        quiet=cfg.quiet,
+    )
     acc_pow2 = accuracy(model, data.x_test, data.y_test)
     log(f"shared {100 * acc_shared:.2f}%, power-of-two {100 * acc_pow2:.2f}%")
     stage_bytes = {"pruned": 0, "shared": 0, "pow2": 0, "huffman": 0}
@@ -675,16 +716,32 @@ def run_cnn(cfg: Config, data, out: Path, log, lines, t0) -> dict:
         assert np.array_equal(csr.decode(rel, code, rowptr, rows.shape[1]), rows)
         hc, hr = huffman.encode(code), huffman.encode(rel)
         htable = huffman.table_bits(hc[2], cfg.exp_bits + 1) + huffman.table_bits(hr[2], bits)
-        sz = sizes.layer_sizes(c.size, len(c), len(c), len(rel), bits, cfg.exp_bits + 1,
-                               cfg.clusters, hc[1] + hr[1], htable)
+        sz = sizes.layer_sizes(
+            c.size,
+            len(c),
+            len(c),
+            len(rel),
+            bits,
+            cfg.exp_bits + 1,
+            cfg.clusters,
+            hc[1] + hr[1],
+            htable,
+        )
         for k in stage_bytes:
             stage_bytes[k] += sz[k]
         orig = orig_layers[n]
-        layer_rows.append({"name": n, "nonzeros": int(mk.sum()),
-                           "original": int(orig.weight.numel()),
-                           "original_shape": list(orig.weight.shape),
-                           "pruned_shape": list(c.shape), "csr_entries": len(rel),
-                           "fillers": int(np.sum(code == 0)), "bytes": dict(sz)})
+        layer_rows.append(
+            {
+                "name": n,
+                "nonzeros": int(mk.sum()),
+                "original": int(orig.weight.numel()),
+                "original_shape": list(orig.weight.shape),
+                "pruned_shape": list(c.shape),
+                "csr_entries": len(rel),
+                "fillers": int(np.sum(code == 0)),
+                "bytes": dict(sz),
+            }
+        )
     alive = sum(r["nonzeros"] for r in layer_rows)
     stages = [
         {"name": "float", "bytes": dense_bytes, "accuracy": float_acc},
@@ -697,14 +754,23 @@ def run_cnn(cfg: Config, data, out: Path, log, lines, t0) -> dict:
     for s in stages:
         s["ratio"] = dense_bytes / s["bytes"]
     summary = {
-        "dataset": cfg.dataset, "model": cfg.model, "float_accuracy": float_acc,
-        "integer_accuracy": None, "pruned_fraction": 1 - alive / original_weights,
-        "dense_bytes": dense_bytes, "compressed_bytes": stage_bytes["huffman"],
+        "dataset": cfg.dataset,
+        "model": cfg.model,
+        "float_accuracy": float_acc,
+        "integer_accuracy": None,
+        "pruned_fraction": 1 - alive / original_weights,
+        "dense_bytes": dense_bytes,
+        "compressed_bytes": stage_bytes["huffman"],
         "compression_ratio": dense_bytes / stage_bytes["huffman"],
-        "rom_bytes": stage_bytes["pow2"], "stages": stages, "bundle": None,
+        "rom_bytes": stage_bytes["pow2"],
+        "stages": stages,
+        "bundle": None,
         "architecture": {"filters": [model.conv1.out_channels, model.conv2.out_channels]},
-        "layers": layer_rows, "schedule": schedule, "structured": structured_hist,
-        "cluster_sweep": sweep, "timings_s": {"total": time.time() - t0},
+        "layers": layer_rows,
+        "schedule": schedule,
+        "structured": structured_hist,
+        "cluster_sweep": sweep,
+        "timings_s": {"total": time.time() - t0},
         "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
     }
     from . import report
@@ -716,7 +782,15 @@ def run_cnn(cfg: Config, data, out: Path, log, lines, t0) -> dict:
     if cfg.plots:
         from . import plots
 
-        plots.write_all(out / "plots", hist_before, hist_pruned, hist_retrained, sweep,
-                        schedule, importance, original_weights)
+        plots.write_all(
+            out / "plots",
+            hist_before,
+            hist_pruned,
+            hist_retrained,
+            sweep,
+            schedule,
+            importance,
+            original_weights,
+        )
     summary["out"] = str(out)
     return summary

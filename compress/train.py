@@ -86,9 +86,11 @@ def train(
             idx = perm[i : i + batch]
             opt.zero_grad()
             loss = F.cross_entropy(model(x[idx]), y[idx])
-            if l1:
+            if l1:  # L1 regularisation pushes weights toward zero before pruning
                 loss = loss + l1 * sum(
-                    m.weight.abs().sum() for m in (masks or {}) if hasattr(m, "weight")
+                    m.weight.abs().sum()
+                    for m in model.modules()
+                    if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
                 )
             loss.backward()
             if masks:

@@ -9,16 +9,42 @@ from compress import integer_ref
 from compress.__main__ import main
 from compress.bundle import load_bundle
 
-KEYS = ("dataset", "model", "float_accuracy", "integer_accuracy", "pruned_fraction",
-        "dense_bytes", "compressed_bytes", "compression_ratio", "stages", "bundle")
+KEYS = (
+    "dataset",
+    "model",
+    "float_accuracy",
+    "integer_accuracy",
+    "pruned_fraction",
+    "dense_bytes",
+    "compressed_bytes",
+    "compression_ratio",
+    "stages",
+    "bundle",
+)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("compress_run")
-    rc = main(["--dataset", "digits", "--out", str(out), "--epochs", "4", "--finetune-epochs",
-               "1", "--prune-rounds", "2", "--quiet", "--train-limit", "400", "--test-limit",
-               "120"])
+    rc = main(
+        [
+            "--dataset",
+            "digits",
+            "--out",
+            str(out),
+            "--epochs",
+            "4",
+            "--finetune-epochs",
+            "1",
+            "--prune-rounds",
+            "2",
+            "--quiet",
+            "--train-limit",
+            "400",
+            "--test-limit",
+            "120",
+        ]
+    )
     assert rc == 0
     return out
 
@@ -28,16 +54,28 @@ def test_summary_has_all_keys(run_dir):
     for k in KEYS:
         assert k in s, k
     names = [st["name"] for st in s["stages"]]
-    assert names[:6] == ["float", "pruned", "pruned+retrained", "shared", "shift-quantized",
-                         "integer reference"]
+    assert names[:6] == [
+        "float",
+        "pruned",
+        "pruned+retrained",
+        "shared",
+        "shift-quantized",
+        "integer reference",
+    ]
     for st in s["stages"]:
         assert set(st) >= {"name", "bytes", "ratio", "accuracy"}
     assert s["compression_ratio"] == pytest.approx(s["dense_bytes"] / s["compressed_bytes"])
     assert s["pruned_fraction"] > 0.9
     report = (run_dir / "report.txt").read_text()
     assert "fc1.weight | nonzeros =" in report and "Compression rate :" in report
-    for png in ("weights_before_pruning", "weights_after_pruning", "weights_after_retraining",
-                "accuracy_vs_clusters", "accuracy_vs_pruned", "taylor_importance"):
+    for png in (
+        "weights_before_pruning",
+        "weights_after_pruning",
+        "weights_after_retraining",
+        "accuracy_vs_clusters",
+        "accuracy_vs_pruned",
+        "taylor_importance",
+    ):
         assert (run_dir / "plots" / f"{png}.png").stat().st_size > 1000
 
 
@@ -68,9 +106,28 @@ def test_bundle_is_accepted_by_the_hardware_reader(run_dir):
 
 
 def test_lenet5_run_reports_sizes(tmp_path):
-    rc = main(["--dataset", "digits", "--model", "lenet5", "--out", str(tmp_path), "--epochs",
-               "2", "--finetune-epochs", "1", "--prune-rounds", "1", "--quiet", "--no-plots",
-               "--train-limit", "300", "--test-limit", "100"])
+    rc = main(
+        [
+            "--dataset",
+            "digits",
+            "--model",
+            "lenet5",
+            "--out",
+            str(tmp_path),
+            "--epochs",
+            "2",
+            "--finetune-epochs",
+            "1",
+            "--prune-rounds",
+            "1",
+            "--quiet",
+            "--no-plots",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+        ]
+    )
     assert rc == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["model"] == "lenet5" and s["bundle"] is None

@@ -235,18 +235,32 @@ def test_idx_dataset_label_count_mismatch_and_missing(tmp_path):
 def _tiny_bundle():
     w1 = np.array([[4, 0, -2], [0, 1, 8]], dtype=np.int32)
     w2 = np.array([[2, -1], [-4, 16]], dtype=np.int32)
-    spec = dict(kind="linear", weight_format="pow2", weight_frac_bits=3, input_frac_bits=4,
-                output_frac_bits=4, output_bits=8, codebook_bits=4, index_bits=4)
+    spec = dict(
+        kind="linear",
+        weight_format="pow2",
+        weight_frac_bits=3,
+        input_frac_bits=4,
+        output_frac_bits=4,
+        output_bits=8,
+        codebook_bits=4,
+        index_bits=4,
+    )
     layers = [
         dict(spec, name="fc1", in_features=3, out_features=2, activation="relu"),
         dict(spec, name="fc2", in_features=2, out_features=2, activation="none"),
     ]
     arrays = {
-        "fc1.weight_int": w1, "fc1.bias_int": np.array([5, -300], np.int32),
-        "fc2.weight_int": w2, "fc2.bias_int": np.array([0, 3], np.int32),
+        "fc1.weight_int": w1,
+        "fc1.bias_int": np.array([5, -300], np.int32),
+        "fc2.weight_int": w2,
+        "fc2.bias_int": np.array([0, 3], np.int32),
     }
-    manifest = {"dataset": "t", "model": "m", "input": {"shape": [3], "bits": 8, "frac_bits": 4,
-                                                         "signed": False}, "layers": layers}
+    manifest = {
+        "dataset": "t",
+        "model": "m",
+        "input": {"shape": [3], "bits": 8, "frac_bits": 4, "signed": False},
+        "layers": layers,
+    }
     return manifest, arrays
 
 
