@@ -49,8 +49,10 @@ def synth_xilinx(folder: Path, sources: list[str], top: str) -> tuple[dict, dict
     """Run ``synth_xilinx`` on ``sources`` (relative to ``folder``).
 
     Returns ``(utilization, coarse_cells)``: the 7-series figures of :data:`UTILIZATION_KEYS`,
-    and the word-level cells (``$mul``, ``$add``, ...) of the design before technology mapping,
-    which tell whether a multiplier was described at all.
+    and the word-level cells (``$mul``, ``$add``, ...) of the design just before DSP mapping,
+    which tell whether a multiplier was described at all. The design is flattened, as Vivado's
+    default ``-flatten_hierarchy rebuilt`` does (Yosys 0.70 also trips an internal assertion in
+    ABC on some hierarchical netlists).
 
     Yosys runs with ``folder`` as its working directory because the WebAssembly build only sees
     files below it. The log lands in ``folder/reports/yosys.log``.
@@ -58,11 +60,11 @@ def synth_xilinx(folder: Path, sources: list[str], top: str) -> tuple[dict, dict
     reports = folder / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     reads = "; ".join(f"read_verilog -defer {src}" for src in sources)
+    synth = f"synth_xilinx -flatten -top {top} -family xc7"
     script = (
-        f"{reads}; hierarchy -top {top}; proc; opt -fast; wreduce; "
+        f"{reads}; {synth} -run begin:map_dsp; "
         "tee -q -o reports/yosys_coarse.json stat -json; "
-        f"synth_xilinx -top {top} -family xc7; "
-        "tee -q -o reports/yosys_stat.json stat -json"
+        f"{synth} -run map_dsp:; tee -q -o reports/yosys_stat.json stat -json"
     )
     result = subprocess.run(
         [*_yosys_command(), "-q", "-l", "reports/yosys.log", "-p", script],
@@ -71,7 +73,9 @@ def synth_xilinx(folder: Path, sources: list[str], top: str) -> tuple[dict, dict
         text=True,
     )
     if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).splitlines()[-15:])
+        log = reports / "yosys.log"
+        text = log.read_text() if log.exists() else result.stderr or result.stdout
+        tail = "\n".join(text.splitlines()[-5:])
         raise RuntimeError(f"yosys synth_xilinx failed for {top}:\n{tail}")
     stat = json.loads((reports / "yosys_stat.json").read_text())
     coarse = json.loads((reports / "yosys_coarse.json").read_text())
