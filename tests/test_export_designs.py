@@ -13,15 +13,25 @@ from rtl_gen.export.lint import lint
 
 from .test_export_tcl import run_tcl
 
+
+def _bundle(tmp_path_factory):
+    from sim.mlp import bundle_for_tests
+
+    path, _ = bundle_for_tests(tmp_path_factory.mktemp("bundle"))
+    return path
+
+
 DESIGNS = {
-    "conv_n3_k3": lambda: designs.conv_design(3, 3, 12, 10),
-    "conv_n6_k5": lambda: designs.conv_design(6, 5, 9, 7),
+    "conv_n3_k3": lambda tmp: designs.conv_design(3, 3, 12, 10),
+    "conv_n6_k5": lambda tmp: designs.conv_design(6, 5, 9, 7),
+    "neuron_pow2": lambda tmp: designs.neuron_design(_bundle(tmp), "pow2"),
+    "mlp_pow2_zero_skip": lambda tmp: designs.mlp_design(_bundle(tmp), "pow2", zero_skip=True),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(DESIGNS))
 def exported(request, tmp_path_factory):
-    design = DESIGNS[request.param]()
+    design = DESIGNS[request.param](tmp_path_factory)
     folder = export_design(design, tmp_path_factory.mktemp("designs") / design.name)
     return design, folder, json.loads((folder / "manifest.json").read_text())
 
