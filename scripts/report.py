@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from rtl_gen.export import designs
+from rtl_gen.export.estimate import conv_estimate, mlp_estimate
 from rtl_gen.export.folder import Design, export_design
 from rtl_gen.export.yosys import synth_xilinx
 from tb.golden.conv import conv_cycles
@@ -56,6 +57,7 @@ def conv_rows(kernel: int, size: int, clock_mhz: float, out: Path) -> list[dict]
                 "latency_us": one / clock_mhz,
                 "throughput_per_s": clock_mhz * 1e6 / interval,
                 "resources_from": "yosys (whole design)",
+                "estimate": conv_estimate(**design.parameters),
             }
         )
     return rows
@@ -121,6 +123,7 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, full_synth: bool) -> lis
                 "throughput_per_s": clock_mhz * 1e6 / cycles,
                 "layers": design.parameters["layers"],
                 "resources_from": source,
+                "estimate": mlp_estimate(mlp),
             }
         )
     return rows

@@ -38,3 +38,29 @@ def test_conv_estimate_matches_yosys(kernel, line_buffers, width, tmp_path):
             estimate[key],
             measured[key],
         )
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from sim.mlp import bundle_for_tests
+
+    path, _ = bundle_for_tests(tmp_path_factory.mktemp("bundle"))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", ["dense", "codebook", "pow2"])
+def test_neuron_estimate_matches_yosys(bundle, build, tmp_path):
+    from rtl_gen.export.estimate import neuron_estimate
+    from rtl_gen.export.folder import Design
+
+    design = designs.mlp_design(bundle, build, baseline=build == "dense")
+    layer = design.component.layers[1]
+    for part in (design.component, *design.component.layers):
+        part._MustUse__silence = True
+    neuron = layer.neuron(0)
+    folder = export_design(Design("neuron", "neuron", neuron, {}), tmp_path / "neuron")
+    measured, coarse = synth_xilinx(folder, ["neuron.v"], "neuron")
+    estimate = neuron_estimate(layer, 0)
+    assert estimate["dsp"] == measured["dsp"] == coarse.get("$mul", 0)
+    assert abs(estimate["ff"] - measured["ff"]) <= LOGIC_TOLERANCE * measured["ff"]

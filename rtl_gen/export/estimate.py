@@ -64,3 +64,35 @@ def conv_estimate(
         "ramb36": 0,
         "lutram": line_buffers * buffers["lutram"],
     }
+
+
+def _clog2(n: int) -> int:
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def neuron_estimate(layer, index: int) -> dict[str, int]:
+    """FF and DSP48E1 of neuron ``index`` of an :class:`rtl_gen.layer.Layer`.
+
+    FFs: accumulator, result register, ROM output word, ROM address and its look-ahead copy,
+    and for compressed builds the current column (``base``). DSP: one multiplier per neuron in
+    the dense and codebook builds, none in the shift (pow2) build. LUTs are not estimated: the
+    ROMs become logic whose size depends on their contents.
+    """
+    weights = layer.weights
+    depth = len(weights.rom_words(index, layer.build))
+    ff = layer.acc_bits + weights.output_bits + weights.rom_width(layer.build)
+    ff += 2 * _clog2(depth + 1)
+    if layer.build != "dense":
+        ff += _clog2(weights.in_features + 1)
+    return {"ff": ff, "dsp": 0 if layer.build == "pow2" else 1}
+
+
+def mlp_estimate(mlp) -> dict[str, int]:
+    """FF, DSP48E1 and ROM bits of an :class:`rtl_gen.mlp.Mlp`, summed over its neurons."""
+    total = {"ff": 0, "dsp": 0, "rom_bits": mlp.rom_bits}
+    for layer in mlp.layers:
+        for j in range(layer.weights.out_features):
+            figures = neuron_estimate(layer, j)
+            total["ff"] += figures["ff"]
+            total["dsp"] += figures["dsp"]
+    return total
