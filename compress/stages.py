@@ -1,0 +1,270 @@
+"""The training stages of the pipeline, shared by LeNet-300-100 and LeNet-5: float training, Taylor
+structured pruning, iterative unstructured pruning, k-means weight sharing and power-of-two
+snapping. Each stage works on the model in place and returns what the report needs."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import pow2, prune, share, taylor
+from .models import MLP, build_model, prunable
+from .train import accuracy, evaluate, test_line, train
+
+__all__ = [
+    "Pow2Result",
+    "PruneResult",
+    "ShareResult",
+    "Trained",
+    "layer_weights",
+    "prune_structured",
+    "prune_unstructured",
+    "quantize_pow2",
+    "share_weights",
+    "train_float",
+]
+
+
+def layer_weights(model) -> dict[str, np.ndarray]:
+    """A copy of every prunable layer's weight, by layer name (for the histograms)."""
+    return {n: m.weight.detach().numpy().copy() for n, m in prunable(model).items()}
+
+
+@dataclass
+class Trained:
+    model: torch.nn.Module  # the float model, compressed in place by the later stages
+    original: torch.nn.Module  # an untouched copy of the trained float model
+    accuracy: float
+    weights: dict  # layer_weights(original)
+    original_weights: int  # weight count of the original prunable layers
+    dense_bytes: int  # fp32 bytes of the original weights and biases
+
+
+def train_float(cfg, data, log) -> Trained:
+    """Build ``cfg.model``, train it in float, log the test line; return the model, a copy of it
+    and its original size."""
+    model = build_model(cfg.model, data.image_shape, data.classes)
+    train(
+        model,
+        data.x_train,
+        data.y_train,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch=cfg.batch,
+        seed=cfg.seed,
+        l1=cfg.l1,
+        desc="train",
+        quiet=cfg.quiet,
+    )
+    loss, correct, total = evaluate(model, data.x_test, data.y_test)
+    log(test_line(loss, correct, total))
+    original = copy.deepcopy(model)
+    layers = prunable(original).values()
+    return Trained(
+        model=model,
+        original=original,
+        accuracy=correct / total,
+        weights=layer_weights(model),
+        original_weights=sum(m.weight.numel() for m in layers),
+        dense_bytes=4 * sum(m.weight.numel() + m.bias.numel() for m in layers),
+    )
+
+
+def _retrain(cfg, model, data, seed: int, desc: str, masks=None) -> tuple[float, float]:
+    """``(accuracy before, accuracy after)`` a fine-tuning phase of ``cfg.finetune_epochs``."""
+    before = accuracy(model, data.x_test, data.y_test)
+    train(
+        model,
+        data.x_train,
+        data.y_train,
+        epochs=cfg.finetune_epochs,
+        lr=cfg.finetune_lr,
+        batch=cfg.batch,
+        seed=seed,
+        masks=masks,
+        desc=desc,
+        quiet=cfg.quiet,
+    )
+    return before, accuracy(model, data.x_test, data.y_test)
+
+
+def _conv_side(model, data) -> int:
+    """Spatial positions per conv2 channel at the flatten (fc1 columns per filter)."""
+    with torch.no_grad():
+        x = torch.as_tensor(data.x_train[:1])
+        x = torch.max_pool2d(torch.relu(model.conv1(x)), 2)
+        x = torch.relu(model.conv2(x))
+        if model.pool2:
+            x = torch.max_pool2d(x, 2)
+    return x.shape[-1] * x.shape[-2]
+
+
+def prune_structured(cfg, model, data, log) -> tuple[dict, list]:
+    """Taylor structured pruning in ``cfg.structured_steps`` steps, each fine-tuned: hidden
+    neurons of an MLP (down to ``cfg.hidden_targets``) or LeNet-5 conv filters (down to
+    ``cfg.conv_targets``). Returns the group importance of the first step by layer name and one
+    history entry per step."""
+    mlp = isinstance(model, MLP)
+    if mlp:
+        widths0 = model.sizes[1:-1]
+        targets = list(cfg.hidden_targets)[: len(widths0)]
+        pairs = [(i, i + 1, 1) for i in range(len(widths0))]
+        names = [f"fc{i + 1}" for i in range(len(widths0))]
+    else:
+        widths0 = [model.conv1.out_channels, model.conv2.out_channels]
+        targets = list(cfg.conv_targets)
+        pairs = [("conv1", "conv2", 1), ("conv2", "fc1", _conv_side(model, data))]
+        names = ["conv1", "conv2"]
+    first, history = None, []
+    for step in range(1, cfg.structured_steps + 1):
+        layers = prunable(model)
+        _, gimp = taylor.taylor_importance(
+            model, data.x_train, data.y_train, layers, batch=256, max_batches=cfg.taylor_batches
+        )
+        if first is None:
+            first = {n: gimp[layers[n]].numpy().copy() for n in names}
+        for i, ((a, b, spatial), w0, t) in enumerate(zip(pairs, widths0, targets, strict=not mlp)):
+            layer, nxt = (model.layer(a), model.layer(b)) if mlp else (layers[a], layers[b])
+            width = int(round(w0 * (t / w0) ** (step / cfg.structured_steps)))
+            keep = np.argsort(-gimp[layer].numpy(), kind="stable")[:width]
+            taylor.remove_units(layer, nxt, keep, spatial=spatial)
+            if mlp:
+                model.sizes[i + 1] = width
+        acc0, acc1 = _retrain(cfg, model, data, cfg.seed + 100 + step, f"taylor step {step}")
+        if mlp:
+            shape = {"sizes": list(model.sizes)}
+            text = " -> ".join(map(str, model.sizes))
+        else:
+            shape = {"filters": [model.conv1.out_channels, model.conv2.out_channels]}
+            text = f"filters {shape['filters']}"
+        history.append({"step": step, **shape, "acc_pruned": acc0, "acc_finetuned": acc1})
+        log(f"Taylor step {step}: {text}  acc {100 * acc0:.2f}% -> fine-tuned {100 * acc1:.2f}%")
+    return first, history
+
+
+@dataclass
+class PruneResult:
+    masks: dict  # module -> bool mask of the alive weights
+    names: dict  # module -> layer name
+    schedule: list  # one entry per round
+    acc_pruned: float  # test accuracy right after the last pruning step
+    acc_retrained: float  # test accuracy after its retraining
+    weights_pruned: dict  # layer_weights right after the last pruning step
+    weights_retrained: dict  # layer_weights after its retraining
+
+
+def prune_unstructured(cfg, model, data, original_weights: int, log) -> PruneResult:
+    """Iterative magnitude (or Taylor, ``cfg.criterion``) pruning in ``cfg.prune_rounds`` rounds
+    up to ``cfg.layer_sparsity`` per layer, each round retrained with the masks held."""
+    layers = prunable(model)
+    names = {m: n for n, m in layers.items()}
+    masks = prune.full_masks(layers)
+    sparsity = list(cfg.layer_sparsity)
+    sparsity += [sparsity[-1]] * (len(layers) - len(sparsity))
+    schedule = []
+    acc_pruned = None
+    weights_pruned = None
+    for r in range(1, cfg.prune_rounds + 1):
+        score = None
+        if cfg.criterion == "taylor":
+            score, _ = taylor.taylor_importance(
+                model, data.x_train, data.y_train, layers, max_batches=cfg.taylor_batches
+            )
+        new = {}
+        for (m, mask), s in zip(masks.items(), sparsity, strict=True):
+            keep = round(mask.numel() * (1 - s * r / cfg.prune_rounds))
+            sc = m.weight.detach().abs() if score is None else score[m]
+            new[m] = prune.prune_to_count(sc, mask, keep)
+        masks = new
+        prune.apply_masks(masks)
+        acc_pruned = accuracy(model, data.x_test, data.y_test)
+        weights_pruned = layer_weights(model)
+        _, acc = _retrain(cfg, model, data, cfg.seed + 200 + r, f"prune round {r}", masks)
+        alive = sum(int(mk.sum()) for mk in masks.values())
+        frac = 1 - alive / original_weights
+        schedule.append(
+            {"round": r, "pruned_fraction": frac, "acc_pruned": acc_pruned, "acc_retrained": acc}
+        )
+        log(
+            f"prune round {r}: {100 * frac:.2f}% of the original weights pruned, "
+            f"acc {100 * acc_pruned:.2f}% -> retrained {100 * acc:.2f}%"
+        )
+    return PruneResult(
+        masks=masks,
+        names=names,
+        schedule=schedule,
+        acc_pruned=acc_pruned,
+        acc_retrained=accuracy(model, data.x_test, data.y_test),
+        weights_pruned=weights_pruned,
+        weights_retrained=layer_weights(model),
+    )
+
+
+@dataclass
+class ShareResult:
+    sweep: list  # [{"clusters", "accuracy"}] of the cluster sweep (no fine-tuning)
+    acc_shared: float  # test accuracy with cfg.clusters shared weights per layer
+    acc_tuned: float  # ... after centroid fine-tuning
+
+
+def share_weights(cfg, model, pruned: PruneResult, data, sweep_seed: int) -> ShareResult:
+    """k-means weight sharing. First the accuracy for every ``cfg.cluster_sweep`` k on copies of
+    the model (k-means seeded with ``sweep_seed``), then ``cfg.clusters`` clusters per layer on
+    the model itself with the centroids fine-tuned."""
+    sweep = []
+    for k in cfg.cluster_sweep:
+        trial = copy.deepcopy(model)
+        tl = prunable(trial)
+        tmasks = {tl[pruned.names[m]]: mk for m, mk in pruned.masks.items()}
+        share.share_model(tmasks, k, cfg.kmeans_init, sweep_seed)
+        sweep.append({"clusters": k, "accuracy": accuracy(trial, data.x_test, data.y_test)})
+    shared = share.share_model(pruned.masks, cfg.clusters, cfg.kmeans_init, cfg.seed)
+    acc_shared = accuracy(model, data.x_test, data.y_test)
+    share.finetune_centroids(
+        model,
+        shared,
+        data.x_train,
+        data.y_train,
+        epochs=cfg.centroid_epochs,
+        lr=cfg.finetune_lr / 5,
+        batch=cfg.batch,
+        seed=cfg.seed + 300,
+        quiet=cfg.quiet,
+    )
+    return ShareResult(sweep, acc_shared, accuracy(model, data.x_test, data.y_test))
+
+
+@dataclass
+class Pow2Result:
+    formats: dict  # module -> pow2.Pow2Format
+    acc_snapped: float | None  # test accuracy right after snapping (None: not snapped first)
+    accuracy: float  # test accuracy after straight-through fine-tuning
+
+
+def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result:
+    """Power-of-two weights (sign + ``cfg.exp_bits``-bit exponent, scale per layer): with
+    ``snap_first`` the weights are snapped before the straight-through fine-tuning (which then
+    starts from the snapped values), else it starts from the shared weights. Ends snapped."""
+    formats = {m: pow2.best_kmax(m.weight.detach(), mk, cfg.exp_bits) for m, mk in masks.items()}
+    acc_snapped = None
+    if snap_first:
+        with torch.no_grad():
+            for m, mk in masks.items():
+                m.weight.copy_(pow2.snap(m.weight.detach(), mk, formats[m]))
+        acc_snapped = accuracy(model, data.x_test, data.y_test)
+    pow2.finetune(
+        model,
+        masks,
+        formats,
+        data.x_train,
+        data.y_train,
+        epochs=cfg.pow2_epochs,
+        lr=cfg.pow2_lr,
+        batch=cfg.batch,
+        seed=cfg.seed + 400,
+        quiet=cfg.quiet,
+    )
+    return Pow2Result(formats, acc_snapped, accuracy(model, data.x_test, data.y_test))
