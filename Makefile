@@ -18,6 +18,7 @@ BUNDLE       ?= build/compress/$(DATASET)_$(MODEL)/bundle
 IMAGES       ?= 100
 BUILD        ?= pow2
 ZERO_SKIP    ?= 1
+LAYOUT       ?= auto
 PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 PYTEST_ARGS  ?=
@@ -50,7 +51,7 @@ ifeq ($(DESIGN),conv)
 		--height $(HEIGHT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
 else ifeq ($(DESIGN),mlp)
 	$(PY) -m sim.mlp --bundle $(BUNDLE) --dataset $(DATASET) --model $(MODEL) \
-		--images $(IMAGES) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
+		--images $(IMAGES) --layout $(LAYOUT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
 else
 	@echo "unknown DESIGN=$(DESIGN) (expected conv or mlp)" >&2; exit 2
 endif

@@ -7,6 +7,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
+from .neuron.weights import LAYOUTS
 
 __all__ = ["Layer"]
 
@@ -20,6 +21,9 @@ class Layer(wiring.Component):
     neurons' ``done`` (see :class:`~rtl_gen.neuron.Neuron`), so an element takes one cycle plus
     one cycle per ROM entry that the slowest neuron must skip.
 
+    With ``layout="direct"`` every broadcast element takes exactly one cycle (the ROM is addressed
+    by the element's index) and the results come one cycle later than below (MAC stage).
+
     Output: after the element with ``last`` is accepted (cycle ``t``), the results become valid in
     cycle ``t + 1`` (circuit activation) or ``t + 2`` (table), and leave in index order, one per
     cycle while ``out.ready`` is high, ``last`` on neuron ``M - 1``. ``out.valid`` never depends
@@ -32,6 +36,11 @@ class Layer(wiring.Component):
     build : str
         ``"dense"``, ``"codebook"`` or ``"pow2"`` (``"codebook"`` and ``"pow2"`` need a compressed
         layer; ``"dense"`` uses ``weight_int`` of any layer).
+    layout : str
+        ROM layout of the compressed builds: ``"csr"`` (default, the CSR row walked one entry per
+        cycle), ``"direct"`` (one code per input, addressed by the element index) or ``"auto"``
+        (the smaller ROM for this layer, see :meth:`LayerWeights.auto_layout`). The dense build
+        ignores ``"auto"`` and rejects ``"direct"``. :attr:`layout` is the resolved one.
     drop_zeros : bool
         Input filter: take zero-valued elements without ``last`` at once and do not broadcast them
         (one cycle each, the neurons skip their entries later).
@@ -50,6 +59,7 @@ class Layer(wiring.Component):
         weights: LayerWeights,
         *,
         build: str,
+        layout: str = "csr",
         drop_zeros: bool = False,
         skip_zero_outputs: bool = False,
         acc_bits: int | None = None,
@@ -63,8 +73,11 @@ class Layer(wiring.Component):
             raise ValueError(f"build {build!r} needs a compressed layer, {weights.name} is dense")
         if build == "pow2" and weights.weight_format != "pow2":
             raise ValueError(f"build 'pow2' needs pow2 weights, {weights.name} has a codebook")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
         self.weights = weights
         self.build = build
+        self.layout = weights.resolve_layout(build, layout)
         self.drop_zeros = bool(drop_zeros)
         self.skip_zero_outputs = bool(skip_zero_outputs)
         self.acc_bits = weights.acc_bits() if acc_bits is None else int(acc_bits)
@@ -81,12 +94,12 @@ class Layer(wiring.Component):
 
     @property
     def rom_bits(self) -> int:
-        return self.weights.rom_bits(self.build)
+        return self.weights.rom_bits(self.build, self.layout)
 
     def neuron(self, j: int) -> Neuron:
         w = self.weights
         return Neuron(
-            rom_words=w.rom_words(j, self.build),
+            rom_words=w.rom_words(j, self.build, self.layout),
             in_features=w.in_features,
             x_shape=self.x_shape,
             bias=int(w.bias_int[j]),
@@ -101,6 +114,7 @@ class Layer(wiring.Component):
             code_bits=w.code_bits,
             weight_bits=w.weight_bits,
             lut_bits=self.lut_bits,
+            layout=self.layout,
         )
 
     def elaborate(self, platform):

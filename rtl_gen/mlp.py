@@ -28,9 +28,21 @@ class Mlp(wiring.Component):
     build : str
         ``"dense"``, ``"codebook"`` or ``"pow2"``.
     zero_skip : bool
+    layout : str
+        ROM layout of the compressed builds, ``"csr"`` (default), ``"direct"`` or ``"auto"``
+        (per layer, the smaller ROM); see :class:`~rtl_gen.layer.Layer`. :attr:`layouts` lists
+        the resolved layout of each layer.
     """
 
-    def __init__(self, layers, *, build: str, zero_skip: bool = False, lut_bits: int = 8):
+    def __init__(
+        self,
+        layers,
+        *,
+        build: str,
+        zero_skip: bool = False,
+        lut_bits: int = 8,
+        layout: str = "csr",
+    ):
         layers = list(layers)
         if not layers or not all(isinstance(w, LayerWeights) for w in layers):
             raise TypeError("layers must be a non-empty list of LayerWeights")
@@ -46,12 +58,15 @@ class Mlp(wiring.Component):
             Layer(
                 w,
                 build=build,
+                layout=layout,
                 drop_zeros=self.zero_skip and i == 0,
                 skip_zero_outputs=self.zero_skip and i != last,
                 lut_bits=lut_bits,
             )
             for i, w in enumerate(layers)
         ]
+        self.layout = layout
+        self.layouts = [layer.layout for layer in self.layers]
         first, final = self.layers[0], self.layers[-1]
         super().__init__(
             {
@@ -61,7 +76,15 @@ class Mlp(wiring.Component):
         )
 
     @classmethod
-    def from_bundle(cls, bundle, *, build=None, zero_skip: bool = False, baseline: bool = False):
+    def from_bundle(
+        cls,
+        bundle,
+        *,
+        build=None,
+        zero_skip: bool = False,
+        baseline: bool = False,
+        layout: str = "csr",
+    ):
         """The network of a bundle (path or loaded), or its dense baseline with ``baseline``.
 
         ``build`` defaults to the bundle's weight format (``"dense"`` for the baseline).
@@ -71,7 +94,7 @@ class Mlp(wiring.Component):
         layers = layers_from_bundle(bundle, baseline=baseline)
         if build is None:
             build = "dense" if baseline else layers[0].weight_format
-        return cls(layers, build=build, zero_skip=zero_skip)
+        return cls(layers, build=build, zero_skip=zero_skip, layout=layout)
 
     @property
     def rom_bits(self) -> int:

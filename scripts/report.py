@@ -2,7 +2,8 @@
 
 Conv engine with N = K and N = K + 1 line buffers; the MLP of a compress bundle as the dense
 baseline (original network, 16-bit weights), pruned (CSR + codebook, multipliers), shift-quantized
-(CSR + power-of-two codes, shifts) and shift-quantized with zero-skipping. Writes
+(CSR + power-of-two codes, shifts), shift-quantized with zero-skipping, and the same with each
+layer's ROM in the smaller of the CSR and direct layouts (``auto``). Writes
 ``build/report/report.md``, ``report.json`` and PNG bar charts; prints the table.
 
 Resources come from Yosys ``synth_xilinx``: the conv engines are synthesized whole; an MLP is a
@@ -65,7 +66,8 @@ def conv_rows(kernel: int, size: int, clock_mhz: float, out: Path) -> list[dict]
 
 def _median_neuron(layer) -> int:
     counts = [
-        len(layer.weights.rom_words(j, layer.build)) for j in range(layer.weights.out_features)
+        len(layer.weights.rom_words(j, layer.build, layer.layout))
+        for j in range(layer.weights.out_features)
     ]
     return int(np.argsort(counts)[len(counts) // 2])
 
@@ -94,6 +96,7 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, full_synth: bool) -> lis
         ("MLP pruned (codebook)", dict(build="codebook")),
         ("MLP shift-quantized", dict(build="pow2")),
         ("MLP shift + zero-skip", dict(build="pow2", zero_skip=True)),
+        ("MLP shift + zero-skip, auto ROM", dict(build="pow2", zero_skip=True, layout="auto")),
     ]
     rows = []
     for label, options in variants:
@@ -105,7 +108,9 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, full_synth: bool) -> lis
         mlp = design.component
         layers = [layer.weights for layer in mlp.layers]
         build, zero_skip = mlp.build, mlp.zero_skip
-        cycles = float(np.mean([mlp_cycles(layers, x, build, zero_skip) for x in images]))
+        cycles = float(
+            np.mean([mlp_cycles(layers, x, build, zero_skip, layout=mlp.layouts) for x in images])
+        )
         if full_synth:
             figures, source = synth(design, out), "yosys (whole design)"
         else:
@@ -122,6 +127,7 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, full_synth: bool) -> lis
                 "latency_us": cycles / clock_mhz,
                 "throughput_per_s": clock_mhz * 1e6 / cycles,
                 "layers": design.parameters["layers"],
+                "layouts": mlp.layouts,
                 "resources_from": source,
                 "estimate": mlp_estimate(mlp),
             }

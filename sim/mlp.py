@@ -1,9 +1,10 @@
 """Front door of the MLP hardware: ``make sim DESIGN=mlp``.
 
-Builds the compressed network of a bundle (``rtl_gen.mlp.Mlp``, pow2 or codebook build) with and
-without zero-skipping, runs ``tb.mlp_tb`` on the first ``--images`` test images, and the dense
-baseline (original network, 16-bit weights, multipliers) on a few images; prints a summary and
-writes ``sim/build/mlp_<dataset>_<model>/results.json``.
+Builds the compressed network of a bundle (``rtl_gen.mlp.Mlp``, pow2 or codebook build; ROM
+layout ``--layout``, where ``auto`` picks per layer the smaller of CSR and direct) with and without
+zero-skipping, runs ``tb.mlp_tb`` on the first ``--images`` test images, and the dense baseline
+(original network, 16-bit weights, multipliers) on a few images; prints a summary and writes
+``sim/build/mlp_<dataset>_<model>/results.json``.
 """
 
 from __future__ import annotations
@@ -131,11 +132,12 @@ def _load(bundle_path: Path):
     return manifest, arrays, layers, baseline
 
 
-def _run(layers, build, zero_skip, images, labels, build_dir, simulator, testcase, waves):
-    dut = Mlp(layers, build=build, zero_skip=zero_skip)
+def _run(layers, build, zero_skip, images, labels, build_dir, simulator, testcase, waves, layout):
+    dut = Mlp(layers, build=build, zero_skip=zero_skip, layout=layout)
     case = dict(
         layers=layers,
         build=build,
+        layout=dut.layouts,
         zero_skip=zero_skip,
         images=images,
         labels=labels,
@@ -155,6 +157,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="lenet300")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--dense-images", type=int, default=3)
+    parser.add_argument(
+        "--layout",
+        choices=("auto", "csr", "direct"),
+        default="auto",
+        help="ROM layout of the compressed build (auto: per layer the smaller ROM)",
+    )
     parser.add_argument("--sim", default=None)
     parser.add_argument("--waves", action="store_true")
     parser.add_argument("--build-bundle", action="store_true", help="run compress if missing")
@@ -194,6 +202,7 @@ def main(argv=None) -> int:
             simulator,
             None,
             args.waves,
+            args.layout,
         )
         runs[tag] = (dut, result, rep)
         print(
@@ -213,6 +222,7 @@ def main(argv=None) -> int:
             simulator,
             "test_images",
             args.waves,
+            "csr",
         )
         dense_res = (dense_dut, dense_result, dense_rep)
         print(
@@ -228,13 +238,16 @@ def main(argv=None) -> int:
     mism += sum(r[2].get("test_stalls", {}).get("mismatches", 1) for r in runs.values())
     rtl_outputs = np.array(skip.get("outputs", []))
     rtl_acc = float(np.mean(np.argmax(rtl_outputs, 1) == labels)) if len(rtl_outputs) else 0.0
-    model_skip = [mlp_cycles(layers, x, build, True) for x in images]
-    model_noskip = [mlp_cycles(layers, x, build, False) for x in images]
+    layouts = runs["zero_skip"][0].layouts
+    model_skip = [mlp_cycles(layers, x, build, True, layout=layouts) for x in images]
+    model_noskip = [mlp_cycles(layers, x, build, False, layout=layouts) for x in images]
     results = {
         "dataset": args.dataset,
         "model": args.model,
         "bundle": str(bundle),
         "build": build,
+        "layout": args.layout,
+        "layer_layouts": layouts,
         "layers": [w.in_features for w in layers] + [layers[-1].out_features],
         "images": int(count),
         "mismatches": int(mism),
@@ -293,7 +306,7 @@ def main(argv=None) -> int:
         f"cycles/image no skip     RTL {fmt(results['no_skip_cycles_per_image'])}, "
         f"model {fmt(results['no_skip_model_cycles_per_image'])}"
     )
-    print(f"ROM bits                 {results['rom_bits']}")
+    print(f"ROM bits                 {results['rom_bits']} (layouts {', '.join(layouts)})")
     if dense_res is not None:
         print(
             f"dense baseline           {results['dense_layers']}: cycles/image RTL "

@@ -5,9 +5,9 @@ Both DUTs have the same ports: ``inp`` (stream of ``{index, value, last}`` eleme
 (``tests/test_mlp_hw.py``, ``sim/mlp.py``) pickles a case file whose path reaches the
 simulation in ``$MLP_TB_CASE``::
 
-    {"layers": [LayerWeights, ...], "build": "pow2", "zero_skip": bool, "sparse_source": bool,
-     "images": uint8 (n, in), "labels": (n,) or None, "seed": int,
-     "stall_images": int, "gap": 0.3, "backpressure": 0.4, "lut_bits": 8}
+    {"layers": [LayerWeights, ...], "build": "pow2", "layout": "csr" | "direct" | "auto" | [...],
+     "zero_skip": bool, "sparse_source": bool, "images": uint8 (n, in), "labels": (n,) or None,
+     "seed": int, "stall_images": int, "gap": 0.3, "backpressure": 0.4, "lut_bits": 8}
 
 The golden outputs and cycle counts come from ``tb.golden.mlp``. Each test writes what it measured
 to the JSON file named by ``$MLP_TB_REPORT`` (when set), one key per test.
@@ -82,6 +82,7 @@ class MlpTB:
         self.case = case
         self.layers = case["layers"]
         self.build = case["build"]
+        self.layout = case.get("layout", "csr")
         self.zero_skip = bool(case.get("zero_skip", False))
         self.sparse_source = bool(case.get("sparse_source", self.zero_skip))
         first, final = self.layers[0], self.layers[-1]
@@ -203,7 +204,12 @@ class MlpTB:
                 correct += int(np.argmax(got) == int(labels[i]))
             if cycles:
                 want = mlp_cycles(
-                    self.layers, image, self.build, self.zero_skip, self.sparse_source
+                    self.layers,
+                    image,
+                    self.build,
+                    self.zero_skip,
+                    self.sparse_source,
+                    layout=self.layout,
                 )
                 measured.append(res.cycles(i))
                 model.append(want)

@@ -1,6 +1,6 @@
 """cocotb: one layer, and the full compressed network of the default bundle on real test images
-(bit-exact outputs, class as golden, cycles as the model; with and without zero-skipping; random
-stalls; reset mid-image), on every simulator."""
+(bit-exact outputs, class as golden, cycles as the model; with and without zero-skipping; CSR and
+direct ROM layouts; random stalls; reset mid-image), on every simulator."""
 
 import warnings
 
@@ -34,8 +34,14 @@ def _need(simulator):
         pytest.skip(f"simulator {simulator} is not installed")
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-def test_layer(simulator, bundle):
+# the direct layout's layer runs on Icarus (the MLP run covers it on both simulators)
+LAYER_RUNS = [(s, "csr") for s in SIMULATORS] + [("icarus", "direct")]
+
+
+@pytest.mark.parametrize(
+    ("simulator", "layout"), LAYER_RUNS, ids=[f"{s}-{a}" for s, a in LAYER_RUNS]
+)
+def test_layer(simulator, layout, bundle):
     """The first hidden layer of the bundle alone (zero filter on), real images."""
     _need(simulator)
     layers, arrays = bundle
@@ -44,12 +50,12 @@ def test_layer(simulator, bundle):
         pytest.skip("first layer is not a ReLU layer")
     images = np.asarray(arrays["reference.test_inputs"][:30], dtype=np.int64)
     build = layer.weight_format
-    dut = Layer(layer, build=build, drop_zeros=True)
-    case = dict(layers=[layer], build=build, zero_skip=True, images=images, seed=5)
+    dut = Layer(layer, build=build, layout=layout, drop_zeros=True)
+    case = dict(layers=[layer], build=build, layout=layout, zero_skip=True, images=images, seed=5)
     result, report = run_case(
         dut,
         case,
-        BUILD / "test_mlp_layer",
+        BUILD / ("test_mlp_layer" if layout == "csr" else f"test_mlp_layer_{layout}"),
         simulator,
         test_module="tb.neuron_tb",
         toplevel="layer",
@@ -60,24 +66,34 @@ def test_layer(simulator, bundle):
 
 # Verilator compiles each network for about a minute: it runs the zero-skipping build only
 # (the other build differs in two filters and is covered by Icarus and the Amaranth simulator).
-MLP_RUNS = [("icarus", False), ("icarus", True), ("verilator", True)]
+# "auto" picks the smaller ROM per layer (the direct layout on the digits bundle).
+MLP_RUNS = [
+    ("icarus", False, "csr"),
+    ("icarus", True, "csr"),
+    ("verilator", True, "csr"),
+    ("icarus", True, "auto"),
+]
 
 
 @pytest.mark.parametrize(
-    ("simulator", "zero_skip"),
+    ("simulator", "zero_skip", "layout"),
     MLP_RUNS,
-    ids=[f"{s}-{'zero_skip' if z else 'no_skip'}" for s, z in MLP_RUNS],
+    ids=[
+        f"{s}-{'zero_skip' if z else 'no_skip'}" + ("" if a == "csr" else f"-{a}")
+        for s, z, a in MLP_RUNS
+    ],
 )
-def test_mlp_real_images(simulator, zero_skip, bundle):
+def test_mlp_real_images(simulator, zero_skip, layout, bundle):
     _need(simulator)
     layers, arrays = bundle
     images = np.asarray(arrays["reference.test_inputs"][:IMAGES], dtype=np.int64)
     labels = np.asarray(arrays["reference.test_labels"][:IMAGES])
     build = layers[0].weight_format
-    dut = Mlp(layers, build=build, zero_skip=zero_skip)
+    dut = Mlp(layers, build=build, zero_skip=zero_skip, layout=layout)
     case = dict(
         layers=layers,
         build=build,
+        layout=dut.layouts,
         zero_skip=zero_skip,
         images=images,
         labels=labels,
@@ -86,7 +102,7 @@ def test_mlp_real_images(simulator, zero_skip, bundle):
         gap=0.3,
         backpressure=0.4,
     )
-    tag = "zero_skip" if zero_skip else "no_skip"
+    tag = ("zero_skip" if zero_skip else "no_skip") + ("" if layout == "csr" else f"_{layout}")
     result, report = run_case(dut, case, BUILD / f"test_mlp_{tag}", simulator)
     assert result.passed, result.log_tail()
     run = report["test_images"]
@@ -96,3 +112,10 @@ def test_mlp_real_images(simulator, zero_skip, bundle):
     np.testing.assert_array_equal(run["outputs"], golden.mlp_forward(layers, images)[-1])
     assert report["test_stalls"]["mismatches"] == 0
     assert report["test_reset_mid_image"]["cycle_errors"] == 0
+    if layout != "csr":
+        assert dut.layouts == golden.layer_layouts(layers, build, layout)
+        # direct layers take every broadcast element in one cycle: zero-skipping saves the
+        # zeros' cycles, and the ROMs are no larger than CSR
+        csr = [golden.mlp_cycles(layers, x, build, zero_skip) for x in images]
+        assert np.mean(run["cycles"]) <= np.mean(csr) + len(layers)
+        assert dut.rom_bits <= sum(w.rom_bits(build, "csr") for w in layers)

@@ -52,9 +52,20 @@ def dense_vector(outputs, count):
     return [outputs.get(i, 0) for i in range(count)]
 
 
-@pytest.mark.parametrize("build", ["dense", "codebook", "pow2"])
+LAYER_BUILDS = [
+    ("dense", "csr"),
+    ("codebook", "csr"),
+    ("pow2", "csr"),
+    ("codebook", "direct"),
+    ("pow2", "direct"),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "layout"), LAYER_BUILDS, ids=[f"{b}-{a}" for b, a in LAYER_BUILDS]
+)
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
-def test_layer_results_and_cycles(build, activation):
+def test_layer_results_and_cycles(build, layout, activation):
     rng = np.random.default_rng(hash((build, activation)) % 2**32)
     layer = golden.synthetic_layer(
         rng,
@@ -67,10 +78,65 @@ def test_layer_results_and_cycles(build, activation):
     )
     x = golden.random_images(rng, 4, 37)
     for zero_skip in (False, True):
-        dut = Layer(layer, build=build, drop_zeros=zero_skip)
+        dut = Layer(layer, build=build, layout=layout, drop_zeros=zero_skip)
+        assert dut.layout == layout
         for vector, (outputs, cycles) in zip(x, stream_vectors(dut, x, zero_skip), strict=True):
             assert dense_vector(outputs, 3) == golden.layer_forward(layer, vector).tolist()
-            assert cycles == golden.mlp_cycles([layer], vector, build, zero_skip)
+            assert cycles == golden.mlp_cycles([layer], vector, build, zero_skip, layout=layout)
+
+
+@pytest.mark.parametrize("layout", ["direct", "auto"])
+def test_mlp_direct_layout_backpressure(layout):
+    """Direct (and auto) ROM layout: exact results and cycles, zero-skipping pays off, and
+    back-to-back vectors under backpressure (two ``last`` elements in a row included)."""
+    rng = np.random.default_rng(17)
+    layers = golden.synthetic_mlp(rng, (20, 9, 6, 4), density=0.7)
+    for layer in layers:
+        layer.shift = 8
+    x = golden.random_images(rng, 5, 20)
+    x[1] = 0  # only the last pixel is sent: two last elements back to back downstream
+    x[2, :-1] = 0
+    for zero_skip in (False, True):
+        dut = Mlp(layers, build="pow2", zero_skip=zero_skip, layout=layout)
+        assert dut.layouts == golden.layer_layouts(layers, "pow2", layout)
+        runs = stream_vectors(dut, x, zero_skip)
+        for vector, (outputs, cycles) in zip(x, runs, strict=True):
+            assert dense_vector(outputs, 4) == golden.mlp_forward(layers, vector)[-1].tolist()
+            assert cycles == golden.mlp_cycles(layers, vector, "pow2", zero_skip, layout=layout)
+        runs = stream_vectors(dut, x, zero_skip, backpressure=0.5)
+        for vector, (outputs, _) in zip(x, runs, strict=True):
+            assert dense_vector(outputs, 4) == golden.mlp_forward(layers, vector)[-1].tolist()
+    if layout == "direct":
+        for vector in x:
+            skip = golden.mlp_cycles(layers, vector, "pow2", True, layout="direct")
+            plain = golden.mlp_cycles(layers, vector, "pow2", False, layout="direct")
+            zeros = int((vector[:-1] == 0).sum())
+            assert plain == golden.mlp_cycles(layers, vector, "pow2", False) + len(layers)
+            assert skip <= plain - zeros
+
+
+def test_auto_layout_rule():
+    """``auto`` picks per layer the smaller ROM (ties: direct); ROM bits as documented."""
+    rng = np.random.default_rng(4)
+    dense_ish = golden.synthetic_layer(rng, 32, 3, density=0.9)
+    sparse = golden.synthetic_layer(rng, 32, 3, density=0.1)
+    for layer in (dense_ish, sparse):
+        entries = int(layer.csr_rowptr[-1])
+        csr = entries * (layer.index_bits + layer.code_bits)
+        rows = sum(bool(layer.row_codes(j).any()) for j in range(layer.out_features))
+        direct = rows * layer.in_features * layer.code_bits
+        assert layer.rom_bits("pow2", "csr") == csr
+        assert layer.rom_bits("pow2", "direct") == direct
+        want = "direct" if direct <= csr else "csr"
+        assert layer.resolve_layout("pow2", "auto") == want
+        assert Layer(layer, build="pow2", layout="auto").rom_bits == min(csr, direct)
+        assert golden.layer_layouts([layer], "pow2", "auto") == [want]
+    assert dense_ish.auto_layout() == "direct" and sparse.auto_layout() == "csr"
+    assert Layer(dense_ish, build="dense", layout="auto").layout == "csr"
+    with pytest.raises(ValueError, match="layout 'direct' is for the compressed builds"):
+        Layer(dense_ish, build="dense", layout="direct")
+    with pytest.raises(ValueError, match="layout must be one of"):
+        Layer(dense_ish, build="pow2", layout="coo")
 
 
 def test_mlp_zero_skip_backpressure():
@@ -194,8 +260,11 @@ def test_csr_fillers_and_empty_rows():
     )
     assert (layer.csr_code == 0).sum() > 0 and rowptr[3] == rowptr[2]
     x = golden.random_images(rng, 3, 70, zero_fraction=0.7)
-    for zero_skip in (False, True):
-        dut = Layer(layer, build="pow2", drop_zeros=zero_skip)
+    for zero_skip, layout in ((False, "csr"), (True, "csr"), (False, "direct"), (True, "direct")):
+        dut = Layer(layer, build="pow2", layout=layout, drop_zeros=zero_skip)
+        if layout == "direct":
+            assert layer.rom_words(2, "pow2", layout) == []
+            assert len(layer.rom_words(0, "pow2", layout)) == 70
         for vector, (outputs, cycles) in zip(x, stream_vectors(dut, x, zero_skip), strict=True):
             assert dense_vector(outputs, 3) == golden.layer_forward(layer, vector).tolist()
-            assert cycles == golden.mlp_cycles([layer], vector, "pow2", zero_skip)
+            assert cycles == golden.mlp_cycles([layer], vector, "pow2", zero_skip, layout=layout)

@@ -27,8 +27,8 @@ def build_design(args):
     from . import designs
 
     if args.design == "neuron":
-        return designs.neuron_design(args.bundle, args.build)
-    return designs.mlp_design(args.bundle, args.build, args.zero_skip, args.baseline)
+        return designs.neuron_design(args.bundle, args.build, args.layout)
+    return designs.mlp_design(args.bundle, args.build, args.zero_skip, args.baseline, args.layout)
 
 
 def parse_args(argv=None):
@@ -42,6 +42,12 @@ def parse_args(argv=None):
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     parser.add_argument("--build", choices=("dense", "codebook", "pow2"), default="pow2")
     parser.add_argument("--zero-skip", action="store_true")
+    parser.add_argument(
+        "--layout",
+        choices=("csr", "direct", "auto"),
+        default="csr",
+        help="ROM layout of the compressed neuron/MLP builds",
+    )
     parser.add_argument("--baseline", action="store_true", help="the uncompressed dense MLP")
     parser.add_argument("--part", default=DEFAULT_PART)
     parser.add_argument("--clock-ns", type=float, default=10.0)

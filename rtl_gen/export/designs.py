@@ -41,8 +41,17 @@ def _bundle_manifest(bundle) -> dict:
     return json.loads(path.read_text())
 
 
-def mlp_design(bundle, build: str = "pow2", zero_skip: bool = False, baseline: bool = False):
-    """The MLP of a compress bundle (or its dense baseline) as one top module ``mlp``."""
+def mlp_design(
+    bundle,
+    build: str = "pow2",
+    zero_skip: bool = False,
+    baseline: bool = False,
+    layout: str = "csr",
+):
+    """The MLP of a compress bundle (or its dense baseline) as one top module ``mlp``.
+
+    ``layout``: ROM layout of the compressed builds (``"csr"``, ``"direct"`` or ``"auto"``, see
+    :class:`rtl_gen.layer.Layer`); the dense baseline always walks one word per input."""
     from rtl_gen.mlp import Mlp
     from rtl_gen.neuron.weights import layers_from_bundle
 
@@ -50,9 +59,11 @@ def mlp_design(bundle, build: str = "pow2", zero_skip: bool = False, baseline: b
     layers = layers_from_bundle(bundle, baseline=baseline)
     if baseline:
         build = "dense"
-    mlp = Mlp(layers, build=build, zero_skip=zero_skip)
+    mlp = Mlp(layers, build=build, zero_skip=zero_skip, layout="csr" if baseline else layout)
     sizes = [layers[0].in_features] + [layer.out_features for layer in layers]
     variant = "baseline" if baseline else build + ("_zs" if zero_skip else "")
+    if not baseline and layout != "csr":
+        variant += f"_{layout}"
     return Design(
         name=f"mlp_{manifest['dataset']}_{manifest['model']}_{variant}",
         top="mlp",
@@ -62,24 +73,25 @@ def mlp_design(bundle, build: str = "pow2", zero_skip: bool = False, baseline: b
             "build": build,
             "zero_skip": zero_skip,
             "baseline": baseline,
+            "layouts": mlp.layouts,
             "rom_bits": mlp.rom_bits,
         },
         latency={"note": "per image; see cycle_model"},
         cycle_model={
             "function": "tb.golden.mlp.mlp_cycles",
-            "arguments": {"build": build, "zero_skip": zero_skip},
+            "arguments": {"build": build, "zero_skip": zero_skip, "layout": mlp.layouts},
         },
         bundle=bundle,
     )
 
 
-def neuron_design(bundle, build: str = "pow2"):
+def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
     """Neuron 0 of the bundle's first layer, alone, as top module ``neuron``."""
     from rtl_gen.layer import Layer
     from rtl_gen.neuron.weights import layers_from_bundle
 
     manifest = _bundle_manifest(bundle)
-    layer = Layer(layers_from_bundle(bundle)[0], build=build)
+    layer = Layer(layers_from_bundle(bundle)[0], build=build, layout=layout)
     layer._MustUse__silence = True  # only its first neuron is exported
     neuron = layer.neuron(0)
     return Design(
@@ -91,11 +103,15 @@ def neuron_design(bundle, build: str = "pow2"):
             "index": 0,
             "in_features": neuron.in_features,
             "build": build,
+            "layout": layer.layout,
             "activation": neuron.activation,
             "rom_words": len(neuron.rom_words),
             "rom_bits": neuron.rom_bits,
         },
-        latency={"result_after_last_input_cycles": 2 if neuron.lut else 1},
+        latency={
+            "result_after_last_input_cycles": (2 if neuron.lut else 1)
+            + (1 if layer.layout == "direct" else 0)
+        },
         cycle_model={"function": "tb.golden.mlp.layer_cycles"},
         bundle=bundle,
     )

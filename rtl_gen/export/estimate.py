@@ -74,17 +74,24 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     """FF and DSP48E1 of neuron ``index`` of an :class:`rtl_gen.layer.Layer`.
 
     FFs: accumulator, result register, ROM output word, ROM address and its look-ahead copy,
-    and for compressed builds the current column (``base``). DSP: one multiplier per neuron in
+    and for compressed builds the current column (``base``); in the direct layout no address
+    registers but the MAC stage (element value, valid, last). DSP: one multiplier per neuron in
     the dense and codebook builds, none in the shift (pow2) build. LUTs are not estimated: the
     ROMs become logic whose size depends on their contents.
     """
     weights = layer.weights
+    dsp = 0 if layer.build == "pow2" else 1
+    if layer.layout == "direct":
+        # no address counters: the element index addresses the ROM; a MAC stage holds the
+        # element's value and its valid and last bits
+        ff = layer.acc_bits + weights.output_bits + weights.rom_width(layer.build, "direct")
+        return {"ff": ff + layer.x_shape.width + 2, "dsp": dsp}
     depth = len(weights.rom_words(index, layer.build))
     ff = layer.acc_bits + weights.output_bits + weights.rom_width(layer.build)
     ff += 2 * _clog2(depth + 1)
     if layer.build != "dense":
         ff += _clog2(weights.in_features + 1)
-    return {"ff": ff, "dsp": 0 if layer.build == "pow2" else 1}
+    return {"ff": ff, "dsp": dsp}
 
 
 def mlp_estimate(mlp) -> dict[str, int]:

@@ -3,10 +3,11 @@
 from .activation import CircuitActivation, LutActivation, lut_table, output_shape
 from .mac import MulProduct, ShiftProduct
 from .neuron import BroadcastSignature, Neuron, element_layout, index_bits
-from .weights import BUILDS, LayerWeights, layers_from_bundle
+from .weights import BUILDS, LAYOUTS, LayerWeights, layers_from_bundle
 
 __all__ = [
     "BUILDS",
+    "LAYOUTS",
     "BroadcastSignature",
     "CircuitActivation",
     "LayerWeights",

@@ -49,12 +49,14 @@ class Neuron(wiring.Component):
     The weight ROM (``amaranth.lib.memory.Memory``, synchronous read, ``init`` from the bundle)
     holds the neuron's row only: in the compressed builds (``"pow2"``, ``"codebook"``) the CSR
     entries ``{rel, code}`` (``rel`` in the low ``index_bits`` bits), fillers included; in the
-    ``"dense"`` build one signed weight per input. The codebook is a constant table of the layer
+    ``"dense"`` build one signed weight per input. With ``layout="direct"`` (compressed builds)
+    the ROM holds one code per input instead (``code_bits`` bits, code 0 = pruned weight),
+    addressed by the element's index. The codebook is a constant table of the layer
     decoded next to the ROM: ``pow2`` turns a code into (zero, sign, exponent) and multiplies by
     shifting and negating; ``codebook`` and ``dense`` use a multiplier.
 
-    Timing
-    ------
+    Timing (``layout="csr"`` and dense)
+    -----------------------------------
     The ROM word of the current entry is on the read port in every cycle (the next address is
     presented one cycle ahead), so walking the row costs one cycle per entry and no bubble, also
     across vectors. For a broadcast element ``(j, x)``, in each cycle where ``inp.valid``:
@@ -71,6 +73,17 @@ class Neuron(wiring.Component):
     (the table ROM's synchronous read); it holds until ``out.ready``.
 
     After reset the neuron needs one cycle to read its first ROM word (``done`` is low).
+
+    Timing (``layout="direct"``)
+    ----------------------------
+    ``done`` is high in every cycle where ``inp.valid`` (except, for a ``last`` element, while the
+    previous result has not left or is still in the MAC stage): every broadcast element costs one
+    cycle, whatever was skipped before it. The element's index is the ROM address (presented
+    combinationally, synchronous read): on ``accept`` the value is registered, and the next cycle
+    the MAC stage does ``acc += w * x`` with the word just read. For the ``last`` element that
+    stage captures ``acc + w * x`` in the result register and returns ``acc`` to the bias, so
+    ``out.valid`` rises 2 cycles after the ``accept`` (circuit activation) or 3 cycles after
+    (table): one pipeline cycle more than the CSR walk. No cycle is needed after reset.
 
     Parameters
     ----------
@@ -96,6 +109,8 @@ class Neuron(wiring.Component):
         Layer codebook (compressed builds).
     index_bits, code_bits : int
         ROM word fields (compressed builds).
+    layout : str
+        ``"csr"`` (walk the row) or ``"direct"`` (one code per input, compressed builds only).
     weight_bits : int
         Dense ROM word width.
     lut_bits : int
@@ -125,6 +140,7 @@ class Neuron(wiring.Component):
         code_bits: int = 4,
         weight_bits: int = 16,
         lut_bits: int = 8,
+        layout: str = "csr",
     ):
         if not isinstance(in_features, int) or in_features < 1:
             raise TypeError(f"in_features must be a positive integer, not {in_features!r}")
@@ -135,6 +151,11 @@ class Neuron(wiring.Component):
         bias = int(bias)
         if not -(1 << (acc_bits - 1)) <= bias < 1 << (acc_bits - 1):
             raise ValueError(f"bias {bias} does not fit in acc_bits={acc_bits}")
+        if layout not in ("csr", "direct"):
+            raise ValueError(f"layout must be 'csr' or 'direct', not {layout!r}")
+        if layout == "direct" and build == "dense":
+            raise ValueError("layout 'direct' is for the compressed builds (pow2, codebook)")
+        self.layout = layout
         self.rom_words = [int(w) for w in rom_words]
         if build == "dense":
             if len(self.rom_words) != in_features:
@@ -147,7 +168,15 @@ class Neuron(wiring.Component):
                 raise ValueError(f"codebook must have 2**code_bits = {1 << code_bits} entries")
             if int(codebook[0]) != 0:
                 raise ValueError("codebook[0] must be 0")
-            self.word_bits = index_bits + code_bits
+            if layout == "direct":
+                if self.rom_words and len(self.rom_words) != in_features:
+                    raise ValueError(
+                        f"a direct ROM has one word per input ({in_features}) or none, "
+                        f"not {len(self.rom_words)}"
+                    )
+                self.word_bits = code_bits
+            else:
+                self.word_bits = index_bits + code_bits
         if any(not 0 <= w < 1 << self.word_bits for w in self.rom_words):
             raise ValueError(f"ROM words must fit in {self.word_bits} bits")
         self.in_features = in_features
@@ -201,7 +230,7 @@ class Neuron(wiring.Component):
             m.submodules.mac = mac = MulProduct(x_shape=self.x_shape, weight_bits=self.weight_bits)
             m.d.comb += [mac.x.eq(x), mac.w.eq(word.as_signed())]
             return mac.p
-        code = word[self.index_bits :]
+        code = word if self.layout == "direct" else word[self.index_bits :]
         if self.build == "codebook":
             wbits = max(abs(c) for c in self.codebook).bit_length() + 1
             table = Array(Const(c, signed(wbits)) for c in self.codebook)
@@ -223,6 +252,8 @@ class Neuron(wiring.Component):
         return mac.p
 
     def elaborate(self, platform):
+        if self.layout == "direct":
+            return self._elaborate_direct()
         m = Module()
         n = len(self.rom_words)
         element = self.inp.data
@@ -294,6 +325,61 @@ class Neuron(wiring.Component):
         m.d.sync += addr.eq(next_addr)
         if n:
             m.d.comb += port.addr.eq(next_addr)
+
+        m.submodules.activation = act = self._activation()
+        m.d.comb += [act.acc.eq(result), self.out.payload.eq(act.y)]
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += self.out.valid.eq(0)
+        if self.lut:
+            m.d.sync += lut_wait.eq(restart)
+            with m.If(lut_wait):
+                m.d.sync += self.out.valid.eq(1)
+        else:
+            with m.If(restart):
+                m.d.sync += self.out.valid.eq(1)
+        return m
+
+    def _elaborate_direct(self):
+        m = Module()
+        element = self.inp.data
+
+        # MAC stage: the element accepted in the previous cycle and its ROM word
+        stage_valid = Signal()
+        stage_last = Signal()
+        stage_x = Signal(self.x_shape)
+        acc = Signal(signed(self.acc_bits), init=self.bias)
+        result = Signal(signed(self.acc_bits))
+        lut_wait = Signal()
+
+        if self.rom_words:
+            m.submodules.rom = rom = memory.Memory(
+                shape=self.word_bits, depth=self.in_features, init=self.rom_words
+            )
+            port = rom.read_port(transparent_for=())
+            m.d.comb += port.addr.eq(element.index)
+            word = port.data
+        else:
+            word = Const(0, self.word_bits)
+
+        restart = Signal()  # the MAC stage holds a last element: the result is ready
+        out_free = Signal()
+        m.d.comb += [
+            restart.eq(stage_valid & stage_last),
+            out_free.eq(~self.out.valid & ~lut_wait & ~restart),
+            self.inp.done.eq(self.inp.valid & (~element.last | out_free)),
+        ]
+        m.d.sync += [
+            stage_valid.eq(self.inp.accept),
+            stage_last.eq(element.last),
+            stage_x.eq(element.value),
+        ]
+        # Only sync assignments read ``acc``: a combinational "next" signal computed from registers
+        # that keep their initial value is never evaluated by Icarus at time 0 and stays X.
+        product = self._product(m, word, stage_x)
+        with m.If(restart):
+            m.d.sync += [result.eq(acc + product), acc.eq(self.bias)]
+        with m.Elif(stage_valid):
+            m.d.sync += acc.eq(acc + product)
 
         m.submodules.activation = act = self._activation()
         m.d.comb += [act.acc.eq(result), self.out.payload.eq(act.y)]

@@ -15,6 +15,18 @@ Builds
 ``"dense"``
     ROM word = the integer weight (``weight_bits`` bits, two's complement), one word per input, a
     multiplier per neuron.
+
+Layouts (compressed builds)
+---------------------------
+``"csr"``
+    The neuron's CSR row, ``{rel, code}`` words walked one per cycle (fillers included).
+``"direct"``
+    One word per input holding only the code (``code_bits`` bits, code 0 = pruned weight),
+    addressed by the element's index; a neuron whose row is empty has no ROM.
+``"auto"``
+    Per layer, the smaller of the two (:meth:`LayerWeights.auto_layout`): ``direct`` when
+    ``rows × in_features × code_bits <= entries × (index_bits + code_bits)`` (rows: the nonempty
+    ones; ties go to ``direct``, which also lets zero-skipping save cycles), else ``csr``.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import numpy as np
 
 __all__ = [
     "BUILDS",
+    "LAYOUTS",
     "LayerWeights",
     "layers_from_bundle",
     "load_bundle_any",
@@ -33,6 +46,7 @@ __all__ = [
 ]
 
 BUILDS = ("dense", "codebook", "pow2")
+LAYOUTS = ("csr", "direct", "auto")
 ACTIVATIONS = ("relu", "none", "sigmoid", "tanh")
 
 
@@ -166,30 +180,69 @@ class LayerWeights:
         rel = self.csr_rel[self.csr_rowptr[j] : self.csr_rowptr[j + 1]]
         return np.cumsum(rel + 1) - 1
 
-    def entry_columns(self, build: str) -> list[np.ndarray]:
+    def row_code_vector(self, j: int) -> np.ndarray:
+        """Code of every input of row ``j`` (0 where pruned), decoded from the CSR row."""
+        codes = np.zeros(self.in_features, dtype=np.int64)
+        cols = self.row_columns(j)
+        codes[cols] = self.row_codes(j)  # fillers have code 0
+        return codes
+
+    def resolve_layout(self, build: str, layout: str = "csr") -> str:
+        """The layout actually built: ``"csr"`` or ``"direct"`` (``"auto"`` decided here; the
+        dense build always walks its one-word-per-input ROM, reported as ``"csr"``)."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+        if build == "dense":
+            if layout == "direct":
+                raise ValueError("layout 'direct' is for the compressed builds (pow2, codebook)")
+            return "csr"
+        if layout == "auto":
+            return self.auto_layout()
+        return layout
+
+    def auto_layout(self) -> str:
+        """``"direct"`` when its ROMs are not larger than the CSR ones, else ``"csr"``."""
+        direct = self.rom_bits(self.weight_format, "direct")
+        csr = self.rom_bits(self.weight_format, "csr")
+        return "direct" if direct <= csr else "csr"
+
+    def entry_columns(self, build: str, layout: str = "csr") -> list[np.ndarray]:
         """Per neuron, the columns of its ROM words in ``build`` (dense: every input)."""
         if build == "dense":
             return [np.arange(self.in_features)] * self.out_features
+        if self.resolve_layout(build, layout) == "direct":
+            return [
+                np.arange(self.in_features) if self.row_codes(j).any() else np.arange(0)
+                for j in range(self.out_features)
+            ]
         return [self.row_columns(j) for j in range(self.out_features)]
 
-    def rom_words(self, j: int, build: str) -> list[int]:
-        """ROM contents of neuron ``j``: dense weights, or ``rel | code << index_bits``."""
+    def rom_words(self, j: int, build: str, layout: str = "csr") -> list[int]:
+        """ROM contents of neuron ``j``: dense weights, ``rel | code << index_bits`` (CSR), or
+        one code per input (direct; empty when the row has no nonzero weight)."""
         if build == "dense":
             mask = (1 << self.weight_bits) - 1
             return [int(w) & mask for w in self.weight_int[j]]
+        if self.resolve_layout(build, layout) == "direct":
+            codes = self.row_code_vector(j)
+            return [int(c) for c in codes] if codes.any() else []
         lo, hi = self.csr_rowptr[j], self.csr_rowptr[j + 1]
         return [
             int(r) | int(c) << self.index_bits
             for r, c in zip(self.csr_rel[lo:hi], self.csr_code[lo:hi], strict=True)
         ]
 
-    def rom_width(self, build: str) -> int:
-        return self.weight_bits if build == "dense" else self.index_bits + self.code_bits
+    def rom_width(self, build: str, layout: str = "csr") -> int:
+        if build == "dense":
+            return self.weight_bits
+        if self.resolve_layout(build, layout) == "direct":
+            return self.code_bits
+        return self.index_bits + self.code_bits
 
-    def rom_bits(self, build: str) -> int:
-        """Bits of all weight ROMs of this layer in ``build``."""
-        words = sum(len(c) for c in self.entry_columns(build))
-        return words * self.rom_width(build)
+    def rom_bits(self, build: str, layout: str = "csr") -> int:
+        """Bits of all weight ROMs of this layer in ``build`` and ``layout``."""
+        words = sum(len(c) for c in self.entry_columns(build, layout))
+        return words * self.rom_width(build, layout)
 
     def acc_range(self, build: str = "dense") -> tuple[int, int]:
         """Exact bounds of the accumulator over every input in range (bias included)."""

@@ -12,10 +12,12 @@ import numpy as np
 
 __all__ = [
     "ACTIVATION_LATENCY",
+    "DIRECT_LATENCY",
     "activate",
     "entry_columns",
     "layer_cycles",
     "layer_forward",
+    "layer_layouts",
     "mlp_cycles",
     "mlp_forward",
     "predict",
@@ -24,8 +26,12 @@ __all__ = [
     "synthetic_mlp",
 ]
 
-#: Cycles from the accept of the ``last`` input element to the first valid result of a layer.
+#: Cycles from the accept of the ``last`` input element to the first valid result of a layer
+#: (CSR layout and dense build; the direct layout adds :data:`DIRECT_LATENCY`).
 ACTIVATION_LATENCY = {"relu": 1, "none": 1, "sigmoid": 2, "tanh": 2}
+
+#: Extra cycles of the direct ROM layout: the MAC stage after the synchronous ROM read.
+DIRECT_LATENCY = 1
 
 
 def requantise(acc, shift: int) -> np.ndarray:
@@ -101,6 +107,36 @@ def entry_columns(layer, build: str) -> list[np.ndarray]:
     return cols
 
 
+def _rom_sizes(layer) -> tuple[int, int]:
+    """``(csr_bits, direct_bits)`` of a compressed layer, from the CSR arrays."""
+    rowptr = np.asarray(layer.csr_rowptr, np.int64)
+    code = np.asarray(layer.csr_code, np.int64)
+    entries = int(rowptr[-1] - rowptr[0])
+    rows = sum(int(code[rowptr[j] : rowptr[j + 1]].any()) for j in range(len(rowptr) - 1))
+    csr = entries * (layer.index_bits + layer.code_bits)
+    direct = rows * layer.weight_int.shape[1] * layer.code_bits
+    return csr, direct
+
+
+def layer_layouts(layers, build: str, layout="csr") -> list[str]:
+    """Per layer, ``"csr"`` or ``"direct"``: ``layout`` is one of ``"csr"``, ``"direct"``,
+    ``"auto"`` (direct when its ROM bits are not more than CSR's) or a list of them per layer.
+    The dense build walks its ROM like a CSR row (``"csr"``)."""
+    if isinstance(layout, str):
+        layout = [layout] * len(layers)
+    out = []
+    for layer, lay in zip(layers, layout, strict=True):
+        if build == "dense":
+            lay = "csr"
+        elif lay == "auto":
+            csr, direct = _rom_sizes(layer)
+            lay = "direct" if direct <= csr else "csr"
+        if lay not in ("csr", "direct"):
+            raise ValueError(f"unknown layout {lay!r}")
+        out.append(lay)
+    return out
+
+
 def _elements(vector, drop_zero: bool):
     """``(index, value, last)`` of a vector, zero non-last elements left out when asked."""
     n = len(vector)
@@ -116,9 +152,12 @@ def layer_cycles(cols, elements, first_valid: int = 0, drop_filter: bool = False
     the cycle after the previous one was accepted (first one in ``first_valid``).
 
     ``cols`` holds, per neuron, the columns of its ROM words. An element ``(j, x)`` waits one
-    cycle per ROM word of column ``< j`` still ahead in the slowest neuron. With ``drop_filter``,
+    cycle per ROM word of column ``< j`` still ahead in the slowest neuron. ``cols=None``: the
+    direct layout, every element is accepted in its first valid cycle. With ``drop_filter``,
     zero-valued elements without ``last`` are taken in their first cycle and not broadcast.
     """
+    if cols is None:
+        return [first_valid + k for k in range(len(elements))]
     ptr = [0] * len(cols)
     t = first_valid
     accepts = []
@@ -150,6 +189,7 @@ def mlp_cycles(
     zero_skip: bool = False,
     sparse_source: bool | None = None,
     detail: bool = False,
+    layout="csr",
 ):
     """Cycles for one image: from the cycle the first input element is valid to the cycle the
     last output element is transferred, both counted (full-rate source, always-ready sink, one
@@ -158,7 +198,12 @@ def mlp_cycles(
     ``sparse_source`` (default: ``zero_skip``): the source leaves zero pixels out of the stream
     (the ``last`` pixel is always sent). Without it and with ``zero_skip``, the first layer's
     input filter takes each zero pixel in one cycle.
+
+    ``layout``: ROM layout of the compressed builds, ``"csr"``, ``"direct"``, ``"auto"`` or one
+    per layer (:func:`layer_layouts`). A direct layer takes every broadcast element in one cycle
+    and its results come :data:`DIRECT_LATENCY` cycle later.
     """
+    layouts = layer_layouts(layers, build, layout)
     if sparse_source is None:
         sparse_source = zero_skip
     vector = np.asarray(x_codes, dtype=np.int64)
@@ -168,12 +213,17 @@ def mlp_cycles(
     per_layer = []
     last_accept = None
     for i, layer in enumerate(layers):
+        direct = layouts[i] == "direct"
         accepts = layer_cycles(
-            entry_columns(layer, build), elements, first_valid, drop_filter=zero_skip and i == 0
+            None if direct else entry_columns(layer, build),
+            elements,
+            first_valid,
+            drop_filter=zero_skip and i == 0,
         )
         last_accept = accepts[-1]
         per_layer.append(last_accept - (first_valid if i == 0 else per_layer[-1]))
         first_valid = last_accept + ACTIVATION_LATENCY[layer.activation]
+        first_valid += DIRECT_LATENCY if direct else 0
         hidden = i != len(layers) - 1
         elements = _elements(outs[i], zero_skip and hidden)
     cycles = first_valid + layers[-1].weight_int.shape[0] - 1 + 1
