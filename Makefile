@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 EXPORT_ARGS = --design $(DESIGN) --line-buffers $(LINE_BUFFERS) --kernel $(K) --width $(WIDTH) \
-	--height $(HEIGHT) --bundle $(BUNDLE) --build $(BUILD) $(if $(filter 1,$(ZERO_SKIP)),--zero-skip) \
+	--height $(HEIGHT) --bundle $(BUNDLE) --build $(BUILD) $(if $(filter 1,$(ZERO_SKIP)),--zero-skip) --layout $(LAYOUT) \
 	--part $(PART) --clock-ns $(CLOCK_NS)
 # The MLP and neuron designs read the compress bundle; build it on first use.
 NEEDS_BUNDLE = $(if $(filter mlp neuron,$(DESIGN)),$(BUNDLE)/manifest.json)

@@ -26,6 +26,9 @@ DESIGNS = {
     "conv_n6_k5": lambda tmp: designs.conv_design(6, 5, 9, 7),
     "neuron_pow2": lambda tmp: designs.neuron_design(_bundle(tmp), "pow2"),
     "mlp_pow2_zero_skip": lambda tmp: designs.mlp_design(_bundle(tmp), "pow2", zero_skip=True),
+    "mlp_pow2_direct": lambda tmp: designs.mlp_design(
+        _bundle(tmp), "pow2", zero_skip=True, layout="direct"
+    ),
 }
 
 

@@ -49,12 +49,16 @@ def bundle(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("build", ["dense", "codebook", "pow2"])
-def test_neuron_estimate_matches_yosys(bundle, build, tmp_path):
+@pytest.mark.parametrize(
+    "build, layout",
+    [("dense", "csr"), ("codebook", "csr"), ("pow2", "csr"), ("pow2", "direct")],
+    ids=["dense", "codebook", "pow2", "pow2-direct"],
+)
+def test_neuron_estimate_matches_yosys(bundle, build, layout, tmp_path):
     from rtl_gen.export.estimate import neuron_estimate
     from rtl_gen.export.folder import Design
 
-    design = designs.mlp_design(bundle, build, baseline=build == "dense")
+    design = designs.mlp_design(bundle, build, baseline=build == "dense", layout=layout)
     layer = design.component.layers[1]
     for part in (design.component, *design.component.layers):
         part._MustUse__silence = True

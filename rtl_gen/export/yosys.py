@@ -45,7 +45,17 @@ def utilization(cells: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def synth_xilinx(folder: Path, sources: list[str], top: str) -> tuple[dict, dict[str, int]]:
+# synth_xilinx's ``coarse`` step without ``share`` (SAT-based resource sharing of mutually
+# exclusive operators), for the xc7 family (6-input LUTs).
+COARSE_WITHOUT_SHARE = (
+    "techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDTH=6; alumacc; opt; memory -nomap; "
+    "opt_clean"
+)
+
+
+def synth_xilinx(
+    folder: Path, sources: list[str], top: str, share: bool = False
+) -> tuple[dict, dict[str, int]]:
     """Run ``synth_xilinx`` on ``sources`` (relative to ``folder``).
 
     Returns ``(utilization, coarse_cells)``: the 7-series figures of :data:`UTILIZATION_KEYS`,
@@ -54,6 +64,11 @@ def synth_xilinx(folder: Path, sources: list[str], top: str) -> tuple[dict, dict
     default ``-flatten_hierarchy rebuilt`` does (Yosys 0.70 also trips an internal assertion in
     ABC on some hierarchical netlists).
 
+    ``share`` (off by default) keeps synth_xilinx's SAT-based resource sharing. Without it a
+    whole MLP synthesizes in about a minute instead of more than ten: every neuron has a single
+    product path, so there is nothing to share, and ``tests/test_export_synth.py`` checks that the
+    figures are the same with and without it on the conv engine and a neuron.
+
     Yosys runs with ``folder`` as its working directory because the WebAssembly build only sees
     files below it. The log lands in ``folder/reports/yosys.log``.
     """
@@ -61,10 +76,15 @@ def synth_xilinx(folder: Path, sources: list[str], top: str) -> tuple[dict, dict
     reports.mkdir(parents=True, exist_ok=True)
     reads = "; ".join(f"read_verilog -defer {src}" for src in sources)
     synth = f"synth_xilinx -flatten -top {top} -family xc7"
+    rest = (
+        f"{synth} -run map_dsp:"
+        if share
+        else f"{synth} -run map_dsp:coarse; {COARSE_WITHOUT_SHARE}; {synth} -run map_memory:"
+    )
     script = (
         f"{reads}; {synth} -run begin:map_dsp; "
         "tee -q -o reports/yosys_coarse.json stat -json; "
-        f"{synth} -run map_dsp:; tee -q -o reports/yosys_stat.json stat -json"
+        f"{rest}; tee -q -o reports/yosys_stat.json stat -json"
     )
     result = subprocess.run(
         [*_yosys_command(), "-q", "-l", "reports/yosys.log", "-p", script],
