@@ -6,9 +6,10 @@ baseline (original network, 16-bit weights), pruned (CSR + codebook, multipliers
 layer's ROM in the smaller of the CSR and direct layouts (``auto``). Writes
 ``build/report/report.md``, ``report.json`` and PNG bar charts; prints the table.
 
-Resources come from Yosys ``synth_xilinx``: the conv engines are synthesized whole; an MLP is a
-set of identical-width neurons, so each layer's median neuron is synthesized and scaled by the
-layer's neuron count (``--mlp-synth full`` synthesizes whole MLPs instead, which takes minutes).
+Resources come from Yosys ``synth_xilinx``: the conv engines and the compressed MLPs are
+synthesized whole (under a minute each); the dense baseline (hundreds of neurons) is synthesized
+as each layer's median neuron scaled by the layer's neuron count (``--mlp-synth auto``, the
+default; ``neuron`` does this for every MLP, ``full`` synthesizes every MLP whole).
 Cycles come from the golden cycle models, which the cocotb regression checks against the RTL
 exactly; MLP cycles are averaged over the bundle's whole test set.
 """
@@ -86,7 +87,7 @@ def mlp_resources_by_neuron(mlp, name: str, out: Path) -> dict:
     return total
 
 
-def mlp_rows(bundle: Path, clock_mhz: float, out: Path, full_synth: bool) -> list[dict]:
+def mlp_rows(bundle: Path, clock_mhz: float, out: Path, mode: str = "auto") -> list[dict]:
     from rtl_gen.neuron.weights import load_bundle_any
 
     _, arrays = load_bundle_any(bundle)
@@ -111,7 +112,7 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, full_synth: bool) -> lis
         cycles = float(
             np.mean([mlp_cycles(layers, x, build, zero_skip, layout=mlp.layouts) for x in images])
         )
-        if full_synth:
+        if mode == "full" or (mode == "auto" and not options.get("baseline")):
             figures, source = synth(design, out), "yosys (whole design)"
         else:
             figures = mlp_resources_by_neuron(mlp, design.name, out)
@@ -144,9 +145,10 @@ def markdown(rows: list[dict], clock_mhz: float) -> str:
     lines = []
     for r in rows:
         bram = r["ramb18"] + 2 * r["ramb36"]
+        mark = " *" if "median" in r["resources_from"] else ""
         lines.append(
-            f"| {r['design']} | {r['lut']} | {r['ff']} | {r['dsp']} | {bram} | {r['lutram']} | "
-            f"{r['rom_bits']} | {r['cycles']:.1f} | {r['latency_us']:.2f} µs | "
+            f"| {r['design']}{mark} | {r['lut']} | {r['ff']} | {r['dsp']} | {bram} | "
+            f"{r['lutram']} | {r['rom_bits']} | {r['cycles']:.1f} | {r['latency_us']:.2f} µs | "
             f"{r['throughput_per_s']:,.0f} /s |"
         )
     return head + "\n".join(lines) + "\n"
@@ -185,7 +187,7 @@ def main(argv=None) -> int:
     parser.add_argument("--kernel", type=int, default=3)
     parser.add_argument("--size", type=int, default=28)
     parser.add_argument("--clock-mhz", type=float, default=100.0)
-    parser.add_argument("--mlp-synth", choices=("neuron", "full"), default="neuron")
+    parser.add_argument("--mlp-synth", choices=("auto", "neuron", "full"), default="auto")
     parser.add_argument("--out", type=Path, default=Path("build/report"))
     parser.add_argument("--sim", default=None, help="unused; accepted for make's SIM variable")
     args = parser.parse_args(argv)
@@ -196,15 +198,16 @@ def main(argv=None) -> int:
     work = args.out / "designs"
     start = time.monotonic()
     rows = conv_rows(args.kernel, args.size, args.clock_mhz, work)
-    rows += mlp_rows(args.bundle, args.clock_mhz, work, args.mlp_synth == "full")
+    rows += mlp_rows(args.bundle, args.clock_mhz, work, args.mlp_synth)
     table = markdown(rows, args.clock_mhz)
     notes = (
-        "\nResources: Yosys `synth_xilinx` (xc7). MLP rows: "
-        + (
-            "whole designs."
-            if args.mlp_synth == "full"
-            else "each layer's median neuron synthesized, times the layer's neuron count."
-        )
+        "\nResources: Yosys `synth_xilinx` (xc7), whole designs unless the row says "
+        "otherwise in `report.json` (`resources_from`): "
+        + {
+            "auto": "the dense baseline (*) is each layer's median neuron times its neuron count.",
+            "neuron": "MLP rows (*) are each layer's median neuron times its neuron count.",
+            "full": "every row is a whole design.",
+        }[args.mlp_synth]
         + " Cycles: golden cycle models (equal to the RTL in the regression); MLP cycles are the"
         " mean over the bundle's whole test set. Throughput: frames (conv, back to back) or"
         " images (MLP, one in flight) per second.\n"
