@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Const, Module, Shape, Signal, signed, unsigned
+from amaranth import Array, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -251,6 +251,21 @@ class Neuron(wiring.Component):
         ]
         return mac.p
 
+    def _output_stage(self, m, result, restart, lut_wait):
+        """Activation of ``result`` and ``out.valid``: set the cycle after ``restart`` (circuit)
+        or two cycles after (table, ``lut_wait`` in between), cleared by the transfer."""
+        m.submodules.activation = act = self._activation()
+        m.d.comb += [act.acc.eq(result), self.out.payload.eq(act.y)]
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += self.out.valid.eq(0)
+        if self.lut:
+            m.d.sync += lut_wait.eq(restart)
+            with m.If(lut_wait):
+                m.d.sync += self.out.valid.eq(1)
+        else:
+            with m.If(restart):
+                m.d.sync += self.out.valid.eq(1)
+
     def elaborate(self, platform):
         if self.layout == "direct":
             return self._elaborate_direct()
@@ -265,7 +280,6 @@ class Neuron(wiring.Component):
         base = Signal(col_width)  # column of the previous entry + 1
         col = Signal(col_width)
         acc = Signal(signed(self.acc_bits), init=self.bias)
-        acc_next = Signal(signed(self.acc_bits))
         result = Signal(signed(self.acc_bits))
         lut_wait = Signal()
 
@@ -298,24 +312,23 @@ class Neuron(wiring.Component):
             self.inp.done.eq(valid & ~behind & (~element.last | out_free)),
         ]
         product = self._product(m, word, element.value)
-        with m.If(valid & match):
-            m.d.comb += acc_next.eq(acc + product)
-        with m.Else():
-            m.d.comb += acc_next.eq(acc)
 
         next_addr = Signal.like(addr)
         restart = self.inp.accept & element.last
         m.d.comb += next_addr.eq(addr)
-        with m.If(restart):
+        # ``acc`` is read by sync assignments only: Icarus never evaluates a combinational
+        # "next" signal of registers that keep their initial value, which then stays X.
+        with m.If(restart):  # accepted, so valid
             m.d.comb += next_addr.eq(0)
             m.d.sync += [
-                result.eq(acc_next),
+                result.eq(Mux(match, acc + product, acc)),
                 acc.eq(self.bias),
                 base.eq(0),
                 exhausted.eq(int(n == 0)),
             ]
         with m.Else():
-            m.d.sync += acc.eq(acc_next)
+            with m.If(valid & match):
+                m.d.sync += acc.eq(acc + product)
             with m.If(advance):
                 m.d.sync += base.eq(col + 1)
                 with m.If(addr == n - 1):
@@ -326,17 +339,7 @@ class Neuron(wiring.Component):
         if n:
             m.d.comb += port.addr.eq(next_addr)
 
-        m.submodules.activation = act = self._activation()
-        m.d.comb += [act.acc.eq(result), self.out.payload.eq(act.y)]
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += self.out.valid.eq(0)
-        if self.lut:
-            m.d.sync += lut_wait.eq(restart)
-            with m.If(lut_wait):
-                m.d.sync += self.out.valid.eq(1)
-        else:
-            with m.If(restart):
-                m.d.sync += self.out.valid.eq(1)
+        self._output_stage(m, result, restart, lut_wait)
         return m
 
     def _elaborate_direct(self):
@@ -373,23 +376,11 @@ class Neuron(wiring.Component):
             stage_last.eq(element.last),
             stage_x.eq(element.value),
         ]
-        # Only sync assignments read ``acc``: a combinational "next" signal computed from registers
-        # that keep their initial value is never evaluated by Icarus at time 0 and stays X.
         product = self._product(m, word, stage_x)
         with m.If(restart):
             m.d.sync += [result.eq(acc + product), acc.eq(self.bias)]
         with m.Elif(stage_valid):
             m.d.sync += acc.eq(acc + product)
 
-        m.submodules.activation = act = self._activation()
-        m.d.comb += [act.acc.eq(result), self.out.payload.eq(act.y)]
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += self.out.valid.eq(0)
-        if self.lut:
-            m.d.sync += lut_wait.eq(restart)
-            with m.If(lut_wait):
-                m.d.sync += self.out.valid.eq(1)
-        else:
-            with m.If(restart):
-                m.d.sync += self.out.valid.eq(1)
+        self._output_stage(m, result, restart, lut_wait)
         return m
