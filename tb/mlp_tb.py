@@ -2,8 +2,8 @@
 
 Both DUTs have the same ports: ``inp`` (stream of ``{index, value, last}`` elements, the image) and
 ``out`` (stream of the last layer's results in index order). The pytest side
-(``tests/test_mlp_hw.py``, ``sim/mlp.py``) pickles a case file whose path reaches the
-simulation in ``$MLP_TB_CASE``::
+(``sim.mlp.run_case``, with the DUT's part from ``sim.mlp.dut_case``) pickles a case file whose
+path reaches the simulation in ``$MLP_TB_CASE``::
 
     {"layers": [LayerWeights, ...], "build": "pow2", "layout": "csr" | "direct" | "auto" | [...],
      "zero_skip": bool, "sparse_source": bool, "images": uint8 (n, in), "labels": (n,) or None,
@@ -84,6 +84,7 @@ class MlpTB:
         self.build = case["build"]
         self.layout = case.get("layout", "csr")
         self.zero_skip = bool(case.get("zero_skip", False))
+        self.lut_bits = int(case.get("lut_bits", 8))
         self.sparse_source = bool(case.get("sparse_source", self.zero_skip))
         first, final = self.layers[0], self.layers[-1]
         self.fin = ElementFormat(_index_bits(first.in_features), first.in_bits, first.in_signed)
@@ -191,7 +192,7 @@ class MlpTB:
         """Compare every output with the golden model (and cycles with the model); raise on any
         difference after counting them all."""
         images = np.asarray(images)
-        golden = mlp_forward(self.layers, images)[-1]
+        golden = mlp_forward(self.layers, images, self.lut_bits)[-1]
         mismatches, cycle_errors, correct, agree = 0, 0, 0, 0
         measured, model = [], []
         for i, image in enumerate(images):

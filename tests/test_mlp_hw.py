@@ -51,7 +51,7 @@ def test_layer(simulator, layout, bundle):
     images = np.asarray(arrays["reference.test_inputs"][:30], dtype=np.int64)
     build = layer.weight_format
     dut = Layer(layer, build=build, layout=layout, drop_zeros=True)
-    case = dict(layers=[layer], build=build, layout=layout, zero_skip=True, images=images, seed=5)
+    case = dict(images=images, seed=5)
     result, report = run_case(
         dut,
         case,
@@ -90,18 +90,7 @@ def test_mlp_real_images(simulator, zero_skip, layout, bundle):
     labels = np.asarray(arrays["reference.test_labels"][:IMAGES])
     build = layers[0].weight_format
     dut = Mlp(layers, build=build, zero_skip=zero_skip, layout=layout)
-    case = dict(
-        layers=layers,
-        build=build,
-        layout=dut.layouts,
-        zero_skip=zero_skip,
-        images=images,
-        labels=labels,
-        seed=11,
-        stall_images=15,
-        gap=0.3,
-        backpressure=0.4,
-    )
+    case = dict(images=images, labels=labels, seed=11, stall_images=15, gap=0.3, backpressure=0.4)
     tag = ("zero_skip" if zero_skip else "no_skip") + ("" if layout == "csr" else f"_{layout}")
     result, report = run_case(dut, case, BUILD / f"test_mlp_{tag}", simulator)
     assert result.passed, result.log_tail()

@@ -33,9 +33,7 @@ def test_neuron(simulator, build, fmt, activation, zero_skip, layout):
     )
     images = golden.random_images(rng, 40, 50)
     dut = Layer(layer, build=build, layout=layout, drop_zeros=zero_skip)
-    case = dict(
-        layers=[layer], build=build, layout=layout, zero_skip=zero_skip, images=images, seed=3
-    )
+    case = dict(images=images, seed=3)
     suffix = "" if layout == "csr" else f"_{layout}"
     result, report = run_case(
         dut,
