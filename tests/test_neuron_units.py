@@ -166,55 +166,37 @@ def test_lut_table_matches_golden(function):
     assert golden.activate([1000], function, 8)[0] == golden.activate([127], function, 8)[0]
 
 
+def neuron(**overrides) -> Neuron:
+    """A 3-input dense ReLU neuron, with ``overrides`` applied to its parameters."""
+    params = dict(
+        rom_words=[0, 0, 0],
+        in_features=3,
+        x_shape=8,
+        bias=0,
+        acc_bits=20,
+        shift=4,
+        activation="relu",
+        output_bits=8,
+        build="dense",
+    )
+    return Neuron(**{**params, **overrides})
+
+
 def test_parameters_are_checked():
     with pytest.raises(TypeError, match="in_features must be a positive integer, not 0"):
-        Neuron(
-            rom_words=[],
-            in_features=0,
-            x_shape=8,
-            bias=0,
-            acc_bits=20,
-            shift=4,
-            activation="relu",
-            output_bits=8,
-            build="dense",
-        )
+        neuron(rom_words=[], in_features=0)
     with pytest.raises(ValueError, match="one word per input"):
-        Neuron(
-            rom_words=[1, 2],
-            in_features=3,
-            x_shape=8,
-            bias=0,
-            acc_bits=20,
-            shift=4,
-            activation="relu",
-            output_bits=8,
-            build="dense",
-        )
+        neuron(rom_words=[1, 2])
     with pytest.raises(ValueError, match="build must be one of"):
-        Neuron(
-            rom_words=[],
-            in_features=3,
-            x_shape=8,
-            bias=0,
-            acc_bits=20,
-            shift=4,
-            activation="relu",
-            output_bits=8,
-            build="fp32",
-        )
+        neuron(rom_words=[], build="fp32")
     with pytest.raises(ValueError, match="does not fit in acc_bits"):
-        Neuron(
-            rom_words=[0, 0, 0],
-            in_features=3,
-            x_shape=8,
-            bias=1 << 20,
-            acc_bits=20,
-            shift=4,
-            activation="relu",
-            output_bits=8,
-            build="dense",
-        )
+        neuron(bias=1 << 20)
+    with pytest.raises(ValueError, match="layout must be 'csr' or 'direct', not 'coo'"):
+        neuron(layout="coo")
+    with pytest.raises(ValueError, match="layout 'direct' is for the compressed builds"):
+        neuron(layout="direct")
+    with pytest.raises(ValueError, match=r"a direct ROM has one word per input \(3\) or none"):
+        neuron(rom_words=[1, 2], build="pow2", codebook=[0] * 16, layout="direct")
     with pytest.raises(ValueError, match="a LUT activation"):
         LutActivation(acc_bits=20, shift=4, function="relu", output_bits=8, frac_bits=4)
     with pytest.raises(ValueError, match="does not decode to weight_int"):
