@@ -65,7 +65,7 @@ def synth_xilinx(
     ABC on some hierarchical netlists).
 
     ``share`` (off by default) keeps synth_xilinx's SAT-based resource sharing. Without it a
-    whole MLP synthesizes in about a minute instead of more than ten: every neuron has a single
+    whole MLP synthesizes in about a minute instead of 4 to 9: every neuron has a single
     product path, so there is nothing to share, and ``tests/test_export_synth.py`` checks that the
     figures are the same with and without it on the conv engine and a neuron.
 
