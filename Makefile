@@ -9,6 +9,8 @@ SIM          ?= $(if $(shell command -v iverilog 2>/dev/null),icarus,verilator)
 WAVES        ?= 0
 DESIGN       ?= conv
 LINE_BUFFERS ?= 4
+PIXELS_PER_CLOCK ?= 1
+PIPELINE     ?=
 K            ?= 3
 WIDTH        ?= 28
 HEIGHT       ?= 28
@@ -21,11 +23,12 @@ ZERO_SKIP    ?= 1
 LAYOUT       ?= auto
 PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
+SEED         ?= 1
 PYTEST_ARGS  ?=
 
 export SIM WAVES
 
-.PHONY: setup sim test lint format bench compress verilog synth report clean distclean
+.PHONY: setup sim test lint format bench compress verilog synth timing report clean distclean
 
 setup: $(STAMP)
 
@@ -36,7 +39,9 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-EXPORT_ARGS = --design $(DESIGN) --line-buffers $(LINE_BUFFERS) --kernel $(K) --width $(WIDTH) \
+EXPORT_ARGS = --design $(DESIGN) --line-buffers $(LINE_BUFFERS) --pixels-per-clock $(PIXELS_PER_CLOCK) \
+	$(if $(PIPELINE),--pipeline $(PIPELINE)) \
+	--kernel $(K) --width $(WIDTH) \
 	--height $(HEIGHT) --bundle $(BUNDLE) --build $(BUILD) $(if $(filter 1,$(ZERO_SKIP)),--zero-skip) --layout $(LAYOUT) \
 	--part $(PART) --clock-ns $(CLOCK_NS)
 # The MLP and neuron designs read the compress bundle; build it on first use.
@@ -47,8 +52,8 @@ $(BUNDLE)/manifest.json: | $(STAMP)
 
 sim: $(STAMP) $(NEEDS_BUNDLE)
 ifeq ($(DESIGN),conv)
-	$(PY) -m sim.conv --line-buffers $(LINE_BUFFERS) --kernel $(K) --width $(WIDTH) \
-		--height $(HEIGHT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
+	$(PY) -m sim.conv --line-buffers $(LINE_BUFFERS) --pixels-per-clock $(PIXELS_PER_CLOCK) \
+		$(if $(PIPELINE),--pipeline $(PIPELINE)) --kernel $(K) --width $(WIDTH) --height $(HEIGHT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
 else ifeq ($(DESIGN),mlp)
 	$(PY) -m sim.mlp --bundle $(BUNDLE) --dataset $(DATASET) --model $(MODEL) \
 		--images $(IMAGES) --layout $(LAYOUT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
@@ -76,6 +81,10 @@ verilog: $(STAMP) $(NEEDS_BUNDLE)
 
 synth: $(STAMP) $(NEEDS_BUNDLE)
 	$(PY) -m rtl_gen.export synth $(EXPORT_ARGS)
+
+# Fmax after place-and-route on an ECP5-85k (Yosys synth_ecp5 + nextpnr-ecp5), not the Vivado part.
+timing: $(STAMP) $(NEEDS_BUNDLE)
+	$(PY) -m rtl_gen.export timing $(EXPORT_ARGS) --seed $(SEED)
 
 report: $(STAMP) $(BUNDLE)/manifest.json
 	$(PY) scripts/report.py --bundle $(BUNDLE) --sim $(SIM)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
 from .neuron.weights import LAYOUTS
+from .skid import SkidBuffer
 
-__all__ = ["Layer"]
+__all__ = ["RESULT_LATENCY", "Layer"]
+
+#: Cycles from the ``accept`` of a vector's last element to its first result on ``out`` (CSR
+#: layout and dense build; the direct layout adds one): the neurons' output latency, the
+#: serializer's one-hot register and the output register slice.
+RESULT_LATENCY = 4
 
 
 class Layer(wiring.Component):
@@ -24,10 +30,14 @@ class Layer(wiring.Component):
     With ``layout="direct"`` every broadcast element takes exactly one cycle (the ROM is addressed
     by the element's index) and the results come one cycle later than below (MAC stage).
 
-    Output: after the element with ``last`` is accepted (cycle ``t``), the results become valid in
-    cycle ``t + 1`` (circuit activation) or ``t + 2`` (table), and leave in index order, one per
-    cycle while ``out.ready`` is high, ``last`` on neuron ``M - 1``. ``out.valid`` never depends
-    on ``out.ready``; ``inp.ready`` falls while a neuron skips entries, and for a ``last`` element
+    Output: after the element with ``last`` is accepted (cycle ``t``), the neurons' results are
+    valid in cycle ``t + 2`` (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`); the serializer
+    takes them in that cycle and offers them in index order, from cycle ``t + 3``, into a
+    :class:`~rtl_gen.skid.SkidBuffer`, so the first one is offered on ``out`` in cycle ``t + 4``
+    (:data:`RESULT_LATENCY`) and the others follow one per cycle while ``out.ready`` is high,
+    ``last`` on neuron ``M - 1``. ``out.valid``, ``out.payload`` and the
+    serializer's view of ``out.ready`` are registers: no combinational path crosses from one layer
+    into the next. ``inp.ready`` falls while a neuron skips entries, and for a ``last`` element
     while the previous vector's results are still leaving.
 
     Parameters
@@ -142,25 +152,73 @@ class Layer(wiring.Component):
         m.d.comb += [done_bits[i].eq(n.inp.done) for i, n in enumerate(neurons)]
         m.d.comb += [all_done.eq(done_bits.all()), self.inp.ready.eq(drop | all_done)]
 
-        # output: in-order serializer, optionally skipping zero results
-        pending = Signal(count)
+        self._serializer(m, neurons)
+        return m
+
+    def _serializer(self, m, neurons):
+        """In-order output of the neurons' results, optionally without the zero ones.
+
+        The neurons' results become valid in the same cycle. That cycle the serializer loads a
+        mask of the results to send (all, or the nonzero ones and the last) and releases the
+        others; from the next cycle on it offers the lowest remaining one (a one-hot register,
+        the next one found with ``x & -x`` on the carry chain) and the one-hot AND-OR picks its
+        value, one result per cycle. No path runs from a neuron through a priority encoder
+        and a wide multiplexer in one cycle.
+        """
+        count = len(neurons)
+        ready = neurons[-1].out.valid  # every neuron's result is valid in the same cycle
+        keep = Signal(count)
         for i, neuron in enumerate(neurons):
-            keep = neuron.out.valid
+            kept = Const(1, 1)
             if self.skip_zero_outputs and i != count - 1:
-                keep = keep & (neuron.out.payload != 0)
-            m.d.comb += pending[i].eq(keep)
-        select = Signal(range(count))
-        for i in reversed(range(count)):
-            with m.If(pending[i]):
-                m.d.comb += select.eq(i)
-        values = Array(n.out.payload for n in neurons)
+                kept = neuron.out.payload != 0
+            m.d.comb += keep[i].eq(kept)
+        current = Signal(count)  # one-hot: the result offered now
+        rest = Signal(count)  # the results still to offer after it
+        offering = Signal()
+        m.submodules.out_slice = out_slice = SkidBuffer(self.out.payload.shape())
+        wiring.connect(m, out_slice.o, wiring.flipped(self.out))
+        serial = out_slice.i
+        load = Signal()
+        emit = Signal()
         m.d.comb += [
-            self.out.valid.eq(pending.any()),
-            self.out.payload.index.eq(select),
-            self.out.payload.value.eq(values[select]),
-            self.out.payload.last.eq(select == count - 1),
+            load.eq(ready & ~offering),
+            emit.eq(serial.valid & serial.ready),
+        ]
+
+        def lowest(x):
+            return (x & (~x + 1))[:count]
+
+        with m.If(load):
+            m.d.sync += [
+                current.eq(lowest(keep)),
+                rest.eq(keep & ~lowest(keep)),
+                offering.eq(1),
+            ]
+        with m.Elif(emit):
+            m.d.sync += [current.eq(lowest(rest)), rest.eq(rest & ~lowest(rest))]
+            with m.If(~rest.any()):
+                m.d.sync += offering.eq(0)
+
+        def tree_or(terms):
+            terms = list(terms)
+            while len(terms) > 1:
+                paired = [a | b for a, b in zip(terms[0::2], terms[1::2], strict=False)]
+                if len(terms) % 2:
+                    paired.append(terms[-1])
+                terms = paired
+            return terms[0]
+
+        width = len(self.out.payload.index)
+        m.d.comb += [
+            serial.valid.eq(offering),
+            serial.payload.index.eq(tree_or(Mux(current[i], i, 0) for i in range(count))[:width]),
+            serial.payload.value.eq(
+                tree_or(
+                    Mux(current[i], n.out.payload.as_unsigned(), 0) for i, n in enumerate(neurons)
+                )
+            ),
+            serial.payload.last.eq(current[count - 1]),
         ]
         for i, neuron in enumerate(neurons):
-            taken = self.out.valid & self.out.ready & (select == i)
-            m.d.comb += neuron.out.ready.eq(taken | (neuron.out.valid & ~pending[i]))
-        return m
+            m.d.comb += neuron.out.ready.eq((emit & current[i]) | (load & ~keep[i]))

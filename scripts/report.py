@@ -12,6 +12,12 @@ as each layer's median neuron scaled by the layer's neuron count (``--mlp-synth 
 default; ``neuron`` does this for every MLP, ``full`` synthesizes every MLP whole).
 Cycles come from the golden cycle models, which the cocotb regression checks against the RTL
 exactly; MLP cycles are averaged over the bundle's whole test set.
+
+Fmax comes from open place-and-route on an ECP5-85k (Yosys ``synth_ecp5`` + nextpnr-ecp5,
+seed 1, target 100 MHz; ``--no-timing`` skips it): an ECP5 figure, a conservative bound for a
+7-series part (see docs/export.md). Latency and throughput are computed at the clock
+``min(--clock-mhz, Fmax)``: the stated target clock where the measured figure meets it, the
+measured Fmax where it does not. Whole designs only: the dense baseline's row has no Fmax.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from rtl_gen.export import designs
 from rtl_gen.export.estimate import conv_estimate, mlp_estimate
 from rtl_gen.export.folder import Design, export_design
+from rtl_gen.export.timing import ecp5_timing
 from rtl_gen.export.yosys import synth_xilinx
 from tb.golden.conv import conv_cycles
 from tb.golden.mlp import mlp_cycles
@@ -34,30 +41,57 @@ from tb.golden.mlp import mlp_cycles
 RESOURCES = ("lut", "ff", "carry4", "dsp", "ramb18", "ramb36", "lutram")
 
 
+TIMING = {"enabled": True}
+
+
 def synth(design: Design, out: Path) -> dict:
     folder = export_design(design, out / design.name)
     manifest = json.loads((folder / "manifest.json").read_text())
     figures, coarse = synth_xilinx(folder, manifest["sources"], design.top)
     figures["mul_cells"] = coarse.get("$mul", 0)
+    figures["fmax_mhz"] = None
+    if TIMING["enabled"]:
+        started = time.monotonic()
+        timing = ecp5_timing(folder, manifest["sources"], design.top)
+        (folder / "reports" / "timing_ecp5.json").write_text(json.dumps(timing, indent=2) + "\n")
+        figures["fmax_mhz"] = timing["fmax_mhz"]
+        figures["critical_path"] = (timing.get("critical_path") or {}).get("start", "?") + (
+            " -> " + (timing.get("critical_path") or {}).get("end", "?")
+        )
+        print(
+            f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k), "
+            f"{time.monotonic() - started:.0f} s",
+            flush=True,
+        )
     return figures
+
+
+def clock_for(figures: dict, clock_mhz: float) -> float:
+    """The clock the latency and throughput are stated at: the target, or Fmax below it."""
+    fmax = figures.get("fmax_mhz")
+    return clock_mhz if fmax is None else min(clock_mhz, fmax)
 
 
 def conv_rows(kernel: int, size: int, clock_mhz: float, out: Path) -> list[dict]:
     rows = []
-    for n in (kernel, kernel + 1):
+    for n in (kernel - 1, kernel, kernel + 1):
         design = designs.conv_design(n, kernel, size, size)
         figures = synth(design, out)
         one = conv_cycles(size, size, kernel, n)
         interval = conv_cycles(size, size, kernel, n, frames=2) - one
+        clock = clock_for(figures, clock_mhz)
         rows.append(
             {
                 "design": f"conv K={kernel} N={n} {size}x{size}",
+                "fmax_mhz": figures["fmax_mhz"],
+                "critical_path": figures.get("critical_path"),
+                "clock_mhz": clock,
                 **{k: figures[k] for k in RESOURCES},
                 "rom_bits": design.component.params.kernel**2 * design.component.params.coef_width,
                 "ram_bits": n * size * design.component.params.pixel_width,
                 "cycles": one,
-                "latency_us": one / clock_mhz,
-                "throughput_per_s": clock_mhz * 1e6 / interval,
+                "latency_us": one / clock,
+                "throughput_per_s": clock * 1e6 / interval,
                 "resources_from": "yosys (whole design)",
                 "estimate": conv_estimate(**design.parameters),
             }
@@ -76,6 +110,7 @@ def _median_neuron(layer) -> int:
 def mlp_resources_by_neuron(mlp, name: str, out: Path) -> dict:
     """Yosys figures of each layer's median neuron, times the layer's neuron count."""
     total = dict.fromkeys((*RESOURCES, "mul_cells"), 0)
+    enabled, TIMING["enabled"] = TIMING["enabled"], False  # parts of a design: no Fmax
     for part in (mlp, *mlp.layers):  # only their neurons are elaborated here
         part._MustUse__silence = True
     for i, layer in enumerate(mlp.layers):
@@ -84,6 +119,8 @@ def mlp_resources_by_neuron(mlp, name: str, out: Path) -> dict:
         figures = synth(design, out)
         for key in total:
             total[key] += figures[key] * layer.weights.out_features
+    TIMING["enabled"] = enabled
+    total["fmax_mhz"] = None
     return total
 
 
@@ -117,16 +154,20 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, mode: str = "auto") -> l
         else:
             figures = mlp_resources_by_neuron(mlp, design.name, out)
             source = "yosys (median neuron x neurons per layer)"
+        clock = clock_for(figures, clock_mhz)
         rows.append(
             {
                 "design": label,
+                "fmax_mhz": figures["fmax_mhz"],
+                "critical_path": figures.get("critical_path"),
+                "clock_mhz": clock,
                 **{k: figures[k] for k in RESOURCES},
                 "mul_cells": figures["mul_cells"],
                 "rom_bits": mlp.rom_bits,
                 "ram_bits": 0,
                 "cycles": cycles,
-                "latency_us": cycles / clock_mhz,
-                "throughput_per_s": clock_mhz * 1e6 / cycles,
+                "latency_us": cycles / clock,
+                "throughput_per_s": clock * 1e6 / cycles,
                 "layers": design.parameters["layers"],
                 "layouts": mlp.layouts,
                 "resources_from": source,
@@ -138,17 +179,19 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, mode: str = "auto") -> l
 
 def markdown(rows: list[dict], clock_mhz: float) -> str:
     head = (
-        "| design | LUT | FF | DSP | BRAM18 | LUTRAM | ROM bits | cycles | "
-        f"latency @ {clock_mhz:g} MHz | throughput |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| design | LUT | FF | DSP | BRAM18 | LUTRAM | ROM bits | Fmax ECP5 | cycles | "
+        "clock | latency | throughput |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in rows:
         bram = r["ramb18"] + 2 * r["ramb36"]
         mark = " *" if "median" in r["resources_from"] else ""
+        fmax = "—" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} MHz"
         lines.append(
             f"| {r['design']}{mark} | {r['lut']} | {r['ff']} | {r['dsp']} | {bram} | "
-            f"{r['lutram']} | {r['rom_bits']} | {r['cycles']:.1f} | {r['latency_us']:.2f} µs | "
+            f"{r['lutram']} | {r['rom_bits']} | {fmax} | {r['cycles']:.1f} | "
+            f"{r['clock_mhz']:g} MHz | {r['latency_us']:.2f} µs | "
             f"{r['throughput_per_s']:,.0f} /s |"
         )
     return head + "\n".join(lines) + "\n"
@@ -190,7 +233,11 @@ def main(argv=None) -> int:
     parser.add_argument("--mlp-synth", choices=("auto", "neuron", "full"), default="auto")
     parser.add_argument("--out", type=Path, default=Path("build/report"))
     parser.add_argument("--sim", default=None, help="unused; accepted for make's SIM variable")
+    parser.add_argument(
+        "--no-timing", action="store_true", help="skip the ECP5 place-and-route Fmax figures"
+    )
     args = parser.parse_args(argv)
+    TIMING["enabled"] = not args.no_timing
     if not (args.bundle / "manifest.json").exists():
         print(f"error: no bundle at {args.bundle}: run `make compress` first", file=sys.stderr)
         return 2

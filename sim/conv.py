@@ -1,11 +1,13 @@
 """``make sim``: build the line-buffer convolution engine, simulate a real image, check it.
 
-    python -m sim.conv --line-buffers 4 --kernel 3 --width 28 --height 28 --sim icarus [--waves]
+    python -m sim.conv --line-buffers 4 --kernel 3 --width 28 --height 28 \
+        [--pixels-per-clock 1] --sim icarus [--waves]
 
-Prints a short table (line buffers, kernel, image size, cycles from RTL and model, outputs
-checked, mismatches, speedup against N = K) and writes
-``sim/build/conv_n{N}_k{K}_{W}x{H}/results.json``. Exit status: 0 when bit-exact with the cycle
-count the model predicts, 1 on a mismatch or simulation failure, 2 on bad parameters.
+Prints a short table (line buffers and mode, kernel, image size, cycles and first-result
+cycle from RTL and model, line-buffer bits, outputs checked, mismatches, speedup against
+N = K) and writes ``sim/build/conv_n{N}_k{K}_{W}x{H}[_p{P}]/results.json``. Exit status: 0
+when bit-exact with the cycle counts the model predicts, 1 on a mismatch or simulation
+failure, 2 on bad parameters.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ __all__ = ["BUILD_ROOT", "ConvRun", "build_dir_name", "main", "simulate_conv"]
 BUILD_ROOT = Path(__file__).resolve().parent / "build"
 TOPLEVEL = "conv_engine"
 TEST_MODULE = "tb.conv_tb"
+#: Largest frame ``make sim`` simulates: 512x512 takes about 15 s in Icarus per run (20k
+#: cycles/s), larger frames take minutes to hours and gigabytes of waveform.
+MAX_SIM_PIXELS = 512 * 512
 
 
 def build_dir_name(params: ConvParams) -> str:
-    return f"conv_n{params.line_buffers}_k{params.kernel}_{params.width}x{params.height}"
+    name = f"conv_n{params.line_buffers}_k{params.kernel}_{params.width}x{params.height}"
+    if params.pixels_per_clock > 1:
+        name += f"_p{params.pixels_per_clock}"
+    return name
 
 
 class ConvRun:
@@ -113,11 +121,19 @@ def _results(params, run: ConvRun, simulator, image_name, fingerprint) -> dict:
     entry = (run.entries() or [{}])[0]
     return {
         "line_buffers": params.line_buffers,
+        "mode": params.mode,
+        "pixels_per_clock": params.pixels_per_clock,
+        "pipeline": params.pipeline,
+        "latency": params.latency,
         "kernel": params.kernel,
         "width": params.width,
         "height": params.height,
         "cycles": entry.get("cycles"),
         "model_cycles": entry.get("model_cycles"),
+        "first_output_cycle": entry.get("first_output_cycle"),
+        "model_first_output_cycle": entry.get("model_first_output_cycle"),
+        "storage_bits": params.storage_bits,
+        "window_bits": params.window_bits,
         "outputs": entry.get("outputs", 0),
         "expected_outputs": params.outputs_per_frame,
         "mismatches": entry.get("mismatches", params.outputs_per_frame),
@@ -169,6 +185,13 @@ def _parse(argv):
     ap.add_argument("--kernel", type=int, default=3)
     ap.add_argument("--width", type=int, default=28)
     ap.add_argument("--height", type=int, default=28)
+    ap.add_argument("--pixels-per-clock", type=int, default=1, help="P: pixels per beat")
+    ap.add_argument(
+        "--pipeline",
+        type=int,
+        default=None,
+        help="extra datapath stages, 0..3 (default: chosen by measured Fmax, 2 for K <= 3)",
+    )
     ap.add_argument("--sim", default=None, help=f"one of {SIMULATORS} (default: installed)")
     ap.add_argument("--waves", action="store_true", help="record a waveform")
     ap.add_argument("--no-baseline", action="store_true", help="skip the N = K comparison")
@@ -191,9 +214,17 @@ def main(argv=None) -> int:
             height=args.height,
             kernel=args.kernel,
             line_buffers=args.line_buffers,
+            pixels_per_clock=args.pixels_per_clock,
+            pipeline=args.pipeline,
         )
     except ValueError as exc:
         return _fail(str(exc))
+    pixels = params.width * params.height
+    if pixels > MAX_SIM_PIXELS:
+        return _fail(
+            f"a {params.width}x{params.height} frame ({pixels} pixels) is too large to simulate "
+            f"here: at most {MAX_SIM_PIXELS} pixels (e.g. 512x512)"
+        )
     simulator = args.sim or default_simulator()
     if simulator not in SIMULATORS:
         return _fail(f"sim must be one of {SIMULATORS}, not {simulator!r}")
@@ -238,12 +269,22 @@ def main(argv=None) -> int:
         if params.line_buffers != params.kernel:
             speed_text += f" (N={params.kernel}: {results['baseline_cycles']} cycles, {how})"
     rows = [
-        ("line buffers", params.line_buffers),
+        ("line buffers", f"{params.line_buffers} ({params.mode})"),
+        ("pixels per clock", params.pixels_per_clock),
+        ("pipeline", f"{params.pipeline} extra stages (latency {params.latency} cycles)"),
         ("kernel", f"{params.kernel}x{params.kernel}"),
         ("image", f"{params.width}x{params.height} ({name})"),
         ("simulator", simulator),
         ("cycles (RTL)", results["cycles"]),
         ("cycles (model)", results["model_cycles"]),
+        (
+            "first result",
+            f"cycle {results['first_output_cycle']} (model {results['model_first_output_cycle']})",
+        ),
+        (
+            "line-buffer bits",
+            f"{params.storage_bits} (+ {params.window_bits} window register bits)",
+        ),
         ("outputs checked", f"{results['outputs']} / {params.outputs_per_frame}"),
         ("mismatches", results["mismatches"]),
         (f"speedup vs N={params.kernel}", speed_text),

@@ -27,7 +27,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from rtl_gen.conv.params import ConvParams
-from tb.golden.conv import conv2d, conv_cycles
+from tb.golden.conv import conv2d, conv_cycles, first_output_cycle, output_beats
 
 __all__ = [
     "ConvTB",
@@ -96,30 +96,37 @@ def real_image(height: int, width: int, pixel_width: int = 8, prefer_fashion=Tru
 
 @dataclass
 class RunResult:
-    """What one run of frames produced."""
+    """What one run of frames produced: every output beat, in order."""
 
-    outputs: list[int] = field(default_factory=list)
-    lasts: list[int] = field(default_factory=list)
+    beats: list[tuple[list[int], int, int]] = field(default_factory=list)
     first_in: int | None = None
+    first_out: int | None = None
     last_out: int | None = None
-    pixels_in: int = 0
+    beats_in: int = 0
 
     @property
     def cycles(self) -> int | None:
-        """Cycles from the first pixel accepted to the last result transferred, inclusive."""
+        """Cycles from the first beat accepted to the last result transferred, inclusive."""
         if self.first_in is None or self.last_out is None:
             return None
         return self.last_out - self.first_in + 1
 
+    @property
+    def first_output_cycle(self) -> int | None:
+        """Cycle of the first result's transfer, the first beat accepted at cycle 0."""
+        if self.first_in is None or self.first_out is None:
+            return None
+        return self.first_out - self.first_in
+
 
 class ConvTB:
-    """Clock, reset, pixel source, result sink and scoreboard for one ``ConvEngine``.
+    """Clock, reset, beat source, result sink and scoreboard for one ``ConvEngine``.
 
-    The source offers pixels in raster order (with probability ``gap`` of idling a cycle
-    between transfers; once ``valid`` is high it stays high until the transfer). The sink
-    is ready each cycle with probability ``1 - backpressure``. Both run in one loop that
-    samples the handshakes in the read-only phase before each rising edge, so the cycle
-    numbers are exact.
+    The source offers beats of ``P`` pixels in raster order (with probability ``gap`` of
+    idling a cycle between transfers; once ``valid`` is high it stays high until the
+    transfer). The sink is ready each cycle with probability ``1 - backpressure``. Both run in
+    one loop that samples the handshakes in the read-only phase before each rising edge, so
+    the cycle numbers are exact.
     """
 
     def __init__(self, dut, params: ConvParams, seed: int = 0):
@@ -128,8 +135,7 @@ class ConvTB:
         self.rng = random.Random(seed)
         self.cycle = 0
         self._clock_started = False
-        self.value_mask = (1 << params.out_width) - 1
-        self.sign_bit = 1 << (params.out_width - 1)
+        self.lanes = params.pixels_per_clock
 
     async def start(self) -> None:
         if not self._clock_started:
@@ -149,33 +155,54 @@ class ConvTB:
             self.cycle += 1
         dut.rst.value = 0
 
-    def _decode(self, raw: int) -> tuple[int, int]:
-        value = raw & self.value_mask
-        if value & self.sign_bit:
-            value -= 1 << self.p.out_width
-        return value, (raw >> self.p.out_width) & 1
+    def _encode(self, pixels) -> int:
+        """One input beat: pixel ``p`` at bits ``[p·pixel_width +: pixel_width]``."""
+        word = 0
+        for lane, pixel in enumerate(pixels):
+            word |= int(pixel) << (lane * self.p.pixel_width)
+        return word
+
+    def _decode(self, raw: int) -> tuple[list[int], int, int]:
+        """``(values, keep, last)`` of one output beat (see ``output_layout``)."""
+        ow, lanes = self.p.out_width, self.lanes
+        values = []
+        for lane in range(lanes):
+            value = (raw >> (lane * ow)) & ((1 << ow) - 1)
+            values.append(value - (1 << ow) if value >> (ow - 1) else value)
+        if lanes == 1:
+            return values, 1, (raw >> ow) & 1
+        keep = (raw >> (lanes * ow)) & ((1 << lanes) - 1)
+        return values, keep, (raw >> (lanes * ow + lanes)) & 1
 
     async def run(
         self,
         frames: np.ndarray,
         gap: float = 0.0,
         backpressure: float = 0.0,
-        stop_after_pixels: int | None = None,
+        stop_after_beats: int | None = None,
         timeout: int | None = None,
     ) -> RunResult:
-        """Stream ``frames`` (``(F, H, W)`` or ``(H, W)``) through; collect all results.
+        """Stream ``frames`` (``(F, H, W)`` or ``(H, W)``) through; collect all output beats.
 
-        With ``stop_after_pixels``, stop (source idle) once that many pixels were accepted,
+        With ``stop_after_beats``, stop (source idle) once that many beats were accepted,
         without waiting for results: used to interrupt a frame with a reset.
         """
         dut, p = self.dut, self.p
         frames = p.check_image(frames, "frames")
         if frames.ndim == 2:
             frames = frames[None]
-        pixels = [int(v) for v in frames.reshape(-1)]
-        expected = len(frames) * p.outputs_per_frame
+        beats = [self._encode(row) for row in frames.reshape(-1, self.lanes)]
+        expected = len(output_beats(conv2d(frames, p), p))
         if timeout is None:
-            timeout = 4 * conv_cycles(p.width, p.height, p.kernel, p.kernel, len(frames))
+            timeout = 4 * conv_cycles(
+                p.width,
+                p.height,
+                p.kernel,
+                p.kernel,
+                len(frames),
+                pixels_per_clock=self.lanes,
+                pipeline=p.pipeline,
+            )
             if gap or backpressure:
                 timeout = int(timeout / max(0.05, (1 - gap) * (1 - backpressure))) + 1000
         res = RunResult()
@@ -185,14 +212,14 @@ class ConvTB:
         start = self.cycle
         while True:
             # Drive this cycle (just after the previous rising edge).
-            if index < len(pixels) and (stop_after_pixels is None or index < stop_after_pixels):
+            if index < len(beats) and (stop_after_beats is None or index < stop_after_beats):
                 if not offer:
                     offer = gap == 0.0 or rng.random() >= gap
             else:
                 offer = False
             dut.i__valid.value = int(offer)
-            if index < len(pixels):
-                dut.i__payload.value = pixels[index]
+            if index < len(beats):
+                dut.i__payload.value = beats[index]
             ready = backpressure == 0.0 or rng.random() >= backpressure
             dut.o__ready.value = int(ready)
 
@@ -200,9 +227,9 @@ class ConvTB:
             await ReadOnly()
             fire_in = offer and int(dut.i__ready.value)
             if ready and int(dut.o__valid.value):
-                value, last = self._decode(int(dut.o__payload.value))
-                res.outputs.append(value)
-                res.lasts.append(last)
+                res.beats.append(self._decode(int(dut.o__payload.value)))
+                if res.first_out is None:
+                    res.first_out = self.cycle
                 res.last_out = self.cycle
             if fire_in:
                 if res.first_in is None:
@@ -212,60 +239,94 @@ class ConvTB:
             await RisingEdge(dut.clk)
             self.cycle += 1
 
-            if stop_after_pixels is not None and index >= stop_after_pixels:
+            if stop_after_beats is not None and index >= stop_after_beats:
                 break
-            if len(res.outputs) >= expected and index >= len(pixels):
+            if len(res.beats) >= expected and index >= len(beats):
                 break
             if self.cycle - start > timeout:
                 raise AssertionError(
-                    f"timeout after {timeout} cycles: {index}/{len(pixels)} pixels accepted, "
-                    f"{len(res.outputs)}/{expected} results"
+                    f"timeout after {timeout} cycles: {index}/{len(beats)} beats accepted, "
+                    f"{len(res.beats)}/{expected} output beats"
                 )
-        res.pixels_in = index
+        res.beats_in = index
         dut.i__valid.value = 0
         return res
 
     def check(self, frames: np.ndarray, res: RunResult) -> dict:
-        """Compare ``res`` with the golden model; return counts, raise on any difference."""
+        """Compare ``res`` with the golden model; return counts, raise on any difference.
+
+        Every kept lane's value, every ``keep`` mask and every ``last`` flag must equal
+        :func:`tb.golden.conv.output_beats`; lanes outside ``keep`` carry no result.
+        """
         p = self.p
         frames = p.check_image(frames, "frames")
         if frames.ndim == 2:
             frames = frames[None]
-        want = conv2d(frames, p).reshape(-1).tolist()
-        per_frame = p.outputs_per_frame
-        want_last = [int((i + 1) % per_frame == 0) for i in range(len(want))]
-        got = res.outputs
-        mismatches = sum(a != b for a, b in zip(got, want, strict=False))
-        mismatches += abs(len(got) - len(want))
-        bad_last = sum(a != b for a, b in zip(res.lasts, want_last, strict=False))
+        want = output_beats(conv2d(frames, p), p)
+        got = res.beats
+        mismatches = bad_keep = bad_last = outputs = 0
+        first = None
+        for n, ((g_vals, g_keep, g_last), (w_vals, w_keep, w_last)) in enumerate(
+            zip(got, want, strict=False)
+        ):
+            bad_keep += g_keep != w_keep
+            bad_last += g_last != w_last
+            for lane in range(self.lanes):
+                if w_keep >> lane & 1:
+                    if g_keep >> lane & 1:
+                        outputs += 1
+                    if g_vals[lane] != w_vals[lane]:
+                        mismatches += 1
+                        if first is None:
+                            first = (n, lane, g_vals[lane], w_vals[lane])
+        expected_outputs = len(frames) * p.outputs_per_frame
+        missing = abs(len(got) - len(want))
+        mismatches += missing
         report = {
-            "outputs": len(got),
-            "expected_outputs": len(want),
+            "outputs": outputs,
+            "expected_outputs": expected_outputs,
+            "beats": len(got),
+            "expected_beats": len(want),
             "mismatches": mismatches,
+            "keep_errors": bad_keep,
             "last_marker_errors": bad_last,
             "frames": len(frames),
             "cycles": res.cycles,
+            "first_output_cycle": res.first_output_cycle,
         }
-        if mismatches or bad_last:
-            first = next(
-                (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None
-            )
+        if mismatches or bad_keep or bad_last or outputs != expected_outputs:
             detail = ""
             if first is not None:
-                y, x = divmod(first % per_frame, p.out_cols)
-                detail = (
-                    f"; first at output {first} (frame {first // per_frame}, row {y}, col {x}):"
-                    f" got {got[first]}, expected {want[first]}"
-                )
+                n, lane, g, w = first
+                detail = f"; first at beat {n}, lane {lane}: got {g}, expected {w}"
             raise AssertionError(
-                f"{mismatches} mismatching results, {bad_last} wrong 'last' markers, "
-                f"{len(got)}/{len(want)} results{detail}"
+                f"{mismatches} mismatching results, {bad_keep} wrong 'keep' masks, "
+                f"{bad_last} wrong 'last' markers, {len(got)}/{len(want)} beats{detail}"
             )
         return report
 
     def model_cycles(self, frames: int = 1) -> int:
         p = self.p
-        return conv_cycles(p.width, p.height, p.kernel, p.line_buffers, frames)
+        return conv_cycles(
+            p.width,
+            p.height,
+            p.kernel,
+            p.line_buffers,
+            frames,
+            pixels_per_clock=self.lanes,
+            pipeline=p.pipeline,
+        )
+
+    def model_first_output(self) -> int:
+        p = self.p
+        return first_output_cycle(
+            p.width,
+            p.height,
+            p.kernel,
+            p.line_buffers,
+            pixels_per_clock=self.lanes,
+            pipeline=p.pipeline,
+        )
 
 
 # Configuration and reporting ------------------------------------------------------------
@@ -310,12 +371,17 @@ async def _exact_frame(tb: ConvTB, image: np.ndarray, test: str, name: str) -> N
     run_seconds = time.perf_counter() - started
     entry = tb.check(image, res)
     entry["model_cycles"] = tb.model_cycles(1)
+    entry["model_first_output_cycle"] = tb.model_first_output()
     entry["image"] = name
     entry["run_seconds"] = round(run_seconds, 4)
     entry["run_cycles"] = tb.cycle - first_cycle  # clock cycles simulated for this frame
     report(test, entry)
     assert res.cycles == entry["model_cycles"], (
         f"{name}: {res.cycles} cycles, the cycle model says {entry['model_cycles']}"
+    )
+    assert res.first_output_cycle == entry["model_first_output_cycle"], (
+        f"{name}: first result at cycle {res.first_output_cycle}, "
+        f"the model says {entry['model_first_output_cycle']}"
     )
 
 
@@ -371,8 +437,9 @@ async def test_reset_mid_frame(dut):
     images = _images(cfg, "random_images") + _images(cfg, "real_image")
     p = tb.p
     # Interrupt while the window works on a middle row, results pending in the pipeline.
-    stop = (p.kernel + 1) * p.width + p.width // 2
-    await tb.run(images[0], stop_after_pixels=min(stop, p.width * p.height - 1))
+    beats = p.beats_per_row
+    stop = (p.kernel + 1) * beats + beats // 2
+    await tb.run(images[0], stop_after_beats=min(stop, beats * p.height - 1))
     tb.dut.o__ready.value = 1
     for _ in range(3):
         await RisingEdge(tb.dut.clk)

@@ -11,6 +11,8 @@ from tb.golden.conv import (
     conv2d,
     conv_cycles,
     conv_cycles_closed_form,
+    first_output_cycle,
+    output_beats,
     row_schedule,
     scale,
 )
@@ -87,7 +89,12 @@ def test_accumulator_width_holds_the_extremes(pixel_width, coef_width, kernel):
 
 
 def test_model_latency_is_the_engine_latency():
-    assert PIPELINE_LATENCY == READ_TO_OUTPUT_LATENCY == ConvEngine.latency
+    assert PIPELINE_LATENCY == READ_TO_OUTPUT_LATENCY
+    for stages in range(4):
+        engine = ConvEngine(width=8, height=5, line_buffers=2, pipeline=stages)
+        engine._MustUse__silence = True  # not elaborated here
+        assert engine.latency == PIPELINE_LATENCY + stages == engine.params.latency
+        assert conv_cycles(8, 5, 3, 2, pipeline=stages) == 8 * 5 + PIPELINE_LATENCY + stages
 
 
 SIZES = [(3, 3), (5, 4), (8, 8), (16, 12), (28, 28), (33, 7), (64, 64)]
@@ -98,10 +105,13 @@ SIZES = [(3, 3), (5, 4), (8, 8), (16, 12), (28, 28), (33, 7), (64, 64)]
     [(w, h, k) for w, h in SIZES for k in (1, 3, 5) if min(w, h) >= k],
 )
 def test_cycle_model_closed_form(width, height, kernel):
-    for n in range(kernel, kernel + 4):
-        assert conv_cycles(width, height, kernel, n) == conv_cycles_closed_form(
-            width, height, kernel, n
-        )
+    for ppc in (1, 2, 4):
+        if width % ppc:
+            continue
+        for n in range(kernel - 1, kernel + 4):
+            assert conv_cycles(
+                width, height, kernel, n, pixels_per_clock=ppc
+            ) == conv_cycles_closed_form(width, height, kernel, n, pixels_per_clock=ppc)
 
 
 @pytest.mark.parametrize("width,height", SIZES)
@@ -109,7 +119,7 @@ def test_cycle_model_spare_buffer_reaches_one_pixel_per_clock(width, height):
     k = 3
     for n in range(k + 1, k + 5):
         assert conv_cycles(width, height, k, n) <= height * width + width + 16
-        assert conv_cycles(width, height, k, n, frames=3) == (
+        assert conv_cycles(width, height, k, n, frames=3, pipeline=0) == (
             3 * height * width + width + PIPELINE_LATENCY
         )
     # More buffers never hurt; N = K is the slowest.
@@ -120,8 +130,61 @@ def test_cycle_model_spare_buffer_reaches_one_pixel_per_clock(width, height):
 def test_cycle_model_targets():
     assert conv_cycles(28, 28, 3, 3) / conv_cycles(28, 28, 3, 4) >= 1.85
     assert conv_cycles(224, 224, 3, 3) / conv_cycles(224, 224, 3, 4) >= 1.95
-    assert conv_cycles(28, 28, 3, 3) == 1515
-    assert conv_cycles(28, 28, 3, 4) == 815
+    assert conv_cycles(28, 28, 3, 3, pipeline=0) == 1515
+    assert conv_cycles(28, 28, 3, 4, pipeline=0) == 815
+    # The default pipeline (two extra stages for K = 3) costs two cycles per frame, no more.
+    assert conv_cycles(28, 28, 3, 4) == 815 + 2
+    assert (
+        conv_cycles(28, 28, 3, 4, frames=5) == conv_cycles(28, 28, 3, 4, frames=5, pipeline=0) + 2
+    )
+
+
+def test_streaming_targets():
+    """N = K - 1: H·W + 3 per frame (FINN's window generator: 785 at 28x28 without a MAC)."""
+    assert conv_cycles(28, 28, 3, 2, pipeline=0) == 787 == 28 * 28 + 3
+    assert conv_cycles(224, 224, 3, 2, pipeline=0) == 50179
+    for frames in (1, 2, 4, 8):
+        assert conv_cycles(28, 28, 3, 2, frames=frames, pipeline=0) == frames * 28 * 28 + 3
+        assert conv_cycles(28, 28, 3, 2, frames=frames) == frames * 28 * 28 + 3 + 2
+    # FINN does not overlap frames (F·785): fewer cycles from F = 4 on without extra stages,
+    # from F = 6 on with the default two.
+    assert conv_cycles(28, 28, 3, 2, frames=4, pipeline=0) < 4 * 785
+    assert conv_cycles(28, 28, 3, 2, frames=6) < 6 * 785
+    # First result: window (0, 0) completes with pixel (K-1, K-1), 3 cycles of pipeline.
+    assert first_output_cycle(28, 28, 3, 2, pipeline=0) == 2 * 28 + 2 + 3 <= (3 - 1) * 28 + 6
+    assert first_output_cycle(28, 28, 3, 4, pipeline=0) == 3 * 28 + 2 + 3 == 89
+    assert first_output_cycle(28, 28, 3, 2) == 61 + 2
+    assert conv_cycles(28, 28, 3, 2) < conv_cycles(28, 28, 3, 4) < conv_cycles(28, 28, 3, 3)
+
+
+@pytest.mark.parametrize("line_buffers", [2, 3, 4])
+def test_pixels_per_clock_targets(line_buffers):
+    w = h = 224
+    four = conv_cycles(w, h, 3, line_buffers, pixels_per_clock=4)
+    one = conv_cycles(w, h, 3, line_buffers)
+    assert four <= h * w // 4 + w + 16 or line_buffers == 3  # N = K serializes
+    assert 3.9 < one / four <= 4
+    assert conv_cycles(w, h, 3, 2, pixels_per_clock=4, pipeline=0) == h * w // 4 + 3 == 12547
+
+
+def test_output_beats_pack_results_by_input_column():
+    p1 = ConvParams(width=8, height=5, kernel=3, line_buffers=2)
+    results = np.arange(6 * 3).reshape(3, 6)
+    beats = output_beats(results, p1)
+    assert [v[0] for v, _, _ in beats] == results.reshape(-1).tolist()
+    assert [keep for _, keep, _ in beats] == [1] * 18
+    assert [last for _, _, last in beats] == [0] * 17 + [1]
+    # P = 4, K = 3: result x comes with column x + 2, so a row's first beat has lanes 2, 3.
+    p4 = ConvParams(width=8, height=5, kernel=3, line_buffers=2, pixels_per_clock=4)
+    beats = output_beats(results, p4)
+    assert len(beats) == 3 * 2
+    assert beats[0] == ([None, None, 0, 1], 0b1100, 0)
+    assert beats[1] == ([2, 3, 4, 5], 0b1111, 0)
+    assert beats[-1] == ([14, 15, 16, 17], 0b1111, 1)
+    # P = 2, K = 5: the first beat holds no result and is not sent.
+    p2 = ConvParams(width=8, height=5, kernel=5, line_buffers=4, pixels_per_clock=2)
+    beats = output_beats(np.arange(4).reshape(1, 4), p2)
+    assert beats == [([0, 1], 0b11, 0), ([2, 3], 0b11, 1)]
 
 
 def test_schedule_serializes_with_n_equal_k():
@@ -140,9 +203,18 @@ def test_back_to_back_frames_with_n_equal_k():
     assert s.fill_start[9] == s.read_end[9 - 3] + 1
     # So every frame costs the full serialized time: F·(2H - K + 1)·W + latency.
     for frames in (1, 2, 3):
-        assert conv_cycles(12, 9, 3, 3, frames=frames) == frames * (2 * 9 - 3 + 1) * 12 + 3
+        assert conv_cycles(12, 9, 3, 3, frames=frames, pipeline=0) == (
+            frames * (2 * 9 - 3 + 1) * 12 + 3
+        )
 
 
 def test_frames_must_be_positive():
     with pytest.raises(ValueError, match="frames must be an integer >= 1, not 0"):
         conv_cycles(8, 8, 3, 4, frames=0)
+    with pytest.raises(ValueError, match="frames must be an integer >= 1, not 0"):
+        conv_cycles(8, 8, 3, 2, frames=0)
+
+
+def test_row_schedule_is_for_the_row_scan_modes():
+    with pytest.raises(ValueError, match="row-scan modes"):
+        row_schedule(8, 8, 3, 2)

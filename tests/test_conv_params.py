@@ -15,9 +15,18 @@ from tb.golden.conv import conv2d, conv_cycles
 ROOT = Path(__file__).resolve().parents[1]
 
 BAD = [
-    (dict(line_buffers=2), "line_buffers must be an integer >= kernel (3), not 2"),
-    (dict(kernel=5, line_buffers=4), "line_buffers must be an integer >= kernel (5), not 4"),
-    (dict(line_buffers=3.5), "line_buffers must be an integer >= kernel (3), not 3.5"),
+    (dict(line_buffers=1), "line_buffers must be an integer >= kernel - 1 (2), not 1"),
+    (dict(kernel=5, line_buffers=3), "line_buffers must be an integer >= kernel - 1 (4), not 3"),
+    (dict(line_buffers=3.5), "line_buffers must be an integer >= kernel - 1 (2), not 3.5"),
+    (dict(kernel=1, line_buffers=-1), "line_buffers must be an integer >= kernel - 1 (0), not -1"),
+    (dict(pixels_per_clock=3), "pixels_per_clock must be one of (1, 2, 4), not 3"),
+    (dict(pixels_per_clock=8), "pixels_per_clock must be one of (1, 2, 4), not 8"),
+    (dict(pixels_per_clock=True), "pixels_per_clock must be one of (1, 2, 4), not True"),
+    (dict(width=30, pixels_per_clock=4), "width (30) must be a multiple of pixels_per_clock (4)"),
+    (dict(width=100000), "width must be an integer <= 4096, not 100000"),
+    (dict(pipeline=4), "pipeline must be an integer <= 3, not 4"),
+    (dict(pipeline=-1), "pipeline must be an integer >= 0, not -1"),
+    (dict(height=5000), "height must be an integer <= 4096, not 5000"),
     (dict(kernel=4), "kernel must be an odd integer >= 1, not 4"),
     (dict(kernel=0), "kernel must be an integer >= 1, not 0"),
     (dict(kernel=-3), "kernel must be an integer >= 1, not -3"),
@@ -103,7 +112,9 @@ def test_image_pixels_must_fit_pixel_width():
 
 def test_cycle_model_validates_too():
     with pytest.raises(ValueError, match=re.escape("line_buffers must be an integer >= kernel")):
-        conv_cycles(28, 28, 3, 2)
+        conv_cycles(28, 28, 3, 1)
+    with pytest.raises(ValueError, match=re.escape("must be a multiple of pixels_per_clock")):
+        conv_cycles(30, 28, 3, 2, pixels_per_clock=4)
 
 
 def test_sim_image_shape_checked_before_building(tmp_path):
@@ -118,7 +129,24 @@ def test_sim_image_shape_checked_before_building(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--line-buffers", "2"], "error: line_buffers must be an integer >= kernel (3), not 2"),
+        (
+            ["--line-buffers", "1"],
+            "error: line_buffers must be an integer >= kernel - 1 (2), not 1",
+        ),
+        (
+            ["--pixels-per-clock", "3"],
+            "error: pixels_per_clock must be one of (1, 2, 4), not 3",
+        ),
+        (
+            ["--pixels-per-clock", "4", "--width", "30"],
+            "error: width (30) must be a multiple of pixels_per_clock (4)",
+        ),
+        (["--width", "100000"], "error: width must be an integer <= 4096, not 100000"),
+        (
+            ["--width", "1024", "--height", "1024"],
+            "error: a 1024x1024 frame (1048576 pixels) is too large to simulate here: "
+            "at most 262144 pixels (e.g. 512x512)",
+        ),
         (["--kernel", "4"], "error: kernel must be an odd integer >= 1, not 4"),
         (["--width", "2"], "error: width must be an integer >= kernel (3), not 2"),
         (

@@ -58,7 +58,7 @@ def test_cycle_model_properties(bundle):
         plain = golden.mlp_cycles(layers, image, build, zero_skip=False)
         skip = golden.mlp_cycles(layers, image, build, zero_skip=True)
         # without skipping: one cycle per input element, plus result latency and output walk
-        expect = sum(w.in_features + golden.ACTIVATION_LATENCY[w.activation] - 1 for w in layers)
+        expect = sum(w.in_features + golden.RESULT_LATENCY - 1 for w in layers)
         assert plain == expect + layers[-1].out_features
         assert skip <= plain + len(layers)
     zeros = np.zeros(layers[0].in_features, np.int64)

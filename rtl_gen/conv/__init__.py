@@ -6,7 +6,7 @@
 
 from .engine import ConvEngine, pack_coefficients
 from .params import ROUNDING_MODES, ConvParams, accumulator_width, default_coefficients, sum_width
-from .window import READ_TO_OUTPUT_LATENCY, output_layout
+from .window import READ_TO_OUTPUT_LATENCY, datapath_latency, output_layout
 
 __all__ = [
     "READ_TO_OUTPUT_LATENCY",
@@ -14,6 +14,7 @@ __all__ = [
     "ConvEngine",
     "ConvParams",
     "accumulator_width",
+    "datapath_latency",
     "default_coefficients",
     "output_layout",
     "pack_coefficients",

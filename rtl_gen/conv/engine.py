@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from amaranth import Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth import Module, Value
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .line_buffers import BufferControl, LineBufferStore
 from .params import ConvParams
-from .window import READ_TO_OUTPUT_LATENCY, WindowMAC, output_layout
+from .row_scan import RowScan
+from .streaming import StreamingRows
+from .window import WindowMAC, datapath_latency, output_layout
 
 __all__ = ["ConvEngine", "pack_coefficients"]
 
@@ -24,12 +25,30 @@ def pack_coefficients(params: ConvParams) -> int:
     return word
 
 
-class ConvEngine(wiring.Component):
-    """Streaming 2-D convolution ("valid" region) over ``N`` rotating line buffers.
+def input_shape(params: ConvParams):
+    """Payload of the input stream: one unsigned pixel, or ``P`` of them (lane 0 lowest)."""
+    if params.pixels_per_clock == 1:
+        return params.pixel_width
+    return data.ArrayLayout(params.pixel_width, params.pixels_per_clock)
 
-    Pixels enter in raster order, one per transfer; results leave in raster order,
-    ``(H - K + 1) × (W - K + 1)`` per frame, the last one of each frame marked. Frames follow
-    each other with no gap and no separator: the engine counts rows and columns.
+
+class ConvEngine(wiring.Component):
+    """Streaming 2-D convolution ("valid" region) over ``N`` line buffers, ``P`` pixels a beat.
+
+    Pixels enter in raster order, ``P`` per transfer; results leave in raster order,
+    ``(H - K + 1) × (W - K + 1)`` per frame, up to ``P`` per transfer, the frame's last beat
+    marked. Frames follow each other with no gap and no separator: the engine counts rows and
+    columns.
+
+    Three modes, chosen by the number ``N`` of line buffers (:attr:`ConvParams.mode`):
+
+    * ``N = K - 1``, streaming (:class:`~rtl_gen.conv.streaming.StreamingRows`): the incoming
+      beat is the window's bottom row; least memory and latency, no elasticity: output
+      backpressure stalls the input at once;
+    * ``N = K``, serial (:class:`~rtl_gen.conv.row_scan.RowScan`): the window scans ``K``
+      complete rows; filling the next row waits for it;
+    * ``N >= K + 1``, overlapped (``RowScan``): a spare buffer fills while the window scans,
+      one row of elasticity between input and output.
 
     Parameters
     ----------
@@ -40,35 +59,40 @@ class ConvEngine(wiring.Component):
 
     Attributes
     ----------
-    i : stream.Signature(pixel_width), in
-        Pixels, unsigned. ``i.ready`` is high while the line buffer being filled is free, and
-        depends only on registered state (never on ``i.valid``). It falls at the start of a
-        row when all ``N`` buffers hold rows the window still needs: with ``N == K`` this
-        happens for every row after the first ``K`` of a frame, for as long as the window
-        takes to finish its current output row (about ``W`` cycles); with ``N >= K + 1`` and
-        an always-ready sink it never falls.
-    o : stream.Signature(output_layout(out_width)), out
-        ``payload.value`` (signed ``out_width``) and ``payload.last`` (end of frame).
+    i : stream.Signature(input_shape(params)), in
+        Pixels, unsigned; with ``P > 1`` an array of ``P`` pixels, the leftmost in lane 0.
+        ``i.ready`` never depends on ``i.valid``. Row-scan modes: it depends only on
+        registered state and falls at the start of a row when all ``N`` buffers hold rows the
+        window still needs (with ``N == K`` for every row after the first ``K`` of a frame,
+        for ``W/P`` cycles; with ``N >= K + 1`` and an always-ready sink never). Streaming
+        mode: ``i.ready = ~o.valid | o.ready``.
+    o : stream.Signature(output_layout(out_width, P)), out
+        ``payload.value`` (signed ``out_width``, or ``P`` of them), ``payload.keep`` (``P >
+        1``: lanes holding a result) and ``payload.last`` (end of frame). Result ``(y, x)``
+        travels in lane ``(x + K - 1) mod P``: only a row's first result beat can be partial.
         ``o.valid`` is registered. Backpressure (``o.ready`` low) stalls the whole window
-        pipeline and, through the held line buffers, eventually the input.
+        pipeline and, through the held line buffers (at once in the streaming mode), the input.
 
     Notes
     -----
-    Timing, for a full-rate source and an always-ready sink:
+    Timing, for a full-rate source and an always-ready sink, first beat accepted at cycle 0:
 
-    * a row is complete in the cycle its last pixel is accepted; the window starts reading the
-      next output row's first column on the following cycle (when its ``K`` rows are held and
-      the window is idle), reads one column per cycle, and the output for column ``c`` is
-      valid :data:`latency` (3) cycles after column ``c`` was read;
-    * a buffer is released the cycle after the window read its last column, so that, with
-      ``N == K``, a frame takes ``(2H - K + 1)·W + 3`` cycles and, with ``N >= K + 1``,
-      ``(H + 1)·W + 3`` cycles from the first pixel accepted to the last result transferred
-      (both ends included). ``tb.golden.conv.conv_cycles`` gives the exact count for any
-      number of frames.
+    * streaming: a beat's results are valid :attr:`latency` (``L = 3 + pipeline``) cycles
+      after it is accepted; a frame takes ``H·W/P + L`` cycles, ``F`` frames ``F·H·W/P + L``;
+    * row-scan: a row is complete in the cycle its last beat is accepted; the window starts
+      reading the next output row on the following cycle (when its ``K`` rows are held and the
+      window is idle), one beat per cycle, results valid ``L`` cycles after the read; a row is
+      released the cycle after its last read. One frame takes ``(2H - K + 1)·W/P + L`` cycles
+      with ``N == K`` and ``(H + 1)·W/P + L`` with ``N >= K + 1``.
+
+    ``tb.golden.conv.conv_cycles`` gives the exact count for any number of frames.
     """
 
-    #: Cycles from a column read to its result being valid on ``o``.
-    latency = READ_TO_OUTPUT_LATENCY
+    @property
+    def latency(self) -> int:
+        """Cycles from a beat read (streaming: accepted) to its results on ``o``:
+        ``READ_TO_OUTPUT_LATENCY + params.pipeline``."""
+        return datapath_latency(self.params)
 
     def __init__(self, params: ConvParams | None = None, /, **kwargs):
         try:
@@ -84,66 +108,36 @@ class ConvEngine(wiring.Component):
         self.params = params
         super().__init__(
             {
-                "i": In(stream.Signature(params.pixel_width)),
-                "o": Out(stream.Signature(output_layout(params.out_width))),
+                "i": In(stream.Signature(input_shape(params))),
+                "o": Out(
+                    stream.Signature(output_layout(params.out_width, params.pixels_per_clock))
+                ),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        w, h, k, n = p.width, p.height, p.kernel, p.line_buffers
+        k = p.kernel
 
         m.submodules.coef_rom = rom = memory.Memory(
             shape=k * k * p.coef_width, depth=1, init=[pack_coefficients(p)]
         )
         rom_read = rom.read_port(domain="sync")
-        m.submodules.store = store = LineBufferStore(n, w, p.pixel_width)
-        m.submodules.control = ctrl = BufferControl(n, k)
+        front_type = StreamingRows if p.mode == "streaming" else RowScan
+        m.submodules.front = front = front_type(p)
         m.submodules.mac = mac = WindowMAC(p)
         wiring.connect(m, wiring.flipped(self.o), mac.o)
-        m.d.comb += [mac.coefficients.eq(rom_read.data), mac.rows.eq(store.r_data)]
-
-        # Fill side: write accepted pixels into the free buffer, column by column.
-        fill_col = Signal(range(w))
-        accept = Signal()
         m.d.comb += [
-            self.i.ready.eq(ctrl.can_fill),
-            accept.eq(self.i.valid & self.i.ready),
-            store.w_en.eq(accept),
-            store.w_sel.eq(ctrl.fill_sel),
-            store.w_addr.eq(fill_col),
-            store.w_data.eq(self.i.payload),
-            ctrl.row_done.eq(accept & (fill_col == w - 1)),
+            front.i.valid.eq(self.i.valid),
+            front.i.payload.eq(Value.cast(self.i.payload)),
+            self.i.ready.eq(front.i.ready),
+            front.advance.eq(mac.advance),
+            mac.issue.eq(front.issue),
+            mac.emit.eq(front.emit),
+            mac.keep.eq(front.keep),
+            mac.last.eq(front.last),
+            mac.column.eq(front.column),
+            mac.coefficients.eq(rom_read.data),
         ]
-        with m.If(accept):
-            m.d.sync += fill_col.eq(Mux(fill_col == w - 1, 0, fill_col + 1))
-
-        # Compute side: scan the columns of the K held rows, one per cycle.
-        active = Signal()
-        col = Signal(range(w))
-        out_row = Signal(range(h - k + 1))
-        cur = Signal(range(w))
-        last_col = Signal()
-        last_row = Signal()
-        issue = Signal()
-        m.d.comb += [
-            cur.eq(Mux(active, col, 0)),
-            last_col.eq(cur == w - 1),
-            last_row.eq(out_row == h - k),
-            issue.eq((active | ctrl.can_compute) & mac.advance),
-            store.r_en.eq(mac.advance),
-            store.r_addr.eq(cur),
-            mac.issue.eq(issue),
-            mac.emit.eq(cur >= k - 1),
-            mac.last.eq(last_col & last_row),
-            mac.base.eq(ctrl.base),
-        ]
-        with m.If(issue):
-            with m.If(last_col):
-                m.d.sync += [active.eq(0), col.eq(0)]
-                m.d.sync += out_row.eq(Mux(last_row, 0, out_row + 1))
-                m.d.comb += ctrl.release_rows.eq(Mux(last_row, k, 1))
-            with m.Else():
-                m.d.sync += [active.eq(1), col.eq(cur + 1)]
         return m

@@ -1,10 +1,11 @@
 """Line-buffer store and its rotation control.
 
-The store is ``N`` separate :class:`amaranth.lib.memory.Memory` instances of ``W`` entries, each
-with one write port and one synchronous read port, so that each maps onto one block RAM (or a
-LUT RAM for small ``W``). The control unit decides which buffer is filled and which ``K``
-buffers the window reads; buffers are used in ring order, because rows arrive in order and are
-released in order.
+The store is ``N`` separate :class:`amaranth.lib.memory.Memory` instances of ``W / P`` entries
+of ``P`` pixels, each with one write port and one synchronous read port, so that each maps onto
+one block RAM (or a LUT RAM for small ``W``). The control unit decides which buffer is filled
+and which ``K`` buffers the window reads; buffers are used in ring order, because rows arrive in
+order and are released in order. :func:`rotate_rows` puts the buffers' read data into window-row
+order.
 """
 
 from __future__ import annotations
@@ -13,24 +14,39 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BufferControl", "LineBufferStore"]
+__all__ = ["BufferControl", "LineBufferStore", "rotate_rows"]
 
 
 def _index_shape(count: int):
     return unsigned(max(1, (count - 1).bit_length()))
 
 
+def rotate_rows(m: Module, rows, first, count: int, name: str = "row") -> list[Signal]:
+    """``count`` signals, ``out[i] = rows[(first + i) mod len(rows)]``: window-row order.
+
+    ``first`` is the ring index of the buffer that holds the oldest row the window needs.
+    """
+    ring = len(rows)
+    width = len(rows[0])
+    out = [Signal(width, name=f"{name}{i}") for i in range(count)]
+    with m.Switch(first):
+        for b in range(ring):
+            with m.Case(b):
+                m.d.comb += [out[i].eq(rows[(b + i) % ring]) for i in range(count)]
+    return out
+
+
 class LineBufferStore(wiring.Component):
-    """``N`` line buffers of ``W`` pixels each.
+    """``N`` line buffers, each one image row of ``depth`` words.
 
     Parameters
     ----------
     line_buffers : int
-        Number ``N`` of buffers.
-    width : int
-        Entries per buffer: one image row of ``W`` pixels.
-    pixel_width : int
-        Bits per pixel.
+        Number ``N`` of buffers, ``>= 1``.
+    depth : int
+        Entries per buffer: ``W / P`` beats of one image row.
+    word_width : int
+        Bits per entry: ``P`` pixels.
 
     Attributes
     ----------
@@ -43,34 +59,34 @@ class LineBufferStore(wiring.Component):
         stall).
     r_addr : Signal, in
         Column read from every buffer.
-    r_data : View of ArrayLayout(pixel, N), out
+    r_data : View of ArrayLayout(word, N), out
         Entry ``r_addr`` of each buffer, one cycle after ``r_en`` was high (synchronous,
         non-transparent read: block-RAM inferable). A write and a read of the same entry in
-        one cycle return the old pixel; the control unit never lets that happen on a buffer
-        whose data is used.
+        one cycle return the old word (read-before-write): the streaming mode relies on it,
+        the row-scan modes never read a buffer that is being filled.
     """
 
-    def __init__(self, line_buffers: int, width: int, pixel_width: int):
+    def __init__(self, line_buffers: int, depth: int, word_width: int):
         self.line_buffers = line_buffers
-        self.width = width
-        self.pixel_width = pixel_width
-        addr = _index_shape(width)
+        self.depth = depth
+        self.word_width = word_width
+        addr = _index_shape(depth)
         super().__init__(
             {
                 "w_en": In(1),
                 "w_sel": In(_index_shape(line_buffers)),
                 "w_addr": In(addr),
-                "w_data": In(pixel_width),
+                "w_data": In(word_width),
                 "r_en": In(1),
                 "r_addr": In(addr),
-                "r_data": Out(data.ArrayLayout(pixel_width, line_buffers)),
+                "r_data": Out(data.ArrayLayout(word_width, line_buffers)),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
         for n in range(self.line_buffers):
-            buf = memory.Memory(shape=self.pixel_width, depth=self.width, init=[])
+            buf = memory.Memory(shape=self.word_width, depth=self.depth, init=[])
             m.submodules[f"line{n}"] = buf
             wp = buf.write_port()
             rp = buf.read_port(domain="sync")

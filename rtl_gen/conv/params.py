@@ -12,20 +12,39 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "BASE_LATENCY",
+    "MAX_HEIGHT",
+    "MAX_PIPELINE",
+    "MAX_WIDTH",
+    "PIXELS_PER_CLOCK",
     "ROUNDING_MODES",
     "ConvParams",
     "accumulator_width",
     "default_coefficients",
+    "default_pipeline",
     "sum_width",
 ]
 
 ROUNDING_MODES = ("half_up", "truncate")
+#: Supported numbers of pixels per input beat (and results per output beat).
+PIXELS_PER_CLOCK = (1, 2, 4)
+#: Largest image: a line buffer holds one row, and 4096 rows of 4096 pixels is already a
+#: 16-megapixel frame (hours in an event-driven simulator).
+MAX_WIDTH = 4096
+MAX_HEIGHT = 4096
+#: Cycles from a beat read from the line buffers (streaming: accepted) to its results on the
+#: output stream with no extra pipeline stage: read data, window + MAC register, output register.
+BASE_LATENCY = 3
+#: Extra pipeline stages the window datapath can take (see ``ConvParams.pipeline``).
+MAX_PIPELINE = 3
 
 
-def _check_int(name: str, value, minimum: int, what: str | None = None) -> int:
+def _check_int(name: str, value, minimum: int, what: str | None = None, maximum=None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         bound = what if what is not None else str(minimum)
         raise ValueError(f"{name} must be an integer >= {bound}, not {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, not {value!r}")
     return int(value)
 
 
@@ -48,6 +67,15 @@ def accumulator_width(pixel_width: int, coef_width: int, kernel: int, bias_width
     each fit ``max(...)`` bits, so their sum fits one bit more.
     """
     return max(sum_width(pixel_width, coef_width, kernel), bias_width) + 1
+
+
+def default_pipeline(kernel: int) -> int:
+    """Extra pipeline stages that reach 100 MHz on an ECP5-85k (measured, docs/conv.md).
+
+    2 (products and the window column registered) up to ``K = 3``, whose ``K·K <= 16``
+    products sum in four adder levels in one stage; 3 (the adder tree split too) above.
+    """
+    return 2 if kernel * kernel <= 16 else 3
 
 
 def default_coefficients(kernel: int) -> np.ndarray:
@@ -74,8 +102,20 @@ class ConvParams:
     kernel : int
         Odd kernel size ``K >= 1``.
     line_buffers : int
-        Number ``N`` of line buffers, ``N >= K``. ``N == K`` serializes filling and
-        computing; ``N >= K + 1`` overlaps them.
+        Number ``N`` of line buffers, ``N >= K - 1``; it selects the engine's mode
+        (:attr:`mode`). ``N == K - 1`` (``"streaming"``): the incoming pixel is the window's
+        bottom row, the buffers hold the ``K - 1`` rows above it. ``N == K`` (``"serial"``):
+        filling a row and computing an output row take turns. ``N >= K + 1``
+        (``"overlapped"``): a spare buffer fills while the window computes.
+    pixels_per_clock : int
+        ``P``, one of :data:`PIXELS_PER_CLOCK`: pixels per input beat and results per output
+        beat. ``W`` must be a multiple of ``P``.
+    pipeline : int, optional
+        Extra register stages in the window datapath, ``0 .. MAX_PIPELINE``, each adding one
+        cycle of latency per frame (never per pixel): ``>= 1`` registers the products,
+        ``>= 2`` also the window column after the line-buffer row selection, ``3`` also splits
+        the adder tree. :attr:`latency` is ``BASE_LATENCY + pipeline``. Default:
+        :func:`default_pipeline` (chosen by measured Fmax); ``0`` gives the shortest latency.
     coefficients : array_like of int, shape ``(K, K)``, optional
         Signed kernel coefficients, each fitting ``coef_width`` bits. Output pixel ``(y, x)``
         is ``sum(coefficients[i, j] * image[y + i, x + j])`` (correlation, like
@@ -103,6 +143,8 @@ class ConvParams:
     height: int
     kernel: int = 3
     line_buffers: int = 4
+    pixels_per_clock: int = 1
+    pipeline: int | None = None
     coefficients: np.ndarray | None = None
     pixel_width: int = 8
     coef_width: int = 8
@@ -119,13 +161,33 @@ class ConvParams:
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be an odd integer >= 1, not {self.kernel!r}")
         s(self, "kernel", kernel)
-        s(self, "width", _check_int("width", self.width, kernel, f"kernel ({kernel})"))
-        s(self, "height", _check_int("height", self.height, kernel, f"kernel ({kernel})"))
+        s(
+            self,
+            "width",
+            _check_int("width", self.width, kernel, f"kernel ({kernel})", MAX_WIDTH),
+        )
+        s(
+            self,
+            "height",
+            _check_int("height", self.height, kernel, f"kernel ({kernel})", MAX_HEIGHT),
+        )
         s(
             self,
             "line_buffers",
-            _check_int("line_buffers", self.line_buffers, kernel, f"kernel ({kernel})"),
+            _check_int("line_buffers", self.line_buffers, kernel - 1, f"kernel - 1 ({kernel - 1})"),
         )
+        ppc = self.pixels_per_clock
+        if (
+            isinstance(ppc, bool)
+            or not isinstance(ppc, (int, np.integer))
+            or (ppc not in PIXELS_PER_CLOCK)
+        ):
+            raise ValueError(f"pixels_per_clock must be one of {PIXELS_PER_CLOCK}, not {ppc!r}")
+        s(self, "pixels_per_clock", int(ppc))
+        if self.width % ppc:
+            raise ValueError(f"width ({self.width}) must be a multiple of pixels_per_clock ({ppc})")
+        stages = default_pipeline(kernel) if self.pipeline is None else self.pipeline
+        s(self, "pipeline", _check_int("pipeline", stages, 0, maximum=MAX_PIPELINE))
         s(self, "pixel_width", _check_int("pixel_width", self.pixel_width, 1))
         s(self, "coef_width", _check_int("coef_width", self.coef_width, 2))
         s(self, "out_width", _check_int("out_width", self.out_width, 2))
@@ -184,6 +246,32 @@ class ConvParams:
         return accumulator_width(self.pixel_width, self.coef_width, self.kernel, self.bias_width)
 
     @property
+    def mode(self) -> str:
+        """``"streaming"`` (``N = K - 1``), ``"serial"`` (``N = K``) or ``"overlapped"``."""
+        n, k = self.line_buffers, self.kernel
+        return "streaming" if n == k - 1 else "serial" if n == k else "overlapped"
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a beat's read (streaming: its acceptance) to its results on the stream."""
+        return BASE_LATENCY + self.pipeline
+
+    @property
+    def beats_per_row(self) -> int:
+        """Input beats per image row, ``W / P``: the depth of each line buffer."""
+        return self.width // self.pixels_per_clock
+
+    @property
+    def storage_bits(self) -> int:
+        """Bits of line-buffer memory, ``N·W·pixel_width``."""
+        return self.line_buffers * self.width * self.pixel_width
+
+    @property
+    def window_bits(self) -> int:
+        """Bits of window registers: ``K`` rows of the ``K - 1`` previous columns."""
+        return self.kernel * (self.kernel - 1) * self.pixel_width
+
+    @property
     def out_cols(self) -> int:
         """Outputs per row of the valid convolution, ``W - K + 1``."""
         return self.width - self.kernel + 1
@@ -226,6 +314,8 @@ class ConvParams:
             "height": self.height,
             "kernel": self.kernel,
             "line_buffers": self.line_buffers,
+            "pixels_per_clock": self.pixels_per_clock,
+            "pipeline": self.pipeline,
             "coefficients": self.coefficients.tolist(),
             "pixel_width": self.pixel_width,
             "coef_width": self.coef_width,

@@ -1,164 +1,260 @@
-"""The K×K window, multiply-accumulate tree, scaling and output register.
+"""The K×(K+P−1) window, P multiply-accumulate trees, scaling and the output register.
 
-A three-stage pipeline, all stages advancing together on one enable (``advance``) that the
-output stream's backpressure drives:
+A pipeline of ``3 + pipeline`` stages, all advancing together on one enable (``advance``) that
+the output stream's backpressure drives:
 
-* stage 1 (the cycle after a column read was issued): the ``K`` pixels of the column, taken
-  from the line buffers in window-row order, plus the ``K - 1`` previous columns held in
-  registers, form the window; ``K·K`` products and their sum are registered as ``acc``;
-* stage 2: ``acc + bias`` is rounded, shifted, clamped (ReLU) and saturated into the output
-  register;
-* the output register is the stream's payload.
+* stage 1 (the cycle after a beat was issued to the line buffers): the front end presents the
+  beat's ``K`` rows of ``P`` pixels in window-row order (``column``); with ``pipeline >= 2``
+  they are registered first (the row selection then has a stage of its own). With the
+  ``K - 1`` previous columns held in registers they form a window of ``K`` rows ×
+  ``K + P - 1`` columns. Lane ``p`` multiplies window columns ``p .. p + K - 1`` by the
+  ``K·K`` coefficients (products registered when ``pipeline >= 1``) and sums them in an adder
+  tree (split by a register when ``pipeline == 3``) into ``acc[p]``;
+* then ``acc + bias`` is rounded, shifted, clamped (ReLU) and saturated into the output
+  register, the stream's payload.
+
+A result sits in the lane of the input column that completes its window: result ``(y, x)``
+comes with column ``x + K - 1``, lane ``(x + K - 1) mod P``. With ``P > 1`` the first beat of
+a row may hold fewer than ``P`` results; ``keep`` marks the lanes that hold one.
 """
 
 from __future__ import annotations
 
-from amaranth import C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import C, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import ConvParams, sum_width
+from .params import BASE_LATENCY, ConvParams, sum_width
 
-__all__ = ["READ_TO_OUTPUT_LATENCY", "WindowMAC", "output_layout"]
+__all__ = [
+    "READ_TO_OUTPUT_LATENCY",
+    "datapath_latency",
+    "WindowMAC",
+    "beat_tags",
+    "first_result_beat",
+    "output_layout",
+]
 
-#: Cycles from a column read issued (cycle ``t``) to its output being valid on the stream
-#: (cycle ``t + 3``): read data (1), window + MAC register (1), output register (1).
-READ_TO_OUTPUT_LATENCY = 3
+#: Cycles from a beat issued to the line buffers (cycle ``t``) to its results being valid on
+#: the stream (cycle ``t + 3``) with no extra pipeline stage: read data (1), window + MAC
+#: register (1), output register (1).
+READ_TO_OUTPUT_LATENCY = BASE_LATENCY
 
 
-def output_layout(out_width: int) -> data.StructLayout:
-    """Payload of the output stream: the signed result and the end-of-frame marker."""
-    return data.StructLayout({"value": signed(out_width), "last": unsigned(1)})
+def datapath_latency(params: ConvParams) -> int:
+    """Cycles from issue to results valid: ``READ_TO_OUTPUT_LATENCY + params.pipeline``."""
+    return READ_TO_OUTPUT_LATENCY + params.pipeline
 
 
-def _tree_sum(terms):
-    """Balanced adder tree (Amaranth widens each sum, so nothing overflows)."""
+def output_layout(out_width: int, lanes: int = 1) -> data.StructLayout:
+    """Payload of the output stream.
+
+    One lane: ``{value: signed(out_width), last: 1}``. ``lanes > 1``: ``{value:
+    ArrayLayout(signed(out_width), lanes), keep: lanes, last: 1}``, lane 0 in the low bits;
+    ``keep[p]`` is set when lane ``p`` holds a result. ``last`` marks the frame's last beat.
+    """
+    if lanes == 1:
+        return data.StructLayout({"value": signed(out_width), "last": unsigned(1)})
+    return data.StructLayout(
+        {
+            "value": data.ArrayLayout(signed(out_width), lanes),
+            "keep": unsigned(lanes),
+            "last": unsigned(1),
+        }
+    )
+
+
+def first_result_beat(kernel: int, lanes: int) -> int:
+    """Index within a row of the first beat that completes a window: ``(K - 1) // P``."""
+    return (kernel - 1) // lanes
+
+
+def beat_tags(m: Module, beat, kernel: int, lanes: int) -> tuple[Signal, Signal]:
+    """``(emit, keep)`` of the beat with index ``beat`` within its row.
+
+    ``emit``: the beat completes at least one window (a column ``>= K - 1``). ``keep``: the
+    lanes whose column is ``>= K - 1``; all ones except in the row's first result beat.
+    """
+    first = first_result_beat(kernel, lanes)
+    partial = (kernel - 1) % lanes
+    emit = Signal(name="emit")
+    keep = Signal(lanes, name="keep")
+    full = (1 << lanes) - 1
+    m.d.comb += [
+        emit.eq(beat >= first),
+        keep.eq(Mux(beat == first, Const(full & ~((1 << partial) - 1), lanes), full)),
+    ]
+    return emit, keep
+
+
+def _tree_sum(terms, levels: int | None = None):
+    """Balanced adder tree (Amaranth widens each sum, so nothing overflows).
+
+    With ``levels``, stop after that many levels of adders and return the partial sums.
+    """
     terms = list(terms)
-    while len(terms) > 1:
+    level = 0
+    while len(terms) > 1 and (levels is None or level < levels):
         paired = [a + b for a, b in zip(terms[0::2], terms[1::2], strict=False)]
         if len(terms) % 2:
             paired.append(terms[-1])
         terms = paired
-    return terms[0]
+        level += 1
+    return terms[0] if levels is None else terms
+
+
+class _Stages:
+    """Registers that all load on the pipeline's ``advance``."""
+
+    def __init__(self, m: Module, advance):
+        self.m = m
+        self.advance = advance
+
+    def reg(self, value, name: str) -> Signal:
+        value = Value.cast(value)
+        out = Signal(value.shape(), name=name)
+        with self.m.If(self.advance):
+            self.m.d.sync += out.eq(value)
+        return out
 
 
 class WindowMAC(wiring.Component):
-    """Window registers, MAC, scaling and the output register of the convolution engine.
+    """Window registers, ``P`` MAC trees, scaling and the output register.
 
     Parameters
     ----------
     params : ConvParams
-        Engine parameters (kernel, line buffers, widths, shift, rounding, bias, ReLU).
+        Engine parameters (kernel, pixels per clock, widths, shift, rounding, bias, ReLU).
 
     Attributes
     ----------
     issue : Signal, in
-        A column read was issued to the line buffers this cycle (sampled when ``advance``).
+        A beat was issued to the line buffers this cycle (sampled when ``advance``).
     emit : Signal, in
-        That column completes a window (column index ``>= K - 1``): produce an output.
+        That beat completes at least one window: produce an output beat.
+    keep : Signal(P), in
+        The lanes of that beat that hold a result (see :func:`beat_tags`).
     last : Signal, in
-        That output is the last one of the frame.
-    base : Signal, in
-        Ring index of the line buffer holding the window's top row, at issue time.
-    rows : View of ArrayLayout(pixel, N), in
-        Line-buffer read data, valid the cycle after ``issue``.
+        That output beat is the last one of the frame.
+    column : View of ArrayLayout(P·pixel_width, K), in
+        The beat's ``K`` window rows (row 0 = top), ``P`` pixels each, lane 0 in the low
+        bits; valid the cycle after ``issue`` (the front end's read data).
     coefficients : Signal, in
         The ``K·K`` signed coefficients packed row-major, coefficient ``(i, j)`` at bits
         ``[(i·K + j)·coef_width +: coef_width]`` (the coefficient ROM's word).
     advance : Signal, out
         ``~o.valid | o.ready``: the pipeline moves. Combinationally depends on ``o.ready``;
-        the line-buffer read enable and the column scan must use it.
-    o : stream.Signature(output_layout(out_width)), out
-        One result per issued ``emit`` column, :data:`READ_TO_OUTPUT_LATENCY` cycles after
-        the issue when never stalled. ``o.valid`` is registered and stays high until the
-        transfer.
+        the front end's read enable and scan must use it.
+    o : stream.Signature(output_layout(out_width, P)), out
+        One beat per issued ``emit`` beat, :func:`datapath_latency` cycles after the issue when
+        never stalled. ``o.valid`` is registered and stays high until the transfer.
     """
 
     def __init__(self, params: ConvParams):
         self.params = params
-        n, k = params.line_buffers, params.kernel
+        k, lanes = params.kernel, params.pixels_per_clock
         super().__init__(
             {
                 "issue": In(1),
                 "emit": In(1),
+                "keep": In(lanes),
                 "last": In(1),
-                "base": In(range(max(2, n))),
-                "rows": In(data.ArrayLayout(params.pixel_width, n)),
+                "column": In(data.ArrayLayout(lanes * params.pixel_width, k)),
                 "coefficients": In(k * k * params.coef_width),
                 "advance": Out(1),
-                "o": Out(stream.Signature(output_layout(params.out_width))),
+                "o": Out(stream.Signature(output_layout(params.out_width, lanes))),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        k, n, pw, cw = p.kernel, p.line_buffers, p.pixel_width, p.coef_width
+        k, lanes, pw, cw = p.kernel, p.pixels_per_clock, p.pixel_width, p.coef_width
 
         advance = self.advance
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
 
-        # Stage-0 tags follow the read into stage 1.
-        s1_shift = Signal()
-        s1_emit = Signal()
-        s1_last = Signal()
-        s1_base = Signal.like(self.base)
-        with m.If(advance):
-            m.d.sync += [
-                s1_shift.eq(self.issue),
-                s1_emit.eq(self.issue & self.emit),
-                s1_last.eq(self.issue & self.last),
-                s1_base.eq(self.base),
-            ]
+        stages = _Stages(m, advance)
+        reg = stages.reg
 
-        # Column in window-row order: window row i comes from buffer (base + i) mod N.
-        column = [Signal(pw, name=f"column{i}") for i in range(k)]
-        with m.Switch(s1_base):
-            for b in range(n):
-                with m.Case(b):
-                    m.d.comb += [column[i].eq(self.rows[(b + i) % n]) for i in range(k)]
+        # Stage-0 tags follow the read into stage 1.
+        shift = reg(self.issue, "s1_shift")
+        emit = reg(self.issue & self.emit, "s1_emit")
+        keep = reg(self.keep, "s1_keep")
+        last = reg(self.issue & self.last, "s1_last")
+        column = [self.column[i] for i in range(k)]
+        if p.pipeline >= 2:  # the row selection gets a stage of its own
+            column = [reg(column[i], f"column{i}") for i in range(k)]
+            shift, emit, keep, last = (
+                reg(shift, "c_shift"),
+                reg(emit, "c_emit"),
+                reg(keep, "c_keep"),
+                reg(last, "c_last"),
+            )
 
         # hist[i][j]: window row i, column j (0 = oldest) of the K-1 previous columns.
         hist = [[Signal(pw, name=f"hist{i}_{j}") for j in range(k - 1)] for i in range(k)]
-        with m.If(advance & s1_shift):
-            for i in range(k):
-                for j in range(k - 1):
-                    src = hist[i][j + 1] if j + 1 < k - 1 else column[i]
-                    m.d.sync += hist[i][j].eq(src)
-        window = [[*hist[i], column[i]] for i in range(k)]
+        window = []
+        for i in range(k):
+            row = [*hist[i], *(column[i].word_select(q, pw) for q in range(lanes))]
+            window.append(row)
+            with m.If(advance & shift):
+                m.d.sync += [hist[i][j].eq(row[lanes + j]) for j in range(k - 1)]
 
         coefs = [
             self.coefficients.word_select(i * k + j, cw).as_signed()
             for i in range(k)
             for j in range(k)
         ]
-        products = [
-            Cat(window[i][j], C(0, 1)).as_signed() * coefs[i * k + j]
-            for i in range(k)
-            for j in range(k)
-        ]
-        acc = Signal(signed(sum_width(pw, cw, k)))
-        s2_valid = Signal()
-        s2_last = Signal()
-        with m.If(advance):
-            m.d.sync += [acc.eq(_tree_sum(products)), s2_valid.eq(s1_emit), s2_last.eq(s1_last)]
+        lane_products = []
+        for lane in range(lanes):
+            products = [
+                Cat(window[i][lane + j], C(0, 1)).as_signed() * coefs[i * k + j]
+                for i in range(k)
+                for j in range(k)
+            ]
+            if p.pipeline >= 1:
+                products = [reg(t, f"product{lane}_{n}") for n, t in enumerate(products)]
+            lane_products.append(products)
+        if p.pipeline >= 1:
+            emit, keep, last = reg(emit, "m_emit"), reg(keep, "m_keep"), reg(last, "m_last")
+        if p.pipeline >= 3:  # two adder levels, a register, the rest of the tree
+            lane_products = [
+                [reg(t, f"partial{lane}_{n}") for n, t in enumerate(_tree_sum(terms, 2))]
+                for lane, terms in enumerate(lane_products)
+            ]
+            emit, keep, last = reg(emit, "t_emit"), reg(keep, "t_keep"), reg(last, "t_last")
+        accs = []
+        for lane, terms in enumerate(lane_products):
+            acc = Signal(signed(sum_width(pw, cw, k)), name=f"acc{lane}")
+            with m.If(advance):
+                m.d.sync += acc.eq(_tree_sum(terms))
+            accs.append(acc)
+        s2_valid = reg(emit, "s2_valid")
+        s2_keep = reg(keep, "s2_keep")
+        s2_last = reg(last, "s2_last")
 
         # Stage 2: bias and rounding constant in one add, shift, ReLU, saturation.
         offset = p.bias
         if p.rounding == "half_up" and p.shift > 0:
             offset += 1 << (p.shift - 1)
-        biased = Signal(signed(max(p.acc_width, p.shift + 1) + 1))
-        m.d.comb += biased.eq(acc + offset)
-        shifted = Signal(signed(max(2, len(biased) - p.shift)))
-        m.d.comb += shifted.eq(biased >> p.shift)
         lo, hi = -(1 << (p.out_width - 1)), (1 << (p.out_width - 1)) - 1
-        clamped = Signal(signed(p.out_width))
         floor = 0 if p.relu else lo
-        m.d.comb += clamped.eq(Mux(shifted > hi, hi, Mux(shifted < floor, floor, shifted)))
+        results = []
+        for lane, acc in enumerate(accs):
+            biased = Signal(signed(max(p.acc_width, p.shift + 1) + 1), name=f"biased{lane}")
+            m.d.comb += biased.eq(acc + offset)
+            shifted = Signal(signed(max(2, len(biased) - p.shift)), name=f"shifted{lane}")
+            m.d.comb += shifted.eq(biased >> p.shift)
+            clamped = Signal(signed(p.out_width), name=f"clamped{lane}")
+            m.d.comb += clamped.eq(Mux(shifted > hi, hi, Mux(shifted < floor, floor, shifted)))
+            results.append(clamped)
+        payload = self.o.payload
         with m.If(advance):
-            m.d.sync += [
-                self.o.valid.eq(s2_valid),
-                self.o.payload.value.eq(clamped),
-                self.o.payload.last.eq(s2_last),
-            ]
+            m.d.sync += [self.o.valid.eq(s2_valid), payload.last.eq(s2_last)]
+            if lanes == 1:
+                m.d.sync += payload.value.eq(results[0])
+            else:
+                m.d.sync += [payload.value[q].eq(results[q]) for q in range(lanes)]
+                m.d.sync += payload.keep.eq(s2_keep)
         return m

@@ -1,8 +1,10 @@
-"""``python -m rtl_gen.export {verilog,synth} --design conv|neuron|mlp ...``
+"""``python -m rtl_gen.export {verilog,synth,timing} --design conv|neuron|mlp ...``
 
 ``verilog`` writes a self-contained folder for Vivado under ``build/verilog/<name>/``;
 ``synth`` also runs Yosys ``synth_xilinx`` on it and writes
-``reports/yosys_utilization.json``.
+``reports/yosys_utilization.json``; ``timing`` runs Yosys ``synth_ecp5`` and nextpnr-ecp5 on it
+(an ECP5-85k, not the Vivado part) and writes the Fmax after routing and the critical path to
+``reports/timing_ecp5.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from .designs import conv_design
 from .folder import export_design
+from .timing import ecp5_timing, summary
 from .vivado import DEFAULT_PART
 from .yosys import UTILIZATION_KEYS, synth_xilinx
 
@@ -23,7 +26,14 @@ DEFAULT_BUNDLE = Path("build/compress/digits_lenet300/bundle")
 
 def build_design(args):
     if args.design == "conv":
-        return conv_design(args.line_buffers, args.kernel, args.width, args.height)
+        return conv_design(
+            args.line_buffers,
+            args.kernel,
+            args.width,
+            args.height,
+            args.pixels_per_clock,
+            args.pipeline,
+        )
     from . import designs
 
     if args.design == "neuron":
@@ -33,9 +43,16 @@ def build_design(args):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rtl_gen.export", description=__doc__)
-    parser.add_argument("action", choices=("verilog", "synth"))
+    parser.add_argument("action", choices=("verilog", "synth", "timing"))
     parser.add_argument("--design", choices=("conv", "neuron", "mlp"), default="conv")
     parser.add_argument("--line-buffers", type=int, default=4)
+    parser.add_argument("--pixels-per-clock", type=int, default=1)
+    parser.add_argument(
+        "--pipeline",
+        type=int,
+        default=None,
+        help="conv: extra pipeline stages (default: ConvParams')",
+    )
     parser.add_argument("--kernel", type=int, default=3)
     parser.add_argument("--width", type=int, default=28)
     parser.add_argument("--height", type=int, default=28)
@@ -51,6 +68,13 @@ def parse_args(argv=None):
     parser.add_argument("--baseline", action="store_true", help="the uncompressed dense MLP")
     parser.add_argument("--part", default=DEFAULT_PART)
     parser.add_argument("--clock-ns", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=1, help="timing: nextpnr placement seed")
+    parser.add_argument(
+        "--freq",
+        type=float,
+        default=None,
+        help="timing: nextpnr target in MHz (default 1000 / --clock-ns, i.e. 100)",
+    )
     parser.add_argument("--out", type=Path, default=Path("build/verilog"))
     return parser.parse_args(argv)
 
@@ -77,6 +101,25 @@ def main(argv=None) -> int:
         print(f"  Yosys synth_xilinx ({seconds:.1f} s):")
         for key in (*UTILIZATION_KEYS, "multipliers_described"):
             print(f"    {key:<22}{figures[key]:>8}")
+        print(f"  {out}")
+    if args.action == "timing":
+        freq = args.freq if args.freq is not None else 1000.0 / args.clock_ns
+        try:
+            figures = ecp5_timing(
+                folder, manifest["sources"], design.top, seed=args.seed, freq_mhz=freq
+            )
+        except RuntimeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        out = folder / "reports" / "timing_ecp5.json"
+        out.write_text(json.dumps(figures, indent=2) + "\n")
+        seconds = figures["seconds"]
+        print(
+            f"  Yosys synth_ecp5 {seconds['synth']:.1f} s, "
+            f"nextpnr-ecp5 {seconds['place_and_route']:.1f} s"
+        )
+        for line in summary(figures).splitlines():
+            print(f"  {line}")
         print(f"  {out}")
     return 0
 

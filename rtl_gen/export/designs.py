@@ -6,27 +6,56 @@ from .folder import Design
 
 
 def conv_design(
-    line_buffers: int = 4, kernel: int = 3, width: int = 28, height: int = 28
+    line_buffers: int = 4,
+    kernel: int = 3,
+    width: int = 28,
+    height: int = 28,
+    pixels_per_clock: int = 1,
+    pipeline: int | None = None,
 ) -> Design:
-    """The line-buffer convolution engine with its default coefficients."""
-    from rtl_gen.conv.engine import ConvEngine
-    from tb.golden.conv import conv_cycles
+    """The line-buffer convolution engine with its default coefficients.
 
-    engine = ConvEngine(width=width, height=height, kernel=kernel, line_buffers=line_buffers)
-    cycles = conv_cycles(width, height, kernel, line_buffers)
+    ``pipeline``: extra datapath stages; ``None`` keeps :class:`ConvParams`' default."""
+    from rtl_gen.conv.engine import ConvEngine
+    from tb.golden.conv import conv_cycles, first_output_cycle
+
+    extra = {} if pipeline is None else {"pipeline": pipeline}
+    engine = ConvEngine(
+        width=width,
+        height=height,
+        kernel=kernel,
+        line_buffers=line_buffers,
+        pixels_per_clock=pixels_per_clock,
+        **extra,
+    )
+    shape = (width, height, kernel, line_buffers)
+    ppc = pixels_per_clock
+    timing = {"pixels_per_clock": ppc, "pipeline": engine.params.pipeline}
+    formula = {
+        "streaming": "H·W/P + latency",
+        "serial": "(2H - K + 1)·W/P + latency",
+        "overlapped": "(H + 1)·W/P + latency",
+    }[engine.params.mode]
+    name = f"conv_n{line_buffers}_k{kernel}_{width}x{height}"
+    if ppc > 1:
+        name += f"_p{ppc}"
+    if engine.params.pipeline:
+        name += f"_s{engine.params.pipeline}"
     return Design(
-        name=f"conv_n{line_buffers}_k{kernel}_{width}x{height}",
+        name=name,
         top="conv_engine",
         component=engine,
         parameters=engine.params.to_dict(),
-        latency={"read_to_output_cycles": engine.latency},
+        latency={
+            "read_to_output_cycles": engine.latency,
+            "first_output_cycle": first_output_cycle(*shape, **timing),
+        },
         cycle_model={
             "function": "tb.golden.conv.conv_cycles",
-            "cycles_per_frame": cycles,
-            "cycles_two_frames": conv_cycles(width, height, kernel, line_buffers, frames=2),
-            "formula": (
-                "(2H - K + 1)·W + latency" if line_buffers == kernel else "(H + 1)·W + latency"
-            ),
+            "mode": engine.params.mode,
+            "cycles_per_frame": conv_cycles(*shape, **timing),
+            "cycles_two_frames": conv_cycles(*shape, frames=2, **timing),
+            "formula": formula,
         },
     )
 
@@ -88,6 +117,7 @@ def mlp_design(
 def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
     """Neuron 0 of the bundle's first layer, alone, as top module ``neuron``."""
     from rtl_gen.layer import Layer
+    from rtl_gen.neuron.neuron import OUTPUT_LATENCY
     from rtl_gen.neuron.weights import layers_from_bundle
 
     manifest = _bundle_manifest(bundle)
@@ -109,7 +139,7 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
             "rom_bits": neuron.rom_bits,
         },
         latency={
-            "result_after_last_input_cycles": (2 if neuron.lut else 1)
+            "result_after_last_input_cycles": OUTPUT_LATENCY
             + (1 if layer.layout == "direct" else 0)
         },
         cycle_model={"function": "tb.golden.mlp.layer_cycles"},

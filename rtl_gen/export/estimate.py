@@ -36,24 +36,44 @@ def memory_cells(depth: int, width: int) -> dict[str, int]:
 
 
 def conv_estimate(
-    width: int, kernel: int, line_buffers: int, pixel_width: int = 8, **_ignored
+    width: int,
+    kernel: int,
+    line_buffers: int,
+    pixel_width: int = 8,
+    pixels_per_clock: int = 1,
+    pipeline: int = 0,
+    coef_width: int = 8,
+    **_ignored,
 ) -> dict[str, int]:
     """Resources of :class:`rtl_gen.conv.engine.ConvEngine`.
 
-    ``K·K`` multipliers (the coefficients come from a ROM, so none is constant-folded);
-    ``N`` line buffers of ``W x pixel_width`` bits; the K x K window of pixel registers and
+    ``K·K·P`` multipliers (the coefficients come from a ROM, so none is constant-folded);
+    ``N`` line buffers of ``W/P x P·pixel_width`` bits; the K x K window of pixel registers and
     the adder tree dominate FFs; LUTs go to the adder tree, to the ``N``-to-``K`` row select
     (``K·pixel_width`` multiplexers of ``N`` inputs, one LUT6 per 4 inputs) and to the read
-    multiplexers of distributed RAM tiled over more than 64 words.
+    multiplexers of distributed RAM tiled over more than 64 words; the datapath terms are
+    multiplied by ``P`` for ``P`` lanes. Registered products (``pipeline >= 1``) keep the adder
+    tree out of the DSP48E1 cascade: its ``K·K - 1`` adders then take about
+    ``K·(pixel_width + coef_width)/6`` LUTs each (fitted on K = 3 and 5); the registered window
+    column (``pipeline >= 2``) and the split tree (``pipeline == 3``) add their flip-flops
+    (the LUT and FF model was fitted on ``P = 1``).
     """
-    k2 = kernel * kernel
-    buffers = memory_cells(width, pixel_width)
-    spare = line_buffers - kernel
-    row_select = kernel * pixel_width * math.ceil((line_buffers - 1) / 3)
+    lanes = pixels_per_clock
+    k2 = kernel * kernel * lanes
+    depth = width // lanes
+    buffers = memory_cells(depth, pixel_width * lanes)
+    spare = max(0, line_buffers - kernel)
+    row_select = kernel * pixel_width * lanes * math.ceil(max(0, line_buffers - 1) / 3)
     lut = 47 + 0.7 * k2 + row_select
-    if buffers["lutram"] and width > 64:
-        lut += line_buffers * (math.ceil(width / 64) - 1) * 4.6
+    if pipeline >= 1:
+        lut += (kernel * kernel - 1) * lanes * kernel * (pixel_width + coef_width) / 6
+    if buffers["lutram"] and depth > 64:
+        lut += line_buffers * (math.ceil(depth / 64) - 1) * 4.6 * lanes
     ff = 30 + 4.5 * k2 + 9 * spare
+    if pipeline >= 2:
+        ff += kernel * lanes * pixel_width + 4
+    if pipeline >= 3:
+        ff += math.ceil(kernel * kernel / 4) * lanes * (pixel_width + coef_width + 2)
     if buffers["ramb18"]:
         ff -= kernel * pixel_width  # the read registers move into the block RAMs
     return {

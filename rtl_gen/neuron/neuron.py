@@ -11,7 +11,11 @@ from .activation import CircuitActivation, LutActivation, output_shape
 from .mac import MulProduct, ShiftProduct
 from .weights import BUILDS
 
-__all__ = ["BroadcastSignature", "Neuron", "element_layout", "index_bits"]
+__all__ = ["OUTPUT_LATENCY", "BroadcastSignature", "Neuron", "element_layout", "index_bits"]
+
+#: Cycles from the ``accept`` of a vector's last element to ``out.valid`` (CSR layout and dense
+#: build; the direct layout adds one): result register, then the activation's output register.
+OUTPUT_LATENCY = 2
 
 
 def index_bits(count: int) -> int:
@@ -69,8 +73,9 @@ class Neuron(wiring.Component):
     On ``accept`` of the element with ``last`` set, ``acc + w * x`` is captured in the result
     register, ``acc`` returns to the bias and the ROM walk restarts at entry 0. ``done`` stays low
     for a ``last`` element while the previous result has not left on ``out``. ``out.valid`` rises
-    1 cycle after that ``accept`` with a circuit activation and 2 cycles after with a table
-    (the table ROM's synchronous read); it holds until ``out.ready``.
+    2 cycles after that ``accept`` (:data:`OUTPUT_LATENCY`: the result register, then the
+    activation's registered output, a circuit's register or a table's synchronous read); it
+    holds until ``out.ready``.
 
     After reset the neuron needs one cycle to read its first ROM word (``done`` is low).
 
@@ -82,8 +87,8 @@ class Neuron(wiring.Component):
     combinationally, synchronous read): on ``accept`` the value is registered, and the next cycle
     the MAC stage does ``acc += w * x`` with the word just read. For the ``last`` element that
     stage captures ``acc + w * x`` in the result register and returns ``acc`` to the bias, so
-    ``out.valid`` rises 2 cycles after the ``accept`` (circuit activation) or 3 cycles after
-    (table): one pipeline cycle more than the CSR walk. No cycle is needed after reset.
+    ``out.valid`` rises 3 cycles after the ``accept``: one pipeline cycle more than the CSR walk.
+    No cycle is needed after reset.
 
     Parameters
     ----------
@@ -251,20 +256,25 @@ class Neuron(wiring.Component):
         ]
         return mac.p
 
-    def _output_stage(self, m, result, restart, lut_wait):
-        """Activation of ``result`` and ``out.valid``: set the cycle after ``restart`` (circuit)
-        or two cycles after (table, ``lut_wait`` in between), cleared by the transfer."""
+    def _output_stage(self, m, result, restart, act_wait):
+        """Activation of ``result`` into a register and ``out.valid``: set two cycles after
+        ``restart`` (``act_wait`` in between), cleared by the transfer. A table reads its ROM
+        synchronously; a circuit's output is registered, so that neither puts the requantisation
+        and saturation on the path to the layer's serializer."""
         m.submodules.activation = act = self._activation()
-        m.d.comb += [act.acc.eq(result), self.out.payload.eq(act.y)]
+        m.d.comb += act.acc.eq(result)
+        if self.lut:
+            m.d.comb += self.out.payload.eq(act.y)
+        else:
+            y = Signal.like(self.out.payload, name="y")
+            with m.If(act_wait):
+                m.d.sync += y.eq(act.y)
+            m.d.comb += self.out.payload.eq(y)
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += self.out.valid.eq(0)
-        if self.lut:
-            m.d.sync += lut_wait.eq(restart)
-            with m.If(lut_wait):
-                m.d.sync += self.out.valid.eq(1)
-        else:
-            with m.If(restart):
-                m.d.sync += self.out.valid.eq(1)
+        m.d.sync += act_wait.eq(restart)
+        with m.If(act_wait):
+            m.d.sync += self.out.valid.eq(1)
 
     def elaborate(self, platform):
         if self.layout == "direct":
@@ -281,7 +291,7 @@ class Neuron(wiring.Component):
         col = Signal(col_width)
         acc = Signal(signed(self.acc_bits), init=self.bias)
         result = Signal(signed(self.acc_bits))
-        lut_wait = Signal()
+        act_wait = Signal()
 
         m.d.sync += primed.eq(1)
 
@@ -308,7 +318,7 @@ class Neuron(wiring.Component):
             behind.eq(~exhausted & (col < element.index)),
             match.eq(~exhausted & (col == element.index)),
             advance.eq(valid & (behind | match)),
-            out_free.eq(~self.out.valid & ~lut_wait),
+            out_free.eq(~self.out.valid & ~act_wait),
             self.inp.done.eq(valid & ~behind & (~element.last | out_free)),
         ]
         product = self._product(m, word, element.value)
@@ -339,7 +349,7 @@ class Neuron(wiring.Component):
         if n:
             m.d.comb += port.addr.eq(next_addr)
 
-        self._output_stage(m, result, restart, lut_wait)
+        self._output_stage(m, result, restart, act_wait)
         return m
 
     def _elaborate_direct(self):
@@ -352,7 +362,7 @@ class Neuron(wiring.Component):
         stage_x = Signal(self.x_shape)
         acc = Signal(signed(self.acc_bits), init=self.bias)
         result = Signal(signed(self.acc_bits))
-        lut_wait = Signal()
+        act_wait = Signal()
 
         if self.rom_words:
             m.submodules.rom = rom = memory.Memory(
@@ -368,7 +378,7 @@ class Neuron(wiring.Component):
         out_free = Signal()
         m.d.comb += [
             restart.eq(stage_valid & stage_last),
-            out_free.eq(~self.out.valid & ~lut_wait & ~restart),
+            out_free.eq(~self.out.valid & ~act_wait & ~restart),
             self.inp.done.eq(self.inp.valid & (~element.last | out_free)),
         ]
         m.d.sync += [
@@ -382,5 +392,5 @@ class Neuron(wiring.Component):
         with m.Elif(stage_valid):
             m.d.sync += acc.eq(acc + product)
 
-        self._output_stage(m, result, restart, lut_wait)
+        self._output_stage(m, result, restart, act_wait)
         return m

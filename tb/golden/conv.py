@@ -3,10 +3,14 @@
 * :func:`conv2d` computes exactly what the hardware outputs (NumPy int64): the "valid"
   correlation of unsigned pixels with signed coefficients, plus bias, rounded arithmetic right
   shift, optional ReLU, saturation to the signed output width.
+* :func:`output_beats` packs those results into the output stream's beats (``P`` lanes,
+  ``keep``, ``last``).
 * :func:`conv_cycles` predicts exactly how many clock cycles the hardware takes from the first
-  pixel accepted to the last result transferred, for a source that offers a pixel every cycle
-  and a sink that is always ready. It follows the engine's row schedule
-  (:func:`row_schedule`); :func:`conv_cycles_closed_form` gives the one-frame formula.
+  beat accepted to the last result transferred, for a source that offers a beat every cycle
+  and a sink that is always ready. The streaming mode (``N = K - 1``) takes one cycle per
+  beat; the row-scan modes follow the row schedule (:func:`row_schedule`);
+  :func:`conv_cycles_closed_form` gives the one-frame formula and :func:`first_output_cycle`
+  the latency from the first beat in to the first result out.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ __all__ = [
     "conv2d",
     "conv_cycles",
     "conv_cycles_closed_form",
+    "first_output_cycle",
+    "output_beats",
     "row_schedule",
     "scale",
 ]
 
-#: Cycles from the window reading a column to that column's result on the output stream:
-#: line-buffer read (1) + window/MAC register (1) + output register (1).
+#: Cycles from the window reading a beat (in the streaming mode: accepting it) to that beat's
+#: results on the output stream with no extra pipeline stage: line-buffer read (1) +
+#: window/MAC register (1) + output register (1). Each extra stage (``pipeline``) adds one.
 PIPELINE_LATENCY = 3
 
 
@@ -70,6 +77,35 @@ def conv2d(image, params: ConvParams) -> np.ndarray:
     return scale(accumulate(image, params), params)
 
 
+def output_beats(results, params: ConvParams) -> list[tuple[list[int | None], int, int]]:
+    """The output stream's beats for ``results`` (``(OH, OW)`` or ``(F, OH, OW)``).
+
+    Each beat is ``(values, keep, last)``: ``P`` lane values (``None`` where ``keep`` is
+    clear), the ``keep`` mask (bit ``p`` for lane ``p``; ``1`` when ``P == 1``) and the
+    end-of-frame flag. Result ``(y, x)`` travels in the beat of input column ``x + K - 1``,
+    lane ``(x + K - 1) mod P``; beats without a result are not sent.
+    """
+    res = np.asarray(results, dtype=np.int64)
+    if res.ndim == 2:
+        res = res[None]
+    k, lanes, beats = params.kernel, params.pixels_per_clock, params.beats_per_row
+    out = []
+    for frame in res:
+        for y in range(params.out_rows):
+            for c in range((k - 1) // lanes, beats):
+                values, keep = [], 0
+                for p in range(lanes):
+                    x = c * lanes + p - (k - 1)
+                    if x >= 0:
+                        values.append(int(frame[y, x]))
+                        keep |= 1 << p
+                    else:
+                        values.append(None)
+                out.append((values, keep, 0))
+        out[-1] = (out[-1][0], out[-1][1], 1)
+    return out
+
+
 @dataclass(frozen=True)
 class RowSchedule:
     """Cycle numbers (first pixel accepted = cycle 0) of every row event of a run.
@@ -93,26 +129,30 @@ def row_schedule(
     kernel: int,
     line_buffers: int,
     frames: int = 1,
-    latency: int = PIPELINE_LATENCY,
+    pixels_per_clock: int = 1,
+    pipeline: int | None = None,
 ) -> RowSchedule:
-    """Row-level schedule of the engine for a full-rate source and an always-ready sink.
+    """Row-level schedule of the row-scan modes (``N >= K``), full-rate source, ready sink.
 
+    ``width`` counts beats here when ``pixels_per_clock > 1``: a row is ``B = W/P`` beats.
     The rules are the engine's structure:
 
     * input row ``g`` goes to buffer ``g mod N``; it can start when row ``g - 1`` is complete
-      and row ``g - N`` (the buffer's previous row) has been released; its ``W`` pixels are
+      and row ``g - N`` (the buffer's previous row) has been released; its ``B`` beats are
       then accepted on consecutive cycles;
-    * output row ``r`` of frame ``f`` (job ``j``) reads its ``W`` columns on consecutive
+    * output row ``r`` of frame ``f`` (job ``j``) reads its ``B`` beats on consecutive
       cycles, starting the cycle after both its last input row ``f·H + r + K - 1`` is complete
       and the previous job's last read;
     * job ``(f, r)`` releases input row ``f·H + r`` after its last read (the frame's last job,
       ``r = H - K``, releases its ``K`` rows), free again from the next cycle;
-    * the last result is transferred ``latency`` cycles after the last read.
+    * the last result is transferred ``latency = PIPELINE_LATENCY + pipeline`` cycles after
+      the last read.
     """
-    w, h, k, n = width, height, kernel, line_buffers
-    ConvParams(width=w, height=h, kernel=k, line_buffers=n)  # validates
-    if frames < 1:
-        raise ValueError(f"frames must be an integer >= 1, not {frames!r}")
+    p = _params(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
+    latency = PIPELINE_LATENCY + p.pipeline
+    if p.mode == "streaming":
+        raise ValueError("row_schedule describes the row-scan modes (line_buffers >= kernel)")
+    w, h, k, n = p.beats_per_row, height, kernel, line_buffers
     jobs_per_frame = h - k + 1
     rows = frames * h
     fill_start = [0] * rows
@@ -147,34 +187,89 @@ def row_schedule(
     return RowSchedule(fill_start, fill_end, read_start, read_end, read_end[-1] + latency)
 
 
+def _params(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline=None):
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise ValueError(f"frames must be an integer >= 1, not {frames!r}")
+    return ConvParams(
+        width=width,
+        height=height,
+        kernel=kernel,
+        line_buffers=line_buffers,
+        pixels_per_clock=pixels_per_clock,
+        pipeline=pipeline,
+    )
+
+
 def conv_cycles(
     width: int,
     height: int,
     kernel: int,
     line_buffers: int,
     frames: int = 1,
-    latency: int = PIPELINE_LATENCY,
+    pixels_per_clock: int = 1,
+    pipeline: int | None = None,
 ) -> int:
-    """Cycles from the first pixel accepted to the last result transferred, both included.
+    """Cycles from the first beat accepted to the last result transferred, both included.
 
-    Exact for a source offering a pixel every cycle and an always-ready sink; frames follow
-    each other with no gap. See :func:`row_schedule` for the rules.
+    Exact for a source offering a beat every cycle and an always-ready sink; frames follow
+    each other with no gap. Streaming mode (``N = K - 1``): a beat is accepted every cycle and
+    the last beat's results leave ``latency`` cycles after it, ``F·H·W/P + latency``. Row-scan
+    modes: see :func:`row_schedule` for the rules. ``latency`` is
+    ``PIPELINE_LATENCY + pipeline``; ``pipeline=None`` takes the engine's default
+    (:func:`rtl_gen.conv.params.default_pipeline`).
     """
-    return row_schedule(width, height, kernel, line_buffers, frames, latency).last_output + 1
+    p = _params(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
+    latency = PIPELINE_LATENCY + p.pipeline
+    if p.mode == "streaming":
+        return frames * height * p.beats_per_row + latency
+    schedule = row_schedule(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
+    return schedule.last_output + 1
+
+
+def first_output_cycle(
+    width: int,
+    height: int,
+    kernel: int,
+    line_buffers: int,
+    pixels_per_clock: int = 1,
+    pipeline: int | None = None,
+) -> int:
+    """Cycle of the first result's transfer, the first beat accepted at cycle 0.
+
+    The first result needs column ``K - 1`` of row ``K - 1``, in beat ``b = (K - 1) // P`` of
+    that row. Streaming: that beat is accepted at cycle ``(K - 1)·W/P + b``. Row-scan: the
+    window reads it ``b`` cycles after the first scan starts, the cycle after row ``K - 1``
+    is complete (``K·W/P``). Either way the result follows ``latency`` cycles later.
+    """
+    p = _params(width, height, kernel, line_buffers, 1, pixels_per_clock, pipeline)
+    latency = PIPELINE_LATENCY + p.pipeline
+    b = (kernel - 1) // pixels_per_clock
+    rows_before = kernel - 1 if p.mode == "streaming" else kernel
+    return rows_before * p.beats_per_row + b + latency
 
 
 def conv_cycles_closed_form(
-    width: int, height: int, kernel: int, line_buffers: int, latency: int = PIPELINE_LATENCY
+    width: int,
+    height: int,
+    kernel: int,
+    line_buffers: int,
+    pixels_per_clock: int = 1,
+    pipeline: int | None = None,
 ) -> int:
-    """One frame, closed form of :func:`conv_cycles`.
+    """One frame, closed form of :func:`conv_cycles`, with ``B = W/P`` beats per row.
 
-    * ``N == K``: fill ``K`` rows (``K·W``), then alternate one output row (``W``) and one
-      input row (``W``), the last output row not followed by a fill:
-      ``K·W + (H-K+1)·W + (H-K)·W + latency = (2H - K + 1)·W + latency``;
-    * ``N >= K + 1``: the input never stalls (``H·W``), the last output row is read after the
-      last input row (``W``): ``(H + 1)·W + latency``.
+    * ``N == K - 1``: one beat per cycle, ``H·B + latency``;
+    * ``N == K``: fill ``K`` rows (``K·B``), then alternate one output row (``B``) and one
+      input row (``B``), the last output row not followed by a fill:
+      ``K·B + (H-K+1)·B + (H-K)·B + latency = (2H - K + 1)·B + latency``;
+    * ``N >= K + 1``: the input never stalls (``H·B``), the last output row is read after the
+      last input row (``B``): ``(H + 1)·B + latency``.
     """
-    w, h, k, n = width, height, kernel, line_buffers
-    if n == k:
-        return (2 * h - k + 1) * w + latency
-    return (h + 1) * w + latency
+    p = _params(width, height, kernel, line_buffers, 1, pixels_per_clock, pipeline)
+    latency = PIPELINE_LATENCY + p.pipeline
+    b, h, k = p.beats_per_row, height, kernel
+    if p.mode == "streaming":
+        return h * b + latency
+    if p.mode == "serial":
+        return (2 * h - k + 1) * b + latency
+    return (h + 1) * b + latency

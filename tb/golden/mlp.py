@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "ACTIVATION_LATENCY",
     "DIRECT_LATENCY",
+    "RESULT_LATENCY",
     "activate",
     "entry_columns",
     "layer_cycles",
@@ -26,9 +26,12 @@ __all__ = [
     "synthetic_mlp",
 ]
 
-#: Cycles from the accept of the ``last`` input element to the first valid result of a layer
-#: (CSR layout and dense build; the direct layout adds :data:`DIRECT_LATENCY`).
-ACTIVATION_LATENCY = {"relu": 1, "none": 1, "sigmoid": 2, "tanh": 2}
+#: Cycles from the accept of the ``last`` input element to the first result offered on a
+#: layer's output (CSR layout and dense build; the direct layout adds :data:`DIRECT_LATENCY`):
+#: the result register, the activation's output register (a circuit's register or a table's
+#: synchronous read), the serializer's register and the layer's output register slice. The
+#: same for every activation.
+RESULT_LATENCY = 4
 
 #: Extra cycles of the direct ROM layout: the MAC stage after the synchronous ROM read.
 DIRECT_LATENCY = 1
@@ -222,7 +225,7 @@ def mlp_cycles(
         )
         last_accept = accepts[-1]
         per_layer.append(last_accept - (first_valid if i == 0 else per_layer[-1]))
-        first_valid = last_accept + ACTIVATION_LATENCY[layer.activation]
+        first_valid = last_accept + RESULT_LATENCY
         first_valid += DIRECT_LATENCY if direct else 0
         hidden = i != len(layers) - 1
         elements = _elements(outs[i], zero_skip and hidden)
