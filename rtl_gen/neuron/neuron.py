@@ -84,11 +84,11 @@ class Neuron(wiring.Component):
     ``done`` is high in every cycle where ``inp.valid`` (except, for a ``last`` element, while the
     previous result has not left or is still in the MAC stage): every broadcast element costs one
     cycle, whatever was skipped before it. The element's index is the ROM address (presented
-    combinationally, synchronous read): on ``accept`` the value is registered, and the next cycle
-    the MAC stage does ``acc += w * x`` with the word just read. For the ``last`` element that
-    stage captures ``acc + w * x`` in the result register and returns ``acc`` to the bias, so
-    ``out.valid`` rises 3 cycles after the ``accept``: one pipeline cycle more than the CSR walk.
-    No cycle is needed after reset.
+    combinationally, synchronous read): on ``accept`` the value is registered, the next cycle the
+    product ``w * x`` of the word just read is registered, and the cycle after the accumulate
+    stage does ``acc += w * x``. For the ``last`` element that stage captures ``acc + w * x`` in
+    the result register and returns ``acc`` to the bias, so ``out.valid`` rises 4 cycles after
+    the ``accept``: two pipeline cycles more than the CSR walk. No cycle is needed after reset.
 
     Parameters
     ----------
@@ -374,11 +374,13 @@ class Neuron(wiring.Component):
         else:
             word = Const(0, self.word_bits)
 
-        restart = Signal()  # the MAC stage holds a last element: the result is ready
+        restart = Signal()  # the accumulate stage holds a last element: the result is ready
         out_free = Signal()
+        product_valid = Signal()
+        product_last = Signal()
         m.d.comb += [
-            restart.eq(stage_valid & stage_last),
-            out_free.eq(~self.out.valid & ~act_wait & ~restart),
+            restart.eq(product_valid & product_last),
+            out_free.eq(~self.out.valid & ~act_wait & ~restart & ~(stage_valid & stage_last)),
             self.inp.done.eq(self.inp.valid & (~element.last | out_free)),
         ]
         m.d.sync += [
@@ -386,11 +388,19 @@ class Neuron(wiring.Component):
             stage_last.eq(element.last),
             stage_x.eq(element.value),
         ]
+        # Product stage: the shift (or multiply) of the word just read, registered, so that
+        # the shared element register's fan-out and the accumulate adder are apart.
         product = self._product(m, word, stage_x)
+        product_reg = Signal.like(product, name="product_reg")
+        m.d.sync += [
+            product_valid.eq(stage_valid),
+            product_last.eq(stage_valid & stage_last),
+            product_reg.eq(product),
+        ]
         with m.If(restart):
-            m.d.sync += [result.eq(acc + product), acc.eq(self.bias)]
-        with m.Elif(stage_valid):
-            m.d.sync += acc.eq(acc + product)
+            m.d.sync += [result.eq(acc + product_reg), acc.eq(self.bias)]
+        with m.Elif(product_valid):
+            m.d.sync += acc.eq(acc + product_reg)
 
         self._output_stage(m, result, restart, act_wait)
         return m

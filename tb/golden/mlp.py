@@ -33,8 +33,9 @@ __all__ = [
 #: same for every activation.
 RESULT_LATENCY = 4
 
-#: Extra cycles of the direct ROM layout: the MAC stage after the synchronous ROM read.
-DIRECT_LATENCY = 1
+#: Extra cycles of the direct ROM layout: the product and accumulate stages after the
+#: synchronous ROM read.
+DIRECT_LATENCY = 2
 
 
 def requantise(acc, shift: int) -> np.ndarray:
