@@ -95,19 +95,29 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
 
     FFs: accumulator, result register, ROM output word, ROM address and its look-ahead copy,
     and for compressed builds the current column (``base``); in the direct layout no address
-    registers but the MAC stage (element value, valid, last). DSP: one multiplier per neuron in
+    registers but the MAC stage (element value, valid, last) and the product stage; a circuit
+    activation's output register. DSP: one multiplier per neuron in
     the dense and codebook builds, none in the shift (pow2) build. LUTs are not estimated: the
     ROMs become logic whose size depends on their contents.
     """
     weights = layer.weights
     dsp = 0 if layer.build == "pow2" else 1
+    # a circuit activation's output register (a table's is its ROM's read register)
+    y_reg = 0 if weights.activation in ("sigmoid", "tanh") else weights.output_bits
     if layer.layout == "direct":
         # no address counters: the element index addresses the ROM; a MAC stage holds the
-        # element's value and its valid and last bits
+        # element's value and its valid and last bits, a product stage the product and its
+        # valid and last bits
+        codebook = [abs(int(c)) for c in weights.codebook]
+        if layer.build == "pow2":
+            magnitude = max(max(c, 1).bit_length() for c in codebook)
+        else:
+            magnitude = max(codebook).bit_length() + 1
+        product = layer.x_shape.width + (0 if layer.x_shape.signed else 1) + magnitude
         ff = layer.acc_bits + weights.output_bits + weights.rom_width(layer.build, "direct")
-        return {"ff": ff + layer.x_shape.width + 2, "dsp": dsp}
+        return {"ff": ff + layer.x_shape.width + 2 + product + 2 + y_reg, "dsp": dsp}
     depth = len(weights.rom_words(index, layer.build))
-    ff = layer.acc_bits + weights.output_bits + weights.rom_width(layer.build)
+    ff = layer.acc_bits + weights.output_bits + weights.rom_width(layer.build) + y_reg
     ff += 2 * _clog2(depth + 1)
     if layer.build != "dense":
         ff += _clog2(weights.in_features + 1)
