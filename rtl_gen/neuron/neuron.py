@@ -383,11 +383,12 @@ class Neuron(wiring.Component):
             out_free.eq(~self.out.valid & ~act_wait & ~restart & ~(stage_valid & stage_last)),
             self.inp.done.eq(self.inp.valid & (~element.last | out_free)),
         ]
-        m.d.sync += [
-            stage_valid.eq(self.inp.accept),
-            stage_last.eq(element.last),
-            stage_x.eq(element.value),
-        ]
+        m.d.sync += [stage_valid.eq(self.inp.accept), stage_last.eq(element.last)]
+        # Loaded whenever this neuron is done (every accept among them): the per-neuron enable
+        # keeps synthesis from merging the layer's copies into one register that would drive
+        # every neuron's product logic across the device.
+        with m.If(self.inp.done):
+            m.d.sync += stage_x.eq(element.value)
         # Product stage: the shift (or multiply) of the word just read, registered, so that
         # the shared element register's fan-out and the accumulate adder are apart.
         product = self._product(m, word, stage_x)
