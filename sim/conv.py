@@ -1,13 +1,13 @@
 """``make sim``: build the line-buffer convolution engine, simulate a real image, check it.
 
     python -m sim.conv --line-buffers 4 --kernel 3 --width 28 --height 28 \
-        [--pixels-per-clock 1] --sim icarus [--waves]
+        [--pixels-per-clock 1] [--pipeline 2] --sim icarus [--waves]
 
 Prints a short table (line buffers and mode, kernel, image size, cycles and first-result
 cycle from RTL and model, line-buffer bits, outputs checked, mismatches, speedup against
-N = K) and writes ``sim/build/conv_n{N}_k{K}_{W}x{H}[_p{P}]/results.json``. Exit status: 0
-when bit-exact with the cycle counts the model predicts, 1 on a mismatch or simulation
-failure, 2 on bad parameters.
+N = K) and writes ``sim/build/conv_n{N}_k{K}_{W}x{H}[_p{P}][_s{S}]/results.json`` (``_s``
+for a pipeline other than the default). Exit status: 0 when bit-exact with the cycle counts
+the model predicts, 1 on a mismatch or simulation failure, 2 on bad parameters.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rtl_gen.conv import ConvEngine, ConvParams
+from rtl_gen.conv.params import default_pipeline
 
 from .runner import SimResult, SimulatorMissing, run_cocotb
 from .tools import SIMULATORS, available_simulators, default_simulator
@@ -40,6 +41,8 @@ def build_dir_name(params: ConvParams) -> str:
     name = f"conv_n{params.line_buffers}_k{params.kernel}_{params.width}x{params.height}"
     if params.pixels_per_clock > 1:
         name += f"_p{params.pixels_per_clock}"
+    if params.pipeline != default_pipeline(params.kernel):
+        name += f"_s{params.pipeline}"
     return name
 
 

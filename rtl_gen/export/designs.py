@@ -17,6 +17,7 @@ def conv_design(
 
     ``pipeline``: extra datapath stages; ``None`` keeps :class:`ConvParams`' default."""
     from rtl_gen.conv.engine import ConvEngine
+    from rtl_gen.conv.params import default_pipeline
     from tb.golden.conv import conv_cycles, first_output_cycle
 
     extra = {} if pipeline is None else {"pipeline": pipeline}
@@ -39,7 +40,7 @@ def conv_design(
     name = f"conv_n{line_buffers}_k{kernel}_{width}x{height}"
     if ppc > 1:
         name += f"_p{ppc}"
-    if engine.params.pipeline:
+    if engine.params.pipeline != default_pipeline(kernel):
         name += f"_s{engine.params.pipeline}"
     return Design(
         name=name,
