@@ -10,47 +10,18 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rtl_gen.conv import ConvEngine, ConvParams
+from rtl_gen.conv import ConvParams
 from rtl_gen.neuron.activation import CircuitActivation
-from tb.golden.conv import conv2d, output_beats
+from tb.golden.conv import conv2d
 from tb.golden.mlp import activate, requantise
+
+from .test_conv_hw import _amaranth_run
 
 
 def _engine_outputs(params: ConvParams, image: np.ndarray) -> list[int]:
     """Every result of one frame, in raster order, from the engine in Amaranth's simulator."""
-    dut = ConvEngine(params)
-    lanes = params.pixels_per_clock
-    beats = image.reshape(-1, lanes).tolist()
-    want = len(output_beats(conv2d(image, params), params))
-    got = []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        index = 0
-        for _ in range(10 * len(beats) + 50):
-            if index < len(beats):
-                ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, beats[index][0] if lanes == 1 else beats[index])
-            else:
-                ctx.set(dut.i.valid, 0)
-            fire = index < len(beats) and ctx.get(dut.i.ready)
-            if ctx.get(dut.o.valid):
-                out = ctx.get(dut.o.payload)
-                if lanes == 1:
-                    got.append(out.value)
-                else:
-                    got.extend(v for lane, v in enumerate(out.value) if out.keep >> lane & 1)
-            index += fire
-            await ctx.tick()
-            if len(got) >= params.outputs_per_frame and index >= len(beats):
-                break
-        assert want  # the frame has results at all
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return got
+    beats, _ = _amaranth_run(params, image, seed=0)
+    return [v for values, keep, _ in beats for lane, v in enumerate(values) if keep >> lane & 1]
 
 
 @pytest.mark.parametrize("line_buffers", [0, 1, 2])
