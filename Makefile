@@ -18,6 +18,9 @@ DATASET      ?= digits
 MODEL        ?= lenet300
 BUNDLE       ?= build/compress/$(DATASET)_$(MODEL)/bundle
 IMAGES       ?= 100
+OFFSET       ?= 0
+INDICES      ?=
+JOBS         ?= $(shell nproc 2>/dev/null || echo 1)
 BUILD        ?= pow2
 ZERO_SKIP    ?= 1
 LAYOUT       ?= auto
@@ -28,7 +31,7 @@ PYTEST_ARGS  ?=
 
 export SIM WAVES
 
-.PHONY: setup sim test lint format bench compress verilog synth timing report clean distclean
+.PHONY: setup sim accuracy test lint format bench compress verilog synth timing report clean distclean
 
 setup: $(STAMP)
 
@@ -56,9 +59,21 @@ ifeq ($(DESIGN),conv)
 		$(if $(PIPELINE),--pipeline $(PIPELINE)) --kernel $(K) --width $(WIDTH) --height $(HEIGHT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
 else ifeq ($(DESIGN),mlp)
 	$(PY) -m sim.mlp --bundle $(BUNDLE) --dataset $(DATASET) --model $(MODEL) \
-		--images $(IMAGES) --layout $(LAYOUT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
+		--images $(IMAGES) --offset $(OFFSET) $(if $(INDICES),--indices $(INDICES)) \
+		--layout $(LAYOUT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
 else
 	@echo "unknown DESIGN=$(DESIGN) (expected conv or mlp)" >&2; exit 2
+endif
+
+# Every test image (or IMAGES from OFFSET, or INDICES) through the Verilated RTL, JOBS shards.
+accuracy: $(STAMP) $(NEEDS_BUNDLE)
+ifeq ($(DESIGN),mlp)
+	$(PY) -m sim.accuracy --design mlp --bundle $(BUNDLE) --dataset $(DATASET) --model $(MODEL) \
+		--layout $(LAYOUT) $(if $(filter 0,$(ZERO_SKIP)),--no-zero-skip) --jobs $(JOBS) \
+		$(if $(filter file,$(origin IMAGES)),,--images $(IMAGES)) --offset $(OFFSET) \
+		$(if $(INDICES),--indices $(INDICES))
+else
+	@echo "make accuracy: DESIGN=$(DESIGN) is not supported (expected mlp)" >&2; exit 2
 endif
 
 test: $(STAMP)

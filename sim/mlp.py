@@ -2,7 +2,8 @@
 
 Builds the compressed network of a bundle (``rtl_gen.mlp.Mlp``, pow2 or codebook build; ROM
 layout ``--layout``, where ``auto`` picks per layer the smaller of CSR and direct) with and without
-zero-skipping, runs ``tb.mlp_tb`` on the first ``--images`` test images, and the dense baseline
+zero-skipping, runs ``tb.mlp_tb`` on the chosen test images (``--images`` from ``--offset``, or
+``--indices``), and the dense baseline
 (original network, 16-bit weights, multipliers) on a few images; prints a summary and writes
 ``sim/build/mlp_<dataset>_<model>/results.json``.
 """
@@ -22,6 +23,7 @@ import numpy as np
 from rtl_gen.mlp import Mlp
 from rtl_gen.neuron.weights import layers_from_bundle, load_bundle_any
 from sim.runner import run_cocotb
+from sim.selection import select_images
 from sim.tools import default_simulator
 from tb.golden.mlp import mlp_cycles, mlp_forward
 
@@ -170,7 +172,9 @@ def main(argv=None) -> int:
     parser.add_argument("--bundle", type=Path, default=None)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--model", default="lenet300")
-    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--images", type=int, default=100, help="how many test images")
+    parser.add_argument("--offset", type=int, default=0, help="first test image")
+    parser.add_argument("--indices", default=None, help='explicit images, e.g. "0,5,100-199"')
     parser.add_argument("--dense-images", type=int, default=3)
     parser.add_argument(
         "--layout",
@@ -195,8 +199,13 @@ def main(argv=None) -> int:
     golden_all = mlp_forward(layers, x_all)[-1]
     golden_pred = np.argmax(golden_all, axis=1)
     reference_equal = bool(np.array_equal(golden_all, arrays["reference.test_outputs"]))
-    count = min(args.images, len(x_all))
-    images, labels = x_all[:count], labels_all[:count]
+    try:
+        chosen = select_images(len(x_all), args.images, args.offset, args.indices)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    count = len(chosen)
+    images, labels = x_all[chosen], labels_all[chosen]
     build = layers[0].weight_format
     out_dir = BUILD / f"mlp_{args.dataset}_{args.model}"
 
@@ -265,9 +274,10 @@ def main(argv=None) -> int:
         "layer_layouts": layouts,
         "layers": [w.in_features for w in layers] + [layers[-1].out_features],
         "images": int(count),
+        "image_indices": chosen.tolist(),
         "mismatches": int(mism),
         "rtl_accuracy": rtl_acc,
-        "golden_accuracy": float(np.mean(golden_pred[:count] == labels)),
+        "golden_accuracy": float(np.mean(golden_pred[chosen] == labels)),
         "golden_accuracy_full_test_set": float(np.mean(golden_pred == labels_all)),
         "golden_equals_reference": reference_equal,
         "test_images_full_set": int(len(x_all)),

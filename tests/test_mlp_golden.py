@@ -65,3 +65,46 @@ def test_cycle_model_properties(bundle):
     assert golden.mlp_cycles(layers, zeros, build, zero_skip=True) < golden.mlp_cycles(
         layers, zeros, build, zero_skip=False
     )
+
+
+def _layer_cycles_loop(cols, elements, first_valid=0, drop_filter=False):
+    """The cycle model's rule, element by element (what ``layer_cycles`` vectorises)."""
+    if cols is None:
+        return [first_valid + k for k in range(len(elements))]
+    ptr = [0] * len(cols)
+    t, accepts = first_valid, []
+    for j, x, last in elements:
+        if drop_filter and x == 0 and not last:
+            accepts.append(t)
+            t += 1
+            continue
+        worst = 0
+        for n, c in enumerate(cols):
+            p = ptr[n]
+            k = int(np.searchsorted(c[p:], j, side="left"))
+            worst = max(worst, k)
+            p += k
+            if p < len(c) and c[p] == j:
+                p += 1
+            ptr[n] = p
+        accepts.append(t + worst)
+        t += worst + 1
+        if last:
+            ptr = [0] * len(cols)
+    return accepts
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_layer_cycles_equals_element_by_element_rule(seed):
+    rng = np.random.default_rng(seed)
+    features = int(rng.integers(4, 40))
+    cols = [np.flatnonzero(rng.random(features) < rng.random()) for _ in range(rng.integers(1, 9))]
+    elements = []
+    for _ in range(3):
+        x = rng.integers(0, 3, features) * (rng.random(features) < 0.6)
+        keep = (x != 0) | (rng.random(features) < 0.5)
+        keep[-1] = True
+        elements += [(i, int(x[i]), i == features - 1) for i in np.flatnonzero(keep)]
+    for drop in (False, True):
+        want = _layer_cycles_loop(cols, elements, 3, drop)
+        assert golden.layer_cycles(cols, elements, 3, drop) == want

@@ -97,17 +97,16 @@ def predict(layers, x) -> np.ndarray:
 
 
 def entry_columns(layer, build: str) -> list[np.ndarray]:
-    """Per neuron, the input column of each ROM word, decoded from the CSR relative indices."""
+    """Per neuron, the input column of each ROM word, decoded from the CSR relative indices:
+    an entry's column is the previous one's plus ``rel + 1``, starting from -1 in each row."""
     if build == "dense":
         return [np.arange(layer.weight_int.shape[1])] * layer.weight_int.shape[0]
+    rowptr = np.asarray(layer.csr_rowptr, np.int64)
+    steps = np.cumsum(np.asarray(layer.csr_rel, np.int64) + 1)
     cols = []
-    for j in range(layer.weight_int.shape[0]):
-        rel = np.asarray(layer.csr_rel[layer.csr_rowptr[j] : layer.csr_rowptr[j + 1]], np.int64)
-        col, out = -1, []
-        for r in rel:
-            col += int(r) + 1
-            out.append(col)
-        cols.append(np.array(out, dtype=np.int64))
+    for a, b in zip(rowptr[:-1], rowptr[1:], strict=True):
+        before = steps[a - 1] if a > 0 else 0
+        cols.append(steps[a:b] - before - 1)
     return cols
 
 
@@ -156,34 +155,30 @@ def layer_cycles(cols, elements, first_valid: int = 0, drop_filter: bool = False
     the cycle after the previous one was accepted (first one in ``first_valid``).
 
     ``cols`` holds, per neuron, the columns of its ROM words. An element ``(j, x)`` waits one
-    cycle per ROM word of column ``< j`` still ahead in the slowest neuron. ``cols=None``: the
-    direct layout, every element is accepted in its first valid cycle. With ``drop_filter``,
-    zero-valued elements without ``last`` are taken in their first cycle and not broadcast.
+    cycle per ROM word of column ``< j`` still ahead in the slowest neuron: a neuron that took
+    the vector's previous broadcast element ``j'`` has consumed its words of column ``<= j'``.
+    ``cols=None``: the direct layout, every element is accepted in its first valid cycle. With
+    ``drop_filter``, zero-valued elements without ``last`` are taken in their first cycle and
+    not broadcast. A ``last`` element ends a vector: the next one starts from column 0.
     """
-    if cols is None:
-        return [first_valid + k for k in range(len(elements))]
-    ptr = [0] * len(cols)
-    t = first_valid
-    accepts = []
-    for j, x, last in elements:
-        if drop_filter and x == 0 and not last:
-            accepts.append(t)
-            t += 1
-            continue
-        worst = 0
-        for n, c in enumerate(cols):
-            p = ptr[n]
-            k = int(np.searchsorted(c[p:], j, side="left"))
-            worst = max(worst, k)
-            p += k
-            if p < len(c) and c[p] == j:
-                p += 1
-            ptr[n] = p
-        accepts.append(t + worst)
-        t += worst + 1
-        if last:
-            ptr = [0] * len(cols)
-    return accepts
+    n = len(elements)
+    if cols is None or n == 0:
+        return [first_valid + k for k in range(n)]
+    index = np.fromiter((e[0] for e in elements), dtype=np.int64, count=n)
+    value = np.fromiter((e[1] for e in elements), dtype=np.int64, count=n)
+    last = np.fromiter((bool(e[2]) for e in elements), dtype=bool, count=n)
+    sent = ~(drop_filter & (value == 0) & ~last) if drop_filter else np.ones(n, dtype=bool)
+    vector = np.concatenate(([0], np.cumsum(last[:-1])))
+    j = index[sent]
+    prev = np.concatenate(([-1], j[:-1]))
+    prev[np.concatenate(([True], vector[sent][1:] != vector[sent][:-1]))] = -1
+    worst_sent = np.zeros(len(j), dtype=np.int64)
+    for c in cols:
+        ahead = np.searchsorted(c, j, side="left") - np.searchsorted(c, prev, side="right")
+        np.maximum(worst_sent, ahead, out=worst_sent)
+    worst = np.zeros(n, dtype=np.int64)
+    worst[sent] = worst_sent
+    return (first_valid + np.cumsum(worst + 1) - 1).tolist()
 
 
 def mlp_cycles(

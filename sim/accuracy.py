@@ -1,0 +1,200 @@
+"""``make accuracy``: every test image of a bundle through the generated RTL, compiled.
+
+Builds the design (``rtl_gen.mlp.Mlp`` from the bundle, the build and ROM layout of ``make sim``),
+Verilates it once with a C++ stream testbench (:mod:`sim.compiled`) and runs the chosen test
+images in parallel shards. Every output is compared bit for bit with the golden model and every
+image's cycle count with the cycle model; the RTL accuracy must equal the bundle's integer
+accuracy on the same images. Prints a summary, writes
+``sim/build/accuracy_<design>_<dataset>_<model>/results.json``, exits 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rtl_gen.mlp import Mlp
+from rtl_gen.neuron.weights import layers_from_bundle, load_bundle_any
+from tb.golden.mlp import mlp_cycles, mlp_forward
+from tb.mlp_tb import ElementFormat, _index_bits
+
+from .compiled import CompiledHarness, HarnessError
+from .mlp import BUILD, default_bundle, ensure_bundle
+from .selection import select_images
+
+__all__ = ["main"]
+
+
+def _mlp_elements(image, sparse: bool) -> list[tuple[int, int, bool]]:
+    n = len(image)
+    return [
+        (i, int(v), i == n - 1)
+        for i, v in enumerate(image)
+        if not (sparse and v == 0) or i == n - 1
+    ]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sim.accuracy", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--design", choices=("mlp",), default="mlp")
+    parser.add_argument("--bundle", type=Path, default=None)
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--model", default="lenet300")
+    parser.add_argument("--images", type=int, default=None, help="how many (default: all)")
+    parser.add_argument("--offset", type=int, default=0, help="first test image")
+    parser.add_argument("--indices", default=None, help='explicit images, e.g. "0,5,100-199"')
+    parser.add_argument("--layout", choices=("auto", "csr", "direct"), default="auto")
+    parser.add_argument("--no-zero-skip", action="store_true", help="broadcast zero inputs too")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--build-bundle", action="store_true", help="run compress if missing")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be a positive integer, not {args.jobs}")
+    bundle = args.bundle or default_bundle(args.dataset, args.model)
+    try:
+        bundle = ensure_bundle(bundle, args.dataset, args.model, build=args.build_bundle)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    manifest, arrays = load_bundle_any(bundle)
+    layers = layers_from_bundle((manifest, arrays))
+    x_all = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)
+    labels_all = np.asarray(arrays["reference.test_labels"], dtype=np.int64)
+    try:
+        chosen = select_images(len(x_all), args.images, args.offset, args.indices)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    x, labels = x_all[chosen], labels_all[chosen]
+    build = layers[0].weight_format
+    zero_skip = not args.no_zero_skip
+    dut = Mlp(layers, build=build, zero_skip=zero_skip, layout=args.layout)
+    first, final = layers[0], layers[-1]
+    fin = ElementFormat(_index_bits(first.in_features), first.in_bits, first.in_signed)
+    fout = ElementFormat(_index_bits(final.out_features), final.output_bits, final.out_signed)
+    out_dir = BUILD / f"accuracy_{args.design}_{args.dataset}_{args.model}"
+    harness = CompiledHarness(
+        dut,
+        "mlp",
+        out_dir / f"{build}_{args.layout}_{int(zero_skip)}",
+        last_bit=fout.index_bits + fout.value_bits,
+    )
+    print(
+        f"bundle {bundle}: {' -> '.join(str(w.in_features) for w in layers)} -> "
+        f"{final.out_features}, {build} weights, layouts {', '.join(dut.layouts)}, "
+        f"zero-skip {'on' if zero_skip else 'off'}"
+    )
+    started = time.perf_counter()
+    try:
+        harness.build()
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    build_s = time.perf_counter() - started
+    print(f"Verilator build          {build_s:.1f} s ({'built' if harness.rebuilt else 'cached'})")
+    beats = [[fin.pack(*e) for e in _mlp_elements(img, zero_skip)] for img in x]
+    started = time.perf_counter()
+    with tqdm(total=len(x), desc="RTL", unit="img", disable=None) as bar:
+
+        def progress(n):
+            bar.n = n
+            bar.refresh()
+
+        try:
+            results = harness.run(beats, jobs=args.jobs, progress=progress)
+        except HarnessError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    rtl_s = time.perf_counter() - started
+
+    golden = mlp_forward(layers, x)[-1]
+    rtl = np.zeros_like(golden)
+    count_errors = 0
+    for i, r in enumerate(results):
+        seen = 0
+        for word in r.outputs:
+            index, value, _ = fout.unpack(word)
+            rtl[i, index] = value
+            seen += 1
+        count_errors += int(seen != final.out_features)
+    mismatched = np.flatnonzero(np.any(rtl != golden, axis=1))
+    started = time.perf_counter()
+    model = np.array(
+        [
+            mlp_cycles(layers, img, build, zero_skip, layout=dut.layouts)
+            for img in tqdm(x, desc="cycle model", unit="img", disable=None)
+        ]
+    )
+    model_s = time.perf_counter() - started
+    cycles = np.array([r.cycles for r in results])
+    cycle_errors = np.flatnonzero(cycles != model)
+    ref = np.asarray(arrays["reference.test_outputs"], dtype=np.int64)[chosen]
+    rtl_pred = np.argmax(rtl, axis=1)
+    rtl_acc = float(np.mean(rtl_pred == labels))
+    ref_acc = float(np.mean(np.argmax(ref, axis=1) == labels))
+    results_json = {
+        "design": args.design,
+        "dataset": args.dataset,
+        "model": args.model,
+        "bundle": str(bundle),
+        "build": build,
+        "layouts": dut.layouts,
+        "zero_skip": zero_skip,
+        "images": int(len(x)),
+        "first_image": int(chosen[0]),
+        "mismatches": int(len(mismatched) + count_errors),
+        "mismatched_images": chosen[mismatched].tolist()[:100],
+        "cycle_errors": int(len(cycle_errors)),
+        "rtl_accuracy": rtl_acc,
+        "bundle_integer_accuracy": ref_acc,
+        "rtl_equals_bundle_reference": bool(np.array_equal(rtl, ref)),
+        "cycles_min": int(cycles.min()),
+        "cycles_mean": float(cycles.mean()),
+        "cycles_max": int(cycles.max()),
+        "verilator_build_s": build_s,
+        "rtl_wall_s": rtl_s,
+        "images_per_s": len(x) / rtl_s if rtl_s > 0 else None,
+        "model_wall_s": model_s,
+        "jobs": args.jobs,
+    }
+    results_json["passed"] = (
+        results_json["mismatches"] == 0
+        and results_json["cycle_errors"] == 0
+        and results_json["rtl_equals_bundle_reference"]
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results_json, indent=2) + "\n")
+    print(f"images                   {len(x)} (test images {chosen[0]}..{chosen[-1]})")
+    print(f"mismatches               {results_json['mismatches']} (logits, bit for bit)")
+    print(f"cycle errors             {len(cycle_errors)} (every image against the cycle model)")
+    print(
+        f"RTL accuracy             {rtl_acc:.4f} (bundle integer reference {ref_acc:.4f}, "
+        f"{'equal' if results_json['rtl_equals_bundle_reference'] else 'DIFFERENT'} outputs)"
+    )
+    print(
+        f"cycles per image         min {cycles.min()}, mean {cycles.mean():.1f}, max {cycles.max()}"
+    )
+    print(
+        f"RTL wall time            {rtl_s:.1f} s, {len(x) / rtl_s:.0f} images/s ({args.jobs} jobs)"
+    )
+    print(f"results                  {out_dir / 'results.json'}")
+    if not results_json["passed"]:
+        print(
+            "FAILED: RTL differs from the golden model, the cycle model or the bundle",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
