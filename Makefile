@@ -28,6 +28,8 @@ PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 SEED         ?= 1
 PYTEST_ARGS  ?=
+# pytest workers (pytest-xdist): one per core by default; TEST_JOBS=0 runs in this process
+TEST_JOBS    ?= auto
 
 export SIM WAVES
 
@@ -77,7 +79,7 @@ else
 endif
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --durations=10 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from rtl_gen.mlp import Mlp
 from rtl_gen.neuron.weights import layers_from_bundle, load_bundle_any
@@ -138,7 +139,10 @@ def bundle_for_tests(fallback_dir, dataset: str = "digits", model: str = "lenet3
     if (path / "manifest.json").exists():
         return path, True
     if importlib.util.find_spec("compress.__main__") is not None:
-        return ensure_bundle(path, dataset, model, build=True), True
+        # parallel test workers: one builds the bundle, the others wait for it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path.parent) + ".lock"):
+            return ensure_bundle(path, dataset, model, build=True), True
     from tb.golden.mlp import synthetic_bundle, write_synthetic_bundle
 
     manifest, arrays = synthetic_bundle(np.random.default_rng(0))

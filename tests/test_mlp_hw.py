@@ -95,7 +95,7 @@ def test_mlp_real_images(simulator, zero_skip, layout, bundle):
     result, report = run_case(dut, case, BUILD / f"test_mlp_{tag}", simulator)
     assert result.passed, result.log_tail()
     run = report["test_images"]
-    assert run["images"] == len(images) >= 100
+    assert run["images"] == len(images) == IMAGES
     assert run["mismatches"] == 0 and run["class_agree"] == len(images)
     assert run["cycles"] == run["model_cycles"]
     np.testing.assert_array_equal(run["outputs"], golden.mlp_forward(layers, images)[-1])
