@@ -230,3 +230,21 @@ GOOD = {
 def test_bad_parameters(block, override, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         block(**(GOOD[block] | override))
+
+
+def _arith_cells(weights):
+    from amaranth.back import rtlil
+
+    dut = ConvLayer(height=8, width=8, in_channels=2, weights=weights, bias=[1, -2, 3], shift=3)
+    text = rtlil.convert(dut)
+    return {op: len(re.findall(rf"cell \${op}\b", text)) for op in ("add", "sub", "mul", "neg")}
+
+
+def test_shift_and_add_only_and_pruned_weights_cost_nothing():
+    """One adder or subtractor per nonzero weight, no multiplier, no negation."""
+    rng = np.random.default_rng(5)
+    weights = _pow2_weights(rng, (3, 2, 3, 3), zeros=0.3)
+    empty = _arith_cells(np.zeros_like(weights))  # the front end's counters only
+    cells = _arith_cells(weights)
+    assert cells["mul"] == cells["neg"] == 0
+    assert cells["add"] + cells["sub"] - empty["add"] - empty["sub"] == np.count_nonzero(weights)
