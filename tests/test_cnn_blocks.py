@@ -248,3 +248,23 @@ def test_shift_and_add_only_and_pruned_weights_cost_nothing():
     cells = _arith_cells(weights)
     assert cells["mul"] == cells["neg"] == 0
     assert cells["add"] + cells["sub"] - empty["add"] - empty["sub"] == np.count_nonzero(weights)
+
+
+@pytest.mark.parametrize("h,w,cin,cout,n", [(28, 28, 1, 4, 4), (12, 12, 4, 10, 4)])
+def test_conv_layer_lenet_sizes(h, w, cin, cout, n):
+    """LeNet-5's conv1 and conv2 (K = 5, half the weights pruned), one frame at full rate."""
+    rng = np.random.default_rng(h + cout)
+    weights = _pow2_weights(rng, (cout, cin, 5, 5), zeros=0.5)
+    bias = rng.integers(-500, 500, size=cout)
+    frame = rng.integers(0, 256, size=(1, cin, h, w))
+    want = pixel_beats(conv_layer(frame, weights, bias, 7, "relu", 8))
+    dut = ConvLayer(
+        height=h, width=w, in_channels=cin, weights=weights, bias=bias, shift=7, line_buffers=n
+    )
+    arrivals = np.zeros(h * w, dtype=np.int64)
+    accepted, got, out_cycles = run_stream(dut, pixel_beats(frame), 8, len(want), arrivals)
+    assert [list(p.value) for p in got] == want.tolist()
+    model_in, model_out = conv_layer_times(arrivals, h, w, 5, n, dut.latency)
+    assert accepted.tolist() == model_in.tolist()
+    assert out_cycles.tolist() == model_out.tolist()
+    assert out_cycles[-1] + 1 == conv_cycles(w, h, 5, n, pipeline=dut.stages)
