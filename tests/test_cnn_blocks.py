@@ -87,6 +87,8 @@ CONV_CASES = [
     (12, 12, 3, 4, 3, 4, dict(shift=8, activation="relu", out_bits=6, levels_per_stage=3)),
     (9, 11, 2, 3, 3, 5, dict(shift=-1, activation="none", out_bits=12)),
     (9, 11, 2, 2, 5, 4, dict(shift=8, activation="relu", out_bits=8)),
+    (3, 3, 2, 2, 3, 3, dict(shift=4, activation="none", out_bits=9)),  # W = H = K
+    (4, 5, 2, 3, 1, 1, dict(shift=0, activation="relu", out_bits=8, levels_per_stage=1)),
 ]
 
 
@@ -135,7 +137,8 @@ def test_conv_layer(case):
 
 
 @pytest.mark.parametrize(
-    "h,w,channels,signed", [(12, 12, 3, False), (9, 11, 2, False), (5, 7, 1, True)]
+    "h,w,channels,signed",
+    [(12, 12, 3, False), (9, 11, 2, False), (5, 7, 1, True), (3, 3, 2, False), (2, 2, 1, False)],
 )
 def test_maxpool2(h, w, channels, signed):
     rng = np.random.default_rng(h * w + channels)
