@@ -141,7 +141,11 @@ class ConvLayer(wiring.Component):
             raise
         super().__init__(
             {
-                "i": In(stream.Signature(pixel_layout(self.in_channels, value_shape(in_bits, 0)))),
+                "i": In(
+                    stream.Signature(
+                        pixel_layout(self.in_channels, value_shape(self.in_bits, False))
+                    )
+                ),
                 "o": Out(stream.Signature(pixel_layout(self.out_channels, self.out_shape))),
             }
         )
