@@ -4,7 +4,8 @@
 conv1: 1 -> 4 filters, K = 5, 28x28; pool1 on 24x24x4; conv2: 4 -> 10 filters, K = 5, 12x12;
 pool2 on 8x8x10; flatten of 4x4x10. Weights are random powers of two (seed 0), a fraction
 ``--zeros`` of them pruned. Each block: Yosys ``synth_ecp5`` + nextpnr-ecp5 (LFE5U-85F, seed 1)
-through ``rtl_gen.export.timing.ecp5_timing``; figures into build/cnn_timing/figures.json.
+through ``rtl_gen.export.timing.ecp5_timing``; figures into build/cnn_timing/figures.json
+(merged with earlier runs' other blocks).
 
     python scripts/cnn_blocks_timing.py [--zeros 0.5] [--blocks conv1,conv2,pool1,pool2,flatten]
 """
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = ROOT / "build" / "cnn_timing"
     makers = blocks(args.zeros)
-    figures = {}
+    path = out / "figures.json"
+    figures = json.loads(path.read_text()) if path.exists() else {}  # earlier runs' blocks
     for name in args.blocks.split(","):
         dut = makers[name]()
         folder = out / name
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
                 latency=dut.latency, nonzero_weights=int(np.count_nonzero(dut.weights))
             )
         print(name, json.dumps(figures[name]), flush=True)
-    (out / "figures.json").write_text(json.dumps(figures, indent=1))
+    path.write_text(json.dumps(figures, indent=1))
     return 0
 
 

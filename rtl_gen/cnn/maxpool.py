@@ -101,6 +101,8 @@ class MaxPool2(wiring.Component):
                 Mux(channel(a, c) > channel(b, c), channel(a, c), channel(b, c)) for c in range(cs)
             ]
 
+        # Only a completing pixel can be refused (i.ready low), so the partial maxima, the
+        # memory and `left` need not wait for the sink: their enables use i.valid alone.
         pixel = Value.cast(self.i.payload.value)
         width_bits = len(pixel)
         left = Signal(width_bits)  # column 2s of the current row
@@ -112,21 +114,20 @@ class MaxPool2(wiring.Component):
             pair_max.eq(Cat(*maximum(left, pixel))),
             wp.addr.eq(col >> 1),
             wp.data.eq(pair_max),
-            wp.en.eq(accept & odd_col & in_pair & ~odd_row & pooled_row),
+            wp.en.eq(self.i.valid & odd_col & in_pair & ~odd_row & pooled_row),
             rp.addr.eq(col >> 1),
-            rp.en.eq(accept & ~odd_col & odd_row),
+            rp.en.eq(self.i.valid & ~odd_col & odd_row),
         ]
-        with m.If(accept & ~odd_col):
+        with m.If(self.i.valid & ~odd_col):
             m.d.sync += left.eq(pixel)
 
+        # The output register loads whenever it may (its enable is not gated by i.valid: a
+        # short path from o.ready); o.valid says whether the load was an output.
         advance = ~self.o.valid | self.o.ready
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(accept & completes):
-            best = maximum(pair_max, rp.data)
             m.d.sync += [
-                self.o.valid.eq(1),
-                self.o.payload.value.eq(Cat(*best)),
+                self.o.valid.eq(accept & completes),
+                self.o.payload.value.eq(Cat(*maximum(pair_max, rp.data))),
                 self.o.payload.last.eq((row == 2 * (h // 2) - 1) & (col == 2 * half - 1)),
             ]
         return m
