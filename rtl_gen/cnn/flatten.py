@@ -42,7 +42,8 @@ class Flatten(wiring.Component):
         (``o.ready``): it falls for ``n - 1`` cycles after each accepted pixel with ``n >= 2``
         elements. Combinational from ``o.ready``, never from ``i.valid``.
     o : stream.Signature(element_layout(H·W·C, shape)), out
-        ``o.valid`` is a register; the payload is a multiplexer of registers.
+        ``o.valid`` (an OR of the register of channels still to send) and the payload (a
+        multiplexer of registers) depend on registers only.
     """
 
     latency = 1
