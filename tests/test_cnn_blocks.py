@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 import pytest
+from amaranth import Elaboratable, Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from rtl_gen.cnn import ConvLayer, Flatten, MaxPool2
@@ -271,3 +273,64 @@ def test_conv_layer_lenet_sizes(h, w, cin, cout, n):
     assert accepted.tolist() == model_in.tolist()
     assert out_cycles.tolist() == model_out.tolist()
     assert out_cycles[-1] + 1 == conv_cycles(w, h, 5, n, pipeline=dut.stages)
+
+
+class _Chain(Elaboratable):
+    """conv -> pool -> conv -> pool -> flatten, wired stream to stream."""
+
+    def __init__(self, blocks):
+        self.blocks = blocks
+        self.i, self.o = blocks[0].i, blocks[-1].o
+
+    def elaborate(self, platform):
+        m = Module()
+        for n, block in enumerate(self.blocks):
+            m.submodules[f"b{n}"] = block
+        for a, b in zip(self.blocks, self.blocks[1:], strict=False):
+            wiring.connect(m, a.o, b.i)
+        return m
+
+
+def test_chain_values_and_composed_cycles():
+    """The blocks chained as in LeNet-5 (small): bit-exact with stalls; at full rate no block
+    stalls its upstream one, so the composed cycle models give every element's cycle."""
+    rng = np.random.default_rng(11)
+    w1, w2 = _pow2_weights(rng, (2, 1, 3, 3)), _pow2_weights(rng, (2, 2, 3, 3))
+    b1, b2 = rng.integers(-300, 300, 2), rng.integers(-300, 300, 2)
+    frames = rng.integers(0, 256, size=(2, 1, 14, 14))
+    conv = dict(shift=5, activation="relu", out_bits=8)
+    x1 = conv_layer(frames, w1, b1, **conv)
+    x2 = conv_layer(maxpool2(x1), w2, b2, **conv)
+    want = flatten_elements(maxpool2(x2), drop_zeros=False)
+
+    def chain():
+        return _Chain(
+            [
+                ConvLayer(height=14, width=14, in_channels=1, weights=w1, bias=b1, **conv),
+                MaxPool2(height=12, width=12, channels=2, bits=8),
+                ConvLayer(height=6, width=6, in_channels=2, weights=w2, bias=b2, **conv),
+                MaxPool2(height=4, width=4, channels=2, bits=8),
+                Flatten(height=2, width=2, channels=2, bits=8),
+            ]
+        )
+
+    beats = pixel_beats(frames)
+    arrivals = _arrivals(len(beats), rng, "random")
+    _, got, _ = run_stream(chain(), beats, 8, len(want), arrivals, backpressure=0.3, seed=3)
+    assert [(p.index, p.value, p.last) for p in got] == want
+
+    dut = chain()
+    arrivals = np.zeros(len(beats), dtype=np.int64)
+    accepted, got, out_cycles = run_stream(dut, beats, 8, len(want), arrivals)
+    assert [(p.index, p.value, p.last) for p in got] == want
+    t_in, t = conv_layer_times(arrivals, 14, 14, 3, 2, dut.blocks[0].latency)
+    assert t_in.tolist() == accepted.tolist()
+    t_in, t2 = maxpool2_times(t, 12, 12)
+    assert t_in.tolist() == t.tolist()  # accepted as offered: the composition is exact
+    t_in, t3 = conv_layer_times(t2, 6, 6, 3, 2, dut.blocks[2].latency)
+    assert t_in.tolist() == t2.tolist()
+    t_in, t4 = maxpool2_times(t3, 4, 4)
+    assert t_in.tolist() == t3.tolist()
+    t_in, t5 = flatten_times(t4, [2] * len(t4))
+    assert t_in.tolist() == t4.tolist()
+    assert out_cycles.tolist() == t5.tolist()
