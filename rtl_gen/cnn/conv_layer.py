@@ -1,0 +1,291 @@
+"""A multi-channel convolution layer with power-of-two weights: shift-and-add, no multiplier."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from amaranth import Const, Module, Mux, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl_gen.conv.params import MAX_HEIGHT, MAX_WIDTH, ConvParams
+from rtl_gen.conv.row_scan import RowScan
+from rtl_gen.conv.streaming import StreamingRows
+
+from .pixels import check_int, pixel_layout, value_shape
+
+__all__ = ["ACTIVATIONS", "ConvLayer", "tree_stages"]
+
+ACTIVATIONS = ("relu", "none")
+
+
+def tree_stages(weights: np.ndarray, levels_per_stage: int) -> int:
+    """Register stages of the adder trees: every filter sums its nonzero weights' terms and one
+    constant (bias and rounding), ``n`` leaves in ``ceil(log2(n))`` adder levels, registered
+    after every ``levels_per_stage`` levels; at least one stage (the accumulator register)."""
+    leaves = 1 + int(np.count_nonzero(weights.reshape(len(weights), -1), axis=1).max())
+    levels = math.ceil(math.log2(leaves)) if leaves > 1 else 0
+    return max(1, math.ceil(levels / levels_per_stage))
+
+
+def _check_weights(weights, in_channels: int) -> np.ndarray:
+    arr = np.asarray(weights)
+    if arr.ndim != 4 or arr.shape[1] != in_channels or arr.shape[2] != arr.shape[3]:
+        raise ValueError(
+            f"weights must have shape (out_channels, in_channels={in_channels}, K, K), "
+            f"not {arr.shape}"
+        )
+    k = arr.shape[2]
+    if k % 2 == 0 or arr.shape[0] < 1:
+        raise ValueError(f"weights must have an odd kernel size K and >= 1 filter, not {arr.shape}")
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"weights must be integers, not dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    mag = np.abs(arr)
+    bad = np.argwhere((mag & (mag - 1)) != 0)
+    if len(bad):
+        index = tuple(int(v) for v in bad[0])
+        raise ValueError(
+            f"weights[{', '.join(map(str, index))}] = {int(arr[index])} is not 0 or ±2**e "
+            "(ConvLayer has no multipliers: power-of-two weights only)"
+        )
+    arr.setflags(write=False)
+    return arr
+
+
+class ConvLayer(wiring.Component):
+    """Multi-channel "valid" convolution, stride 1, odd ``K``, power-of-two weights.
+
+    ``y[o, r, s] = act(requant(sum_{c,i,j} w[o, c, i, j] * x[c, r + i, s + j] + b[o]))`` with
+    ``requant`` as in docs/bundle.md: ``(acc + 2**(shift-1)) >> shift`` (round half up,
+    arithmetic shift) for ``shift > 0``, ``acc << -shift`` for ``shift < 0``; ``act`` clips to
+    ``[0, 2**out_bits - 1]`` (``"relu"``) or the signed ``out_bits`` range (``"none"``).
+
+    The line buffers and their control are the engine's front ends
+    (:class:`~rtl_gen.conv.streaming.StreamingRows` for ``N = K - 1``,
+    :class:`~rtl_gen.conv.row_scan.RowScan` for ``N >= K``) with one pixel word of
+    ``in_channels × in_bits`` bits. All ``out_channels`` filters compute in parallel, one
+    input pixel per clock. A weight ``±2**e`` is the window pixel shifted by ``e`` (wiring),
+    added or subtracted in a balanced adder tree; a zero weight generates nothing. Each
+    filter's tree also sums one constant leaf (bias plus the rounding constant); registers
+    cut it every ``levels_per_stage`` adder levels (:func:`tree_stages` stages ``S``).
+
+    Parameters
+    ----------
+    height, width : int
+        Input image size, ``>= K``.
+    in_channels : int
+        ``C_in >= 1``.
+    weights : array_like of int, shape ``(C_out, C_in, K, K)``
+        Each 0 or ``±2**e``; anything else raises :class:`ValueError` (no multipliers).
+    bias : array_like of int, shape ``(C_out,)``
+        Added to the sum of products (accumulator format).
+    shift : int
+        Requantisation shift (negative: left shift).
+    activation : str
+        ``"relu"`` (unsigned ``out_bits`` output) or ``"none"`` (signed ``out_bits``).
+    out_bits, in_bits : int
+        Output width; unsigned input pixel width per channel.
+    line_buffers : int
+        ``N >= K - 1``: ``K - 1`` streaming, ``K`` serial, ``>= K + 1`` overlapped (as the
+        engine, docs/conv.md).
+    levels_per_stage : int
+        Adder levels between pipeline registers (default 2).
+
+    Attributes
+    ----------
+    i : stream.Signature(pixel_layout(C_in, unsigned(in_bits))), in
+        Pixels in raster order, frames back to back; ``last`` is ignored (the layer counts).
+        ``i.ready`` never depends on ``i.valid``. Streaming mode: ``i.ready = ~o.valid |
+        o.ready``; row-scan modes: from registers only, low while all ``N`` buffers hold rows
+        the window still needs.
+    o : stream.Signature(pixel_layout(C_out, out shape)), out
+        Output pixels in raster order, ``last`` on a frame's final pixel. ``o.valid`` and the
+        payload are registers.
+
+    Notes
+    -----
+    Latency (:attr:`latency`): an output is valid ``L = 3 + S`` cycles after the line buffers
+    read (streaming: accept) the input pixel that completes its window: read (1), window
+    column register (1), ``S`` adder-tree stages, output register (1). With a full-rate
+    source and a ready sink a frame takes ``H·W + L`` cycles (streaming), ``(2H - K + 1)·W
+    + L`` (serial), ``(H + 1)·W + L`` (overlapped), as ``tb.golden.conv.conv_cycles`` with
+    ``pipeline = S``; ``tb.golden.cnn.conv_layer_times`` gives every beat's cycle.
+    """
+
+    def __init__(
+        self,
+        *,
+        height: int,
+        width: int,
+        in_channels: int,
+        weights,
+        bias,
+        shift: int,
+        activation: str = "relu",
+        out_bits: int = 8,
+        in_bits: int = 8,
+        line_buffers: int | None = None,
+        levels_per_stage: int = 2,
+    ):
+        try:
+            self._validate(
+                height, width, in_channels, weights, bias, shift, activation, out_bits, in_bits,
+                line_buffers, levels_per_stage,
+            )  # fmt: skip
+        except ValueError:
+            self._MustUse__silence = True
+            raise
+        super().__init__(
+            {
+                "i": In(
+                    stream.Signature(
+                        pixel_layout(self.in_channels, value_shape(self.in_bits, False))
+                    )
+                ),
+                "o": Out(stream.Signature(pixel_layout(self.out_channels, self.out_shape))),
+            }
+        )
+
+    def _validate(
+        self, height, width, in_channels, weights, bias, shift, activation, out_bits, in_bits,
+        line_buffers, levels_per_stage,
+    ):  # fmt: skip
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.weights = _check_weights(weights, self.in_channels)
+        self.out_channels, _, k, _ = self.weights.shape
+        self.kernel = k
+        self.height = check_int("height", height, k, MAX_HEIGHT)
+        self.width = check_int("width", width, k, MAX_WIDTH)
+        b = np.asarray(bias)
+        if b.shape != (self.out_channels,) or b.dtype.kind not in "iu":
+            raise ValueError(
+                f"bias must be {self.out_channels} integers (one per filter), "
+                f"not {b.dtype} of shape {b.shape}"
+            )
+        self.bias = b.astype(np.int64)
+        if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)):
+            raise ValueError(f"shift must be an integer, not {shift!r}")
+        self.shift = int(shift)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
+        self.activation = activation
+        self.out_bits = check_int("out_bits", out_bits, 1 if activation == "relu" else 2)
+        self.in_bits = check_int("in_bits", in_bits, 1)
+        n = k - 1 if line_buffers is None else line_buffers
+        self.line_buffers = check_int("line_buffers", n, k - 1)
+        self.levels_per_stage = check_int("levels_per_stage", levels_per_stage, 1)
+        self.out_shape = value_shape(self.out_bits, activation == "none")
+        self.front_params = ConvParams(
+            width=self.width,
+            height=self.height,
+            kernel=k,
+            line_buffers=self.line_buffers,
+            pixel_width=self.in_channels * self.in_bits,
+        )
+
+    @property
+    def mode(self) -> str:
+        """``"streaming"``, ``"serial"`` or ``"overlapped"`` (see the engine's docs)."""
+        return self.front_params.mode
+
+    @property
+    def stages(self) -> int:
+        """Adder-tree register stages ``S`` (:func:`tree_stages`)."""
+        return tree_stages(self.weights, self.levels_per_stage)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a pixel's line-buffer read (streaming: accept) to its output: ``3 + S``."""
+        return 3 + self.stages
+
+    def _constant(self, o: int) -> int:
+        if self.shift > 0:
+            return int(self.bias[o]) + (1 << (self.shift - 1))
+        return int(self.bias[o])
+
+    def elaborate(self, platform):
+        m = Module()
+        k, bits = self.kernel, self.in_bits
+        front_type = StreamingRows if self.mode == "streaming" else RowScan
+        m.submodules.front = front = front_type(self.front_params)
+
+        advance = Signal()
+        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+
+        def reg(value, name):
+            value = Value.cast(value)
+            out = Signal(value.shape(), name=name)
+            with m.If(advance):
+                m.d.sync += out.eq(value)
+            return out
+
+        m.d.comb += [
+            front.i.valid.eq(self.i.valid),
+            front.i.payload.eq(Value.cast(self.i.payload.value)),
+            self.i.ready.eq(front.i.ready),
+            front.advance.eq(advance),
+        ]
+        # Tags follow the read data (stage 1), then the registered column (stage 2).
+        shift_in = reg(reg(front.issue, "s1_shift"), "c_shift")
+        emit = reg(reg(front.issue & front.emit, "s1_emit"), "c_emit")
+        last = reg(reg(front.issue & front.last, "s1_last"), "c_last")
+        column = [reg(front.column[i], f"column{i}") for i in range(k)]
+
+        hist = [
+            [Signal(len(column[0]), name=f"hist{i}_{j}") for j in range(k - 1)] for i in range(k)
+        ]
+        window = [[*hist[i], column[i]] for i in range(k)]
+        with m.If(advance & shift_in):
+            m.d.sync += [hist[i][j].eq(window[i][j + 1]) for i in range(k) for j in range(k - 1)]
+
+        stages = self.stages
+        accs = []
+        for o in range(self.out_channels):
+            leaves = [(Const(self._constant(o)), False)]
+            for c, i, j in zip(*np.nonzero(self.weights[o]), strict=True):
+                w = int(self.weights[o, c, i, j])
+                pixel = window[i][j].word_select(int(c), bits)
+                leaves.append((pixel << (abs(w).bit_length() - 1), w < 0))
+            accs.append(self._tree(m, leaves, stages, reg, f"f{o}"))
+        for _ in range(stages):
+            emit, last = reg(emit, "t_emit"), reg(last, "t_last")
+
+        if self.activation == "relu":
+            lo, hi = 0, (1 << self.out_bits) - 1
+        else:
+            lo, hi = -(1 << (self.out_bits - 1)), (1 << (self.out_bits - 1)) - 1
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(emit), self.o.payload.last.eq(last)]
+            for o, acc in enumerate(accs):
+                scaled = acc >> self.shift if self.shift >= 0 else acc << -self.shift
+                clamped = Mux(scaled > hi, hi, Mux(scaled < lo, lo, scaled))
+                m.d.sync += self.o.payload.value[o].eq(clamped)
+        return m
+
+    def _tree(self, m, leaves, stages, reg, name):
+        """Sum ``(value, negative)`` leaves in a balanced tree, registered every
+        ``levels_per_stage`` levels, ``stages`` registers in all. A leaf's sign is applied
+        where it meets a positive one (``a - b``), so a negation never costs a level; the
+        constant leaf is positive, hence so is the root."""
+        terms = leaves
+        for stage in range(stages):
+            for _ in range(self.levels_per_stage):
+                if len(terms) == 1:
+                    break
+                paired = []
+                for (a, na), (b, nb) in zip(terms[0::2], terms[1::2], strict=False):
+                    if na == nb:
+                        paired.append((a + b, na))
+                    else:
+                        paired.append((b - a, False) if na else (a - b, False))
+                if len(terms) % 2:
+                    paired.append(terms[-1])
+                terms = paired
+            terms = [(reg(v, f"{name}_s{stage}_{n}"), neg) for n, (v, neg) in enumerate(terms)]
+        (root, negative), *rest = terms
+        assert not negative and not rest
+        return root
