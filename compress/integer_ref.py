@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["acc_bits", "forward", "layer_forward", "predict", "quantize_inputs", "requantise"]
+__all__ = [
+    "acc_bits",
+    "activate",
+    "conv2d_forward",
+    "flatten_forward",
+    "forward",
+    "layer_forward",
+    "maxpool2d_forward",
+    "predict",
+    "quantize_inputs",
+    "requantise",
+]
 
 
 def _parts(bundle):
@@ -39,10 +50,9 @@ def requantise(acc, shift: int) -> np.ndarray:
     return acc
 
 
-def layer_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
-    """One linear layer on integer codes ``x`` ``(n, in)``."""
-    w = np.asarray(weight_int, dtype=np.int64).reshape(spec["out_features"], -1)
-    acc = np.asarray(x, dtype=np.int64) @ w.T + np.asarray(bias_int, dtype=np.int64)
+def activate(spec: dict, acc) -> np.ndarray:
+    """Requantise the accumulator ``acc`` of a linear or conv2d layer and apply its activation
+    (saturating ReLU, or signed saturation for ``"none"``)."""
     shift = spec["input_frac_bits"] + spec["weight_frac_bits"] - spec["output_frac_bits"]
     y = requantise(acc, shift)
     bits = spec["output_bits"]
@@ -53,23 +63,85 @@ def layer_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
     raise ValueError(f"activation {spec['activation']!r} is not in the integer reference")
 
 
+def layer_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
+    """One linear layer on integer codes ``x`` ``(n, in)``."""
+    w = np.asarray(weight_int, dtype=np.int64).reshape(spec["out_features"], -1)
+    acc = np.asarray(x, dtype=np.int64) @ w.T + np.asarray(bias_int, dtype=np.int64)
+    return activate(spec, acc)
+
+
+# images per im2col block: bounds the (rows, C*K*K) int64 patch matrix to a few tens of MB
+_CONV_BLOCK = 256
+
+
+def conv2d_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
+    """A ``conv2d`` layer (stride 1, valid, correlation) on ``x`` ``(n, C, H, W)``: im2col and one
+    integer matrix product per block of images; returns ``(n, O, H-K+1, W-K+1)``."""
+    k = int(spec["kernel_size"])
+    w = np.asarray(weight_int, dtype=np.int64).reshape(spec["out_channels"], -1)
+    b = np.asarray(bias_int, dtype=np.int64)
+    x = np.asarray(x, dtype=np.int64)
+    n, c, h, wd = x.shape
+    ho, wo = h - k + 1, wd - k + 1
+    out = np.empty((n, len(w), ho, wo), dtype=np.int64)
+    for s in range(0, n, _CONV_BLOCK):
+        # (m, C, Ho, Wo, K, K) -> rows (m, Ho, Wo), columns (C, K, K) in C order
+        win = np.lib.stride_tricks.sliding_window_view(x[s : s + _CONV_BLOCK], (k, k), (2, 3))
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
+        acc = (cols @ w.T + b).reshape(len(win), ho, wo, len(w))
+        out[s : s + len(win)] = activate(spec, acc).transpose(0, 3, 1, 2)
+    return out
+
+
+def maxpool2d_forward(spec: dict, x) -> np.ndarray:
+    """2x2 stride-2 max pooling of ``x`` ``(n, C, H, W)`` (a trailing odd row/column dropped)."""
+    k = int(spec.get("kernel_size", 2))
+    n, c, h, w = x.shape
+    ho, wo = h // k, w // k
+    return x[:, :, : ho * k, : wo * k].reshape(n, c, ho, k, wo, k).max(axis=(3, 5))
+
+
+def flatten_forward(spec: dict, x) -> np.ndarray:
+    """``(n, C, H, W)`` to ``(n, C*H*W)`` with feature ``(h * W + w) * C + c`` (order hwc)."""
+    order = spec.get("order", "hwc")
+    if order != "hwc":
+        raise ValueError(f"layer {spec['name']}: flatten order {order!r} is not 'hwc'")
+    return x.transpose(0, 2, 3, 1).reshape(len(x), -1)
+
+
+def _input_tensor(manifest: dict, x_codes) -> np.ndarray:
+    x = np.asarray(x_codes, dtype=np.int64)
+    shape = list(manifest["input"].get("shape", []))
+    if len(shape) == 3:
+        return x.reshape(len(x), *shape)
+    return x.reshape(len(x), -1)
+
+
 def forward(bundle, x_codes, baseline: bool = False, all_layers: bool = False):
-    """Last layer's integer outputs ``(n, classes)`` (every layer's with ``all_layers``)."""
+    """Last layer's integer outputs ``(n, classes)`` of a version-1 or -2 bundle on input codes
+    ``x_codes`` ``(n, features)`` (``(c, h, w)`` order for an image input). With ``all_layers``,
+    every layer's output: ``(n, C, H, W)`` for conv2d/maxpool2d, ``(n, features)`` otherwise."""
     manifest, arrays = _parts(bundle)
     specs = manifest["baseline"]["layers"] if baseline else manifest["layers"]
     prefix = "baseline." if baseline else ""
-    x = np.asarray(x_codes, dtype=np.int64)
-    x = x.reshape(len(x), -1)
+    x = _input_tensor(manifest, x_codes)
     outs = []
     for spec in specs:
-        if spec.get("kind", "linear") != "linear":
-            raise ValueError(f"layer {spec['name']}: only linear layers are supported")
-        x = layer_forward(
-            spec,
-            arrays[f"{prefix}{spec['name']}.weight_int"],
-            arrays[f"{prefix}{spec['name']}.bias_int"],
-            x,
-        )
+        kind = spec.get("kind", "linear")
+        name = spec["name"]
+        if kind in ("linear", "conv2d"):
+            step = layer_forward if kind == "linear" else conv2d_forward
+            if kind == "linear":
+                x = x.reshape(len(x), -1)
+            x = step(
+                spec, arrays[f"{prefix}{name}.weight_int"], arrays[f"{prefix}{name}.bias_int"], x
+            )
+        elif kind == "maxpool2d":
+            x = maxpool2d_forward(spec, x)
+        elif kind == "flatten":
+            x = flatten_forward(spec, x)
+        else:
+            raise ValueError(f"layer {name}: kind {kind!r} is not in the integer reference")
         outs.append(x)
     return outs if all_layers else x
 
