@@ -66,39 +66,55 @@ def activate(spec: dict, acc) -> np.ndarray:
 def layer_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
     """One linear layer on integer codes ``x`` ``(n, in)``."""
     w = np.asarray(weight_int, dtype=np.int64).reshape(spec["out_features"], -1)
-    acc = np.asarray(x, dtype=np.int64) @ w.T + np.asarray(bias_int, dtype=np.int64)
-    return activate(spec, acc)
+    x = np.asarray(x, dtype=np.int64)
+    dtype = _product_dtype(w, x)
+    acc = (x.astype(dtype) @ w.T.astype(dtype)).astype(np.int64)
+    return activate(spec, acc + np.asarray(bias_int, dtype=np.int64))
 
 
-# images per im2col block: bounds the (rows, C*K*K) int64 patch matrix to a few tens of MB
-_CONV_BLOCK = 256
+def _product_dtype(w, x):
+    """float64 when every partial sum of ``x @ w.T`` has a magnitude below ``2**53`` (then
+    float64 holds it exactly and the product, computed by BLAS, is several times faster than
+    NumPy's integer one), else int64."""
+    xmax = int(np.abs(x).max(initial=0))
+    exact = int(np.abs(w).sum(axis=1).max(initial=0)) * xmax < 2**53
+    return np.float64 if exact else np.int64
+
+
+# images per im2col block: bounds the (C*K*K, rows) patch matrix to a few tens of MB
+_CONV_BLOCK = 512
 
 
 def conv2d_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
     """A ``conv2d`` layer (stride 1, valid, correlation) on ``x`` ``(n, C, H, W)``: im2col and one
-    integer matrix product per block of images; returns ``(n, O, H-K+1, W-K+1)``."""
+    exact matrix product per block of images; returns ``(n, O, H-K+1, W-K+1)``."""
     k = int(spec["kernel_size"])
     w = np.asarray(weight_int, dtype=np.int64).reshape(spec["out_channels"], -1)
-    b = np.asarray(bias_int, dtype=np.int64)
-    x = np.asarray(x, dtype=np.int64)
-    n, c, h, wd = x.shape
-    ho, wo = h - k + 1, wd - k + 1
+    b = np.asarray(bias_int, dtype=np.int64)[:, None, None, None]
+    dtype = _product_dtype(w, x)
+    x, wd = np.asarray(x).astype(dtype), w.astype(dtype)
+    n, c, h, wi = x.shape
+    ho, wo = h - k + 1, wi - k + 1
     out = np.empty((n, len(w), ho, wo), dtype=np.int64)
     for s in range(0, n, _CONV_BLOCK):
-        # (m, C, Ho, Wo, K, K) -> rows (m, Ho, Wo), columns (C, K, K) in C order
-        win = np.lib.stride_tricks.sliding_window_view(x[s : s + _CONV_BLOCK], (k, k), (2, 3))
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
-        acc = (cols @ w.T + b).reshape(len(win), ho, wo, len(w))
-        out[s : s + len(win)] = activate(spec, acc).transpose(0, 3, 1, 2)
+        xb = x[s : s + _CONV_BLOCK].transpose(1, 0, 2, 3)  # (C, m, H, W)
+        # patch matrix: row c * K * K + i * K + j holds x[:, c, y + i, x + j] for every (m, y, x)
+        cols = np.empty((c, k, k, xb.shape[1], ho, wo), dtype=dtype)
+        for i in range(k):
+            for j in range(k):
+                cols[:, i, j] = xb[:, :, i : i + ho, j : j + wo]
+        acc = (wd @ cols.reshape(c * k * k, -1)).astype(np.int64)
+        acc = acc.reshape(len(w), xb.shape[1], ho, wo) + b
+        out[s : s + xb.shape[1]] = activate(spec, acc).transpose(1, 0, 2, 3)
     return out
 
 
 def maxpool2d_forward(spec: dict, x) -> np.ndarray:
     """2x2 stride-2 max pooling of ``x`` ``(n, C, H, W)`` (a trailing odd row/column dropped)."""
-    k = int(spec.get("kernel_size", 2))
-    n, c, h, w = x.shape
-    ho, wo = h // k, w // k
-    return x[:, :, : ho * k, : wo * k].reshape(n, c, ho, k, wo, k).max(axis=(3, 5))
+    _, _, h, w = x.shape
+    x = x[:, :, : h // 2 * 2, : w // 2 * 2]
+    top = np.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2])
+    return np.maximum(top, np.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]))
 
 
 def flatten_forward(spec: dict, x) -> np.ndarray:

@@ -38,7 +38,7 @@ def cnn_run(tmp_path_factory):
         cluster_sweep=(16,),
         train_limit=1200,
         test_limit=200,
-        calib_samples=1200,
+        calib_samples=600,
         taylor_batches=2,
         plots=False,
         quiet=True,
