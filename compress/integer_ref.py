@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["acc_bits", "forward", "layer_forward", "predict", "quantize_inputs", "requantise"]
+__all__ = [
+    "acc_bits",
+    "activate",
+    "conv2d_forward",
+    "flatten_forward",
+    "forward",
+    "layer_forward",
+    "maxpool2d_forward",
+    "predict",
+    "quantize_inputs",
+    "requantise",
+]
 
 
 def _parts(bundle):
@@ -39,10 +50,9 @@ def requantise(acc, shift: int) -> np.ndarray:
     return acc
 
 
-def layer_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
-    """One linear layer on integer codes ``x`` ``(n, in)``."""
-    w = np.asarray(weight_int, dtype=np.int64).reshape(spec["out_features"], -1)
-    acc = np.asarray(x, dtype=np.int64) @ w.T + np.asarray(bias_int, dtype=np.int64)
+def activate(spec: dict, acc) -> np.ndarray:
+    """Requantise the accumulator ``acc`` of a linear or conv2d layer and apply its activation
+    (saturating ReLU, or signed saturation for ``"none"``)."""
     shift = spec["input_frac_bits"] + spec["weight_frac_bits"] - spec["output_frac_bits"]
     y = requantise(acc, shift)
     bits = spec["output_bits"]
@@ -53,23 +63,101 @@ def layer_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
     raise ValueError(f"activation {spec['activation']!r} is not in the integer reference")
 
 
+def layer_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
+    """One linear layer on integer codes ``x`` ``(n, in)``."""
+    w = np.asarray(weight_int, dtype=np.int64).reshape(spec["out_features"], -1)
+    x = np.asarray(x, dtype=np.int64)
+    dtype = _product_dtype(w, x)
+    acc = (x.astype(dtype) @ w.T.astype(dtype)).astype(np.int64)
+    return activate(spec, acc + np.asarray(bias_int, dtype=np.int64))
+
+
+def _product_dtype(w, x):
+    """float64 when every partial sum of ``x @ w.T`` has a magnitude below ``2**53`` (then
+    float64 holds it exactly and the product, computed by BLAS, is several times faster than
+    NumPy's integer one), else int64."""
+    xmax = int(np.abs(x).max(initial=0))
+    exact = int(np.abs(w).sum(axis=1).max(initial=0)) * xmax < 2**53
+    return np.float64 if exact else np.int64
+
+
+# images per im2col block: bounds the (C*K*K, rows) patch matrix to a few tens of MB
+_CONV_BLOCK = 512
+
+
+def conv2d_forward(spec: dict, weight_int, bias_int, x) -> np.ndarray:
+    """A ``conv2d`` layer (stride 1, valid, correlation) on ``x`` ``(n, C, H, W)``: im2col and one
+    exact matrix product per block of images; returns ``(n, O, H-K+1, W-K+1)``."""
+    k = int(spec["kernel_size"])
+    w = np.asarray(weight_int, dtype=np.int64).reshape(spec["out_channels"], -1)
+    b = np.asarray(bias_int, dtype=np.int64)[:, None, None, None]
+    dtype = _product_dtype(w, x)
+    x, wd = np.asarray(x).astype(dtype), w.astype(dtype)
+    n, c, h, wi = x.shape
+    ho, wo = h - k + 1, wi - k + 1
+    out = np.empty((n, len(w), ho, wo), dtype=np.int64)
+    for s in range(0, n, _CONV_BLOCK):
+        xb = x[s : s + _CONV_BLOCK].transpose(1, 0, 2, 3)  # (C, m, H, W)
+        # patch matrix: row c * K * K + i * K + j holds x[:, c, y + i, x + j] for every (m, y, x)
+        cols = np.empty((c, k, k, xb.shape[1], ho, wo), dtype=dtype)
+        for i in range(k):
+            for j in range(k):
+                cols[:, i, j] = xb[:, :, i : i + ho, j : j + wo]
+        acc = (wd @ cols.reshape(c * k * k, -1)).astype(np.int64)
+        acc = acc.reshape(len(w), xb.shape[1], ho, wo) + b
+        out[s : s + xb.shape[1]] = activate(spec, acc).transpose(1, 0, 2, 3)
+    return out
+
+
+def maxpool2d_forward(spec: dict, x) -> np.ndarray:
+    """2x2 stride-2 max pooling of ``x`` ``(n, C, H, W)`` (a trailing odd row/column dropped)."""
+    _, _, h, w = x.shape
+    x = x[:, :, : h // 2 * 2, : w // 2 * 2]
+    top = np.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2])
+    return np.maximum(top, np.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]))
+
+
+def flatten_forward(spec: dict, x) -> np.ndarray:
+    """``(n, C, H, W)`` to ``(n, C*H*W)`` with feature ``(h * W + w) * C + c`` (order hwc)."""
+    order = spec.get("order", "hwc")
+    if order != "hwc":
+        raise ValueError(f"layer {spec['name']}: flatten order {order!r} is not 'hwc'")
+    return x.transpose(0, 2, 3, 1).reshape(len(x), -1)
+
+
+def _input_tensor(manifest: dict, x_codes) -> np.ndarray:
+    x = np.asarray(x_codes, dtype=np.int64)
+    shape = list(manifest["input"].get("shape", []))
+    if len(shape) == 3:
+        return x.reshape(len(x), *shape)
+    return x.reshape(len(x), -1)
+
+
 def forward(bundle, x_codes, baseline: bool = False, all_layers: bool = False):
-    """Last layer's integer outputs ``(n, classes)`` (every layer's with ``all_layers``)."""
+    """Last layer's integer outputs ``(n, classes)`` of a version-1 or -2 bundle on input codes
+    ``x_codes`` ``(n, features)`` (``(c, h, w)`` order for an image input). With ``all_layers``,
+    every layer's output: ``(n, C, H, W)`` for conv2d/maxpool2d, ``(n, features)`` otherwise."""
     manifest, arrays = _parts(bundle)
     specs = manifest["baseline"]["layers"] if baseline else manifest["layers"]
     prefix = "baseline." if baseline else ""
-    x = np.asarray(x_codes, dtype=np.int64)
-    x = x.reshape(len(x), -1)
+    x = _input_tensor(manifest, x_codes)
     outs = []
     for spec in specs:
-        if spec.get("kind", "linear") != "linear":
-            raise ValueError(f"layer {spec['name']}: only linear layers are supported")
-        x = layer_forward(
-            spec,
-            arrays[f"{prefix}{spec['name']}.weight_int"],
-            arrays[f"{prefix}{spec['name']}.bias_int"],
-            x,
-        )
+        kind = spec.get("kind", "linear")
+        name = spec["name"]
+        if kind in ("linear", "conv2d"):
+            step = layer_forward if kind == "linear" else conv2d_forward
+            if kind == "linear":
+                x = x.reshape(len(x), -1)
+            x = step(
+                spec, arrays[f"{prefix}{name}.weight_int"], arrays[f"{prefix}{name}.bias_int"], x
+            )
+        elif kind == "maxpool2d":
+            x = maxpool2d_forward(spec, x)
+        elif kind == "flatten":
+            x = flatten_forward(spec, x)
+        else:
+            raise ValueError(f"layer {name}: kind {kind!r} is not in the integer reference")
         outs.append(x)
     return outs if all_layers else x
 

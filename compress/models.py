@@ -68,16 +68,21 @@ class LeNet5(nn.Module):
         self.n_fc = len(sizes) - 1
 
     def forward(self, x):
-        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-        x = torch.relu(self.conv2(x))
-        if self.pool2:
-            x = torch.max_pool2d(x, 2)
+        return self.hidden_activations(x)[-1]
+
+    def hidden_activations(self, x):
+        """Outputs of every conv and fc layer (after ReLU for all but the last), before pooling."""
+        outs = [torch.relu(self.conv1(x))]
+        x = torch.max_pool2d(outs[-1], 2)
+        outs.append(torch.relu(self.conv2(x)))
+        x = torch.max_pool2d(outs[-1], 2) if self.pool2 else outs[-1]
         x = x.flatten(1)
         for i in range(self.n_fc):
             x = getattr(self, f"fc{i + 1}")(x)
             if i < self.n_fc - 1:
                 x = torch.relu(x)
-        return x
+            outs.append(x)
+        return outs
 
 
 def build_model(name: str, image_shape, classes: int = 10, hidden=None) -> nn.Module:

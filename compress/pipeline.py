@@ -15,6 +15,7 @@ import torch
 from . import integer_ref, plots, pow2, report, stages
 from .bundle import save_bundle
 from .calibrate import calibrate_pow2, dense_baseline, input_spec
+from .calibrate_cnn import calibrate_cnn_pow2, cnn_dense_baseline, cnn_input_spec
 from .data import load_dataset
 from .encode import encode_layer
 from .models import linear_layers, prunable
@@ -96,8 +97,9 @@ def _log(cfg, msg):
 def run(cfg: Config) -> dict:
     """Run the pipeline for ``cfg.model`` on ``cfg.dataset``.
 
-    Writes ``report.txt``, ``summary.json``, the plots (``cfg.plots``) and, for LeNet-300-100,
-    the bundle to ``cfg.out`` (default ``build/compress/<dataset>_<model>``).
+    Writes ``report.txt``, ``summary.json``, the plots (``cfg.plots``) and the bundle (version 1
+    for LeNet-300-100, version 2 for LeNet-5) to ``cfg.out`` (default
+    ``build/compress/<dataset>_<model>``).
 
     Returns
     -------
@@ -180,7 +182,8 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     timings["integer"] = time.time() - t
 
     orig_layers = linear_layers(trained.original)
-    layer_rows, stage_bytes = _encode_mlp(cfg, model, specs, arrays, codes, quant, orig_layers)
+    fmts = {n: quant.formats[m] for n, m in linear_layers(model).items()}
+    layer_rows, stage_bytes = _encode_layers(cfg, specs, arrays, codes, fmts, orig_layers)
     base_specs, base_arrays, base_acc = dense_baseline(cfg, trained.original, data, log)
     arrays.update(base_arrays)
     arrays["reference.test_inputs"] = x_test_q.astype(np.uint8)
@@ -240,54 +243,151 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
 
 
 def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
-    """LeNet-5: the same compression stages (Taylor filter pruning, iterative pruning, sharing,
-    pow2, CSR + Huffman sizes). The bundle's integer reference covers linear layers only, so this
-    path writes report, plots and summary.json (``bundle`` and ``integer_accuracy`` are null)."""
+    """LeNet-5: the same stages (Taylor filter and neuron pruning, iterative pruning, sharing,
+    pow2), then the integer layers (conv, pool, flatten, linear; fc1 in hwc order), the integer
+    reference, CSR + Huffman encoding, the dense 16-bit baseline and a version-2 bundle."""
+    log(
+        f"compress: dataset {cfg.dataset} ({len(data.x_train)} train / {len(data.x_test)} test, "
+        f"input {data.image_shape}), model {cfg.model}"
+    )
+    timings = {}
+    t = time.time()
     trained = stages.train_float(cfg, data, log)
     model = trained.model
+    timings["train"] = time.time() - t
+
+    t = time.time()
     importance, structured_hist = stages.prune_structured(cfg, model, data, log)
+    timings["structured"] = time.time() - t
+
+    t = time.time()
     pruned = stages.prune_unstructured(cfg, model, data, trained.original_weights, log)
+    timings["unstructured"] = time.time() - t
+
+    t = time.time()
     # the LeNet-5 cluster sweep seeds k-means with 0, whatever cfg.seed
     shared = stages.share_weights(cfg, model, pruned, data, sweep_seed=0)
+    log(
+        "accuracy vs clusters: "
+        + ", ".join(f"{s['clusters']}: {100 * s['accuracy']:.2f}%" for s in shared.sweep)
+    )
+    log(
+        f"shared ({cfg.clusters} clusters, {cfg.kmeans_init} init): "
+        f"{100 * shared.acc_shared:.2f}% -> centroids fine-tuned {100 * shared.acc_tuned:.2f}%"
+    )
+    timings["share"] = time.time() - t
+
+    t = time.time()
     quant = stages.quantize_pow2(cfg, model, pruned.masks, data, snap_first=False)
-    log(f"shared {100 * shared.acc_tuned:.2f}%, power-of-two {100 * quant.accuracy:.2f}%")
-    layer_rows, stage_bytes = _encode_cnn(cfg, pruned, quant, prunable(trained.original))
+    log(
+        f"power-of-two (sign + {cfg.exp_bits}-bit exponent), fine-tuned from the shared weights: "
+        f"{100 * quant.accuracy:.2f}%"
+    )
+    timings["pow2"] = time.time() - t
+
+    t = time.time()
+    method, specs, arrays, codes = calibrate_cnn_pow2(
+        cfg, model, pruned.masks, quant.formats, data, log
+    )
+    man = {"input": cnn_input_spec(data), "layers": specs}
+    x_test_q = integer_ref.quantize_inputs(man, data.x_test)
+    test_out = integer_ref.forward((man, arrays), x_test_q)
+    test_pred = np.argmax(test_out, axis=1)
+    int_acc = float(np.mean(test_pred == data.y_test))
+    log(
+        f"integer reference ({method} calibration): {int(np.sum(test_pred == data.y_test))}/"
+        f"{len(data.y_test)} ({100 * int_acc:.2f}%)"
+    )
+    timings["integer"] = time.time() - t
+
+    t = time.time()
+    fmts = {pruned.names[m]: f for m, f in quant.formats.items()}
+    weight_specs = [sp for sp in specs if sp["kind"] in ("conv2d", "linear")]
+    layer_rows, stage_bytes = _encode_layers(
+        cfg, weight_specs, arrays, codes, fmts, prunable(trained.original)
+    )
+    base_specs, base_arrays, base_acc = cnn_dense_baseline(cfg, trained.original, data, log)
+    timings["encode+baseline"] = time.time() - t
+    arrays.update(base_arrays)
+    arrays["reference.test_inputs"] = x_test_q.astype(np.uint8)
+    arrays["reference.test_labels"] = data.y_test.astype(np.int64)
+    arrays["reference.test_outputs"] = test_out.astype(np.int32)
+    arrays["reference.test_pred"] = test_pred.astype(np.int64)
+    manifest = {
+        "dataset": cfg.dataset,
+        "model": cfg.model,
+        "created_by": "compress 0.1.0",
+        "input": man["input"],
+        "layers": specs,
+        "architecture": {
+            "filters": [model.conv1.out_channels, model.conv2.out_channels],
+            "original": _cnn_arch(trained.original),
+            "compressed": _cnn_arch(model),
+        },
+        "calibration": method,
+        "reference": {
+            "test_images": len(data.y_test),
+            "integer_accuracy": int_acc,
+            "float_accuracy": trained.accuracy,
+        },
+        "baseline": {
+            "layers": base_specs,
+            "integer_accuracy": base_acc,
+            "float_accuracy": trained.accuracy,
+        },
+    }
+    bundle_dir = save_bundle(out / "bundle", manifest, arrays)
+
     dense_bytes = trained.dense_bytes
+    compressed_bytes = stage_bytes["huffman"]
+    timings["total"] = time.time() - t0
     summary = {
         "dataset": cfg.dataset,
         "model": cfg.model,
         "float_accuracy": trained.accuracy,
-        "integer_accuracy": None,
+        "integer_accuracy": int_acc,
         "pruned_fraction": _pruned_fraction(layer_rows, trained.original_weights),
         "dense_bytes": dense_bytes,
-        "compressed_bytes": stage_bytes["huffman"],
-        "compression_ratio": dense_bytes / stage_bytes["huffman"],
+        "compressed_bytes": compressed_bytes,
+        "compression_ratio": dense_bytes / compressed_bytes,
         "rom_bytes": stage_bytes["pow2"],
-        "stages": _stage_rows(trained, stage_bytes, pruned, shared, quant),
-        "bundle": None,
-        "architecture": {"filters": [model.conv1.out_channels, model.conv2.out_channels]},
+        "stages": _stage_rows(trained, stage_bytes, pruned, shared, quant, int_acc),
+        "bundle": str(bundle_dir),
+        "architecture": manifest["architecture"],
+        "baseline_integer_accuracy": base_acc,
         "layers": layer_rows,
         "schedule": pruned.schedule,
         "structured": structured_hist,
         "cluster_sweep": shared.sweep,
-        "timings_s": {"total": time.time() - t0},
+        "calibration": method,
+        "timings_s": timings,
         "config": _config_dict(cfg),
     }
     return _write_outputs(cfg, out, summary, lines, log, trained, pruned, importance)
 
 
-def _encode_mlp(cfg, model, specs, arrays, codes, quant, orig_layers) -> tuple[list, dict]:
-    """CSR + Huffman encode every layer of the bundle: adds the mask, codes, codebook, pow2 and
-    CSR arrays to ``arrays`` and the CSR counts to ``specs``; returns the per-layer rows and the
+def _cnn_arch(model) -> list:
+    """Conv filter counts and fc widths of a LeNet-5, for the report's architecture line."""
+    return [
+        f"conv {model.conv1.out_channels}",
+        f"conv {model.conv2.out_channels}",
+        *model.sizes,
+    ]
+
+
+def _encode_layers(cfg, specs, arrays, codes, formats, orig_layers) -> tuple[list, dict]:
+    """CSR + Huffman encode every weight layer of the bundle (``spec["index_bits"]`` per layer;
+    ``formats``: `pow2.Pow2Format` by layer name): adds the mask, codes, codebook, pow2 and CSR
+    arrays to ``arrays`` and the CSR counts to ``specs``; returns the per-layer rows and the
     total bytes per stage."""
     layer_rows = []
     stage_bytes = {"dense": 0, "pruned": 0, "shared": 0, "pow2": 0, "huffman": 0}
     for spec in specs:
         n = spec["name"]
         c, sgn, e, mk = codes[n]
-        book = pow2.codebook(quant.formats[linear_layers(model)[n]], spec["codebook_bits"])
+        book = pow2.codebook(formats[n], spec["codebook_bits"])
         assert np.array_equal(book[c], arrays[f"{n}.weight_int"])
-        enc = encode_layer(c, cfg.index_bits, spec["codebook_bits"], cfg.clusters)
+        enc = encode_layer(c, spec["index_bits"], spec["codebook_bits"], cfg.clusters)
         orig = orig_layers[n]
         sz = enc.sizes
         sz["dense"] = 4 * (orig.weight.numel() + orig.bias.numel())
@@ -317,34 +417,6 @@ def _encode_mlp(cfg, model, specs, arrays, codes, quant, orig_layers) -> tuple[l
                 "csr_entries": len(enc.rel),
                 "fillers": enc.fillers,
                 "bytes": dict(sz),
-            }
-        )
-    return layer_rows, stage_bytes
-
-
-def _encode_cnn(cfg, pruned, quant, orig_layers) -> tuple[list, dict]:
-    """Sizes of every LeNet-5 layer (conv rows with ``cfg.conv_index_bits`` indices); returns
-    the per-layer rows and the total bytes per stage."""
-    stage_bytes = {"pruned": 0, "shared": 0, "pow2": 0, "huffman": 0}
-    layer_rows = []
-    for m, mk in pruned.masks.items():
-        n = pruned.names[m]
-        _, c, _, _ = pow2.encode(m.weight.detach(), quant.formats[m])
-        bits = cfg.conv_index_bits if isinstance(m, torch.nn.Conv2d) else cfg.index_bits
-        enc = encode_layer(c, bits, cfg.exp_bits + 1, cfg.clusters)
-        for k in stage_bytes:
-            stage_bytes[k] += enc.sizes[k]
-        orig = orig_layers[n]
-        layer_rows.append(
-            {
-                "name": n,
-                "nonzeros": int(mk.sum()),
-                "original": int(orig.weight.numel()),
-                "original_shape": list(orig.weight.shape),
-                "pruned_shape": list(c.shape),
-                "csr_entries": len(enc.rel),
-                "fillers": enc.fillers,
-                "bytes": dict(enc.sizes),
             }
         )
     return layer_rows, stage_bytes

@@ -105,8 +105,8 @@ def _conv_side(model, data) -> int:
 def prune_structured(cfg, model, data, log) -> tuple[dict, list]:
     """Taylor structured pruning in ``cfg.structured_steps`` steps, each fine-tuned: hidden
     neurons of an MLP (down to ``cfg.hidden_targets``) or LeNet-5 conv filters (down to
-    ``cfg.conv_targets``). Returns the group importance of the first step by layer name and one
-    history entry per step."""
+    ``cfg.conv_targets``) and hidden fc neurons (down to ``cfg.hidden_targets``). Returns the
+    group importance of the first step by layer name and one history entry per step."""
     mlp = isinstance(model, MLP)
     if mlp:
         widths0 = model.sizes[1:-1]
@@ -114,10 +114,14 @@ def prune_structured(cfg, model, data, log) -> tuple[dict, list]:
         pairs = [(i, i + 1, 1) for i in range(len(widths0))]
         names = [f"fc{i + 1}" for i in range(len(widths0))]
     else:
-        widths0 = [model.conv1.out_channels, model.conv2.out_channels]
-        targets = list(cfg.conv_targets)
+        # conv filters, then the hidden fc neurons (a missing hidden target keeps the width)
+        hidden0 = model.sizes[1:-1]
+        widths0 = [model.conv1.out_channels, model.conv2.out_channels, *hidden0]
+        hidden = list(cfg.hidden_targets)[: len(hidden0)]
+        targets = [*cfg.conv_targets, *hidden, *hidden0[len(hidden) :]]
         pairs = [("conv1", "conv2", 1), ("conv2", "fc1", _conv_side(model, data))]
-        names = ["conv1", "conv2"]
+        pairs += [(f"fc{i + 1}", f"fc{i + 2}", 1) for i in range(len(hidden0))]
+        names = [a for a, _, _ in pairs]
     first, history = None, []
     for step in range(1, cfg.structured_steps + 1):
         layers = prunable(model)
@@ -133,13 +137,20 @@ def prune_structured(cfg, model, data, log) -> tuple[dict, list]:
             taylor.remove_units(layer, nxt, keep, spatial=spatial)
             if mlp:
                 model.sizes[i + 1] = width
+            elif i == 1:
+                model.sizes[0] = width * spatial
+            elif i >= 2:
+                model.sizes[i - 1] = width
         acc0, acc1 = _retrain(cfg, model, data, cfg.seed + 100 + step, f"taylor step {step}")
         if mlp:
             shape = {"sizes": list(model.sizes)}
             text = " -> ".join(map(str, model.sizes))
         else:
-            shape = {"filters": [model.conv1.out_channels, model.conv2.out_channels]}
-            text = f"filters {shape['filters']}"
+            shape = {
+                "filters": [model.conv1.out_channels, model.conv2.out_channels],
+                "hidden": list(model.sizes[1:-1]),
+            }
+            text = f"filters {shape['filters']}, fc {' -> '.join(map(str, model.sizes))}"
         history.append({"step": step, **shape, "acc_pruned": acc0, "acc_finetuned": acc1})
         log(f"Taylor step {step}: {text}  acc {100 * acc0:.2f}% -> fine-tuned {100 * acc1:.2f}%")
     return first, history

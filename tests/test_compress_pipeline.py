@@ -130,7 +130,14 @@ def test_lenet5_run_reports_sizes(tmp_path):
     )
     assert rc == 0
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["model"] == "lenet5" and s["bundle"] is None
+    assert s["model"] == "lenet5" and s["integer_accuracy"] is not None
     assert s["architecture"]["filters"] == [4, 10]
     assert s["compressed_bytes"] < s["dense_bytes"]
     assert [r["name"] for r in s["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    # 8x8 digits, K = 3: conv2's output is 1x1, so there is no pool2
+    b = load_bundle(s["bundle"])
+    assert b.manifest["version"] == 2
+    names = [spec["name"] for spec in b.manifest["layers"]]
+    assert names == ["conv1", "pool1", "conv2", "flatten", "fc1", "fc2", "fc3"]
+    out = integer_ref.forward(b, b.arrays["reference.test_inputs"])
+    np.testing.assert_array_equal(out, b.arrays["reference.test_outputs"])
