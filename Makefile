@@ -14,8 +14,9 @@ PIPELINE     ?=
 K            ?= 3
 WIDTH        ?= 28
 HEIGHT       ?= 28
-DATASET      ?= digits
-MODEL        ?= lenet300
+MODEL        ?= $(if $(filter cnn,$(DESIGN)),lenet5,lenet300)
+# LeNet-5 trains on Fashion-MNIST by default, LeNet-300-100 on the 8x8 digits
+DATASET      ?= $(if $(filter lenet5,$(MODEL)),fashion,digits)
 BUNDLE       ?= build/compress/$(DATASET)_$(MODEL)/bundle
 IMAGES       ?= 100
 OFFSET       ?= 0
@@ -50,7 +51,7 @@ EXPORT_ARGS = --design $(DESIGN) --line-buffers $(LINE_BUFFERS) --pixels-per-clo
 	--height $(HEIGHT) --bundle $(BUNDLE) --build $(BUILD) $(if $(filter 1,$(ZERO_SKIP)),--zero-skip) --layout $(LAYOUT) \
 	--part $(PART) --clock-ns $(CLOCK_NS)
 # The MLP and neuron designs read the compress bundle; build it on first use.
-NEEDS_BUNDLE = $(if $(filter mlp neuron,$(DESIGN)),$(BUNDLE)/manifest.json)
+NEEDS_BUNDLE = $(if $(filter mlp neuron cnn,$(DESIGN)),$(BUNDLE)/manifest.json)
 
 $(BUNDLE)/manifest.json: | $(STAMP)
 	$(PY) -m compress --dataset $(DATASET) --model $(MODEL)
@@ -63,8 +64,14 @@ else ifeq ($(DESIGN),mlp)
 	$(PY) -m sim.mlp --bundle $(BUNDLE) --dataset $(DATASET) --model $(MODEL) \
 		--images $(IMAGES) --offset $(OFFSET) $(if $(INDICES),--indices $(INDICES)) \
 		--layout $(LAYOUT) --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
+else ifeq ($(DESIGN),cnn)
+	$(PY) -m sim.cnn --bundle $(BUNDLE) --dataset $(DATASET) --model $(MODEL) \
+		--images $(if $(filter file,$(origin IMAGES)),20,$(IMAGES)) --offset $(OFFSET) \
+		$(if $(INDICES),--indices $(INDICES)) \
+		$(if $(filter command line,$(origin LINE_BUFFERS)),--line-buffers $(LINE_BUFFERS)) \
+		--sim $(SIM) $(if $(filter 1,$(WAVES)),--waves)
 else
-	@echo "unknown DESIGN=$(DESIGN) (expected conv or mlp)" >&2; exit 2
+	@echo "unknown DESIGN=$(DESIGN) (expected conv, mlp or cnn)" >&2; exit 2
 endif
 
 # Every test image (or IMAGES from OFFSET, or INDICES) through the Verilated RTL, JOBS shards.

@@ -70,11 +70,12 @@ def run_case(
     testcase=None,
     waves: bool = False,
     toplevel: str = "mlp",
+    describe=None,
 ):
     """Pickle ``case`` (the stimulus: images, labels, seed, stalls) with the description of
     ``component`` (:func:`dut_case`) next to the build, run the cocotb module; return
-    ``(SimResult, report)``."""
-    case = {**case, **dut_case(component)}
+    ``(SimResult, report)``. ``describe`` (default :func:`dut_case`) gives the DUT's part."""
+    case = {**case, **(describe or dut_case)(component)}
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     case_path = (build_dir / f"case_{simulator}.pkl").resolve()

@@ -71,7 +71,9 @@ class Cnn(wiring.Component):
     zero_skip : bool
         The flatten leaves zero activations out and the MLP skips zeros (default on).
     layout : str
-        ROM layout of the fully connected layers (``"auto"``, ``"csr"``, ``"direct"``).
+        ROM layout of the fully connected layers (``"direct"``, the default: one code per input,
+        every element in one cycle; ``"auto"``, ``"csr"``). The composed cycle model covers a
+        first fc layer in the direct layout.
 
     Attributes
     ----------
@@ -82,7 +84,7 @@ class Cnn(wiring.Component):
     """
 
     def __init__(self, spec: CnnSpec, *, line_buffers=None, zero_skip: bool = True,
-                 layout: str = "auto"):  # fmt: skip
+                 layout: str = "direct"):  # fmt: skip
         try:
             line_buffers = self._check(spec, line_buffers)
         except (TypeError, ValueError):
@@ -99,7 +101,7 @@ class Cnn(wiring.Component):
             if isinstance(stage, ConvSpec):
                 n = next(n_iter)
                 if index > 0 and n >= stage.kernel:
-                    self.fifo_depths[stage.name] = w
+                    self.fifo_depths[stage.name] = max(4, w)
                 self.stages.append(
                     ConvLayer(
                         height=h,
@@ -121,8 +123,8 @@ class Cnn(wiring.Component):
         self.flatten = Flatten(
             height=fh, width=fw, channels=fc, bits=flat_bits, drop_zeros=self.zero_skip
         )
-        self.fifo_depths["flatten"] = fh * fw
-        self.fifo_depths["fc"] = fh * fw * fc
+        self.fifo_depths["flatten"] = max(4, fh * fw)
+        self.fifo_depths["fc"] = max(4, fh * fw * fc)
         self.mlp = Mlp(list(spec.fc), build=spec.fc[0].weight_format, zero_skip=self.zero_skip,
                        layout=layout)  # fmt: skip
         self.layouts = self.mlp.layouts
