@@ -34,7 +34,6 @@ class Config:
     epochs: int = 60
     batch: int = 32
     lr: float = 1e-3
-    lr_schedule: str = "constant"  # float training: "constant" or "cosine"
     l1: float = 0.0  # optional L1 regularisation during float training
     finetune_epochs: int = 8
     finetune_lr: float = 5e-4
@@ -87,11 +86,11 @@ def config_for(dataset: str, model: str = "lenet300", **overrides) -> Config:
             cfg.epochs, cfg.lr = 60, 2e-3
         else:
             # small conv layers for the shift-and-add engine, Taylor-pruned fc neurons
-            cfg.epochs, cfg.batch, cfg.lr_schedule = 15, 128, "cosine"
+            cfg.epochs, cfg.batch = 12, 64
             cfg.conv_targets, cfg.hidden_targets = (5, 12), (64, 32)
             cfg.layer_sparsity = (0.2, 0.5, 0.85, 0.7, 0.3)
             cfg.structured_steps, cfg.prune_rounds, cfg.finetune_epochs = 2, 3, 3
-            cfg.centroid_epochs, cfg.pow2_epochs = 1, 3
+            cfg.centroid_epochs, cfg.pow2_epochs, cfg.pow2_lr = 1, 6, 5e-4
             cfg.conv_index_bits = 4
     for k, v in overrides.items():
         if v is not None:

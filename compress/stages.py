@@ -56,7 +56,6 @@ def train_float(cfg, data, log) -> Trained:
         batch=cfg.batch,
         seed=cfg.seed,
         l1=cfg.l1,
-        schedule=cfg.lr_schedule,
         desc="train",
         quiet=cfg.quiet,
     )

@@ -63,23 +63,15 @@ def train(
     desc: str = "train",
     quiet: bool = False,
     optimizer=None,
-    schedule: str = "constant",
 ):
     """Adam training. ``masks`` (``{module: bool tensor}``): gradients of pruned weights are
     zeroed and the mask is re-applied after every step, so pruned weights stay exactly zero even
-    with Adam's momentum. ``hook(model)`` runs after every step (e.g. weight sharing updates).
-    ``schedule``: ``"constant"`` learning rate, or ``"cosine"`` (annealed to 0 over all steps)."""
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule must be 'constant' or 'cosine', not {schedule!r}")
+    with Adam's momentum. ``hook(model)`` runs after every step (e.g. weight sharing updates)."""
     gen = torch.Generator().manual_seed(seed)
     x, y = _tensor(x), _tensor(y)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = optimizer or torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     n = len(x)
-    sched = None
-    if schedule == "cosine":
-        steps = epochs * ((n + batch - 1) // batch)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(n, generator=gen)
@@ -106,8 +98,6 @@ def train(
                     if m.weight.grad is not None:
                         m.weight.grad.mul_(mask)
             opt.step()
-            if sched is not None:
-                sched.step()
             if masks:
                 with torch.no_grad():
                     for m, mask in masks.items():
