@@ -79,10 +79,19 @@ def config_for(dataset: str, model: str = "lenet300", **overrides) -> Config:
         cfg.taylor_batches = 40
     if model == "lenet5":
         cfg.conv_targets = (4, 10)
+        cfg.hidden_targets = (120, 84)  # LeNet-5's own widths: no neuron pruning
         cfg.layer_sparsity = (0.2, 0.5, 0.8, 0.9, 0.5)
         cfg.index_bits = 4
         if dataset == "digits":
             cfg.epochs, cfg.lr = 60, 2e-3
+        else:
+            # small conv layers for the shift-and-add engine, Taylor-pruned fc neurons
+            cfg.epochs, cfg.batch = 12, 64
+            cfg.conv_targets, cfg.hidden_targets = (5, 12), (64, 32)
+            cfg.layer_sparsity = (0.2, 0.5, 0.85, 0.7, 0.3)
+            cfg.structured_steps, cfg.prune_rounds, cfg.finetune_epochs = 2, 3, 3
+            cfg.centroid_epochs, cfg.pow2_epochs, cfg.pow2_lr = 1, 6, 5e-4
+            cfg.conv_index_bits = 4
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
