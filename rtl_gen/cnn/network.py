@@ -71,8 +71,9 @@ class Cnn(wiring.Component):
     zero_skip : bool
         The flatten leaves zero activations out and the MLP skips zeros (default on).
     layout : str
-        ROM layout of the fully connected layers (``"direct"``, the default: one code per input,
-        every element in one cycle; ``"auto"``, ``"csr"``). The composed cycle model covers a
+        ROM layout of the fully connected layers: ``"direct"`` (the default for compressed
+        weights: one code per input, every element in one cycle), ``"auto"`` or ``"csr"`` (the
+        only one of dense weights, the default for them). The composed cycle model covers a
         first fc layer in the direct layout.
 
     Attributes
@@ -84,7 +85,7 @@ class Cnn(wiring.Component):
     """
 
     def __init__(self, spec: CnnSpec, *, line_buffers=None, zero_skip: bool = True,
-                 layout: str = "direct"):  # fmt: skip
+                 layout: str | None = None):  # fmt: skip
         try:
             line_buffers = self._check(spec, line_buffers)
         except (TypeError, ValueError):
@@ -125,8 +126,10 @@ class Cnn(wiring.Component):
         )
         self.fifo_depths["flatten"] = max(4, fh * fw)
         self.fifo_depths["fc"] = max(4, fh * fw * fc)
-        self.mlp = Mlp(list(spec.fc), build=spec.fc[0].weight_format, zero_skip=self.zero_skip,
-                       layout=layout)  # fmt: skip
+        build = spec.fc[0].weight_format
+        if layout is None:
+            layout = "csr" if build == "dense" else "direct"
+        self.mlp = Mlp(list(spec.fc), build=build, zero_skip=self.zero_skip, layout=layout)
         self.layouts = self.mlp.layouts
         c0 = spec.input_shape[0]
         super().__init__(
