@@ -18,6 +18,7 @@ from .calibrate import calibrate_pow2, dense_baseline, input_spec
 from .calibrate_cnn import calibrate_cnn_pow2, cnn_dense_baseline, cnn_input_spec
 from .data import load_dataset
 from .encode import encode_layer
+from .environment import environment
 from .models import linear_layers, prunable
 from .train import seed_everything
 
@@ -467,6 +468,7 @@ def _config_dict(cfg: Config) -> dict:
 def _write_outputs(cfg, out: Path, summary, lines, log, trained, pruned, importance) -> dict:
     """Log the report, write ``report.txt``, ``summary.json`` and the plots; return the summary
     with ``out`` added."""
+    summary["environment"] = environment()
     for line in report.render(summary).splitlines():
         log(line)
     (out / "report.txt").write_text("\n".join(lines) + "\n")

@@ -66,6 +66,8 @@ def test_summary_has_all_keys(run_dir):
         assert set(st) >= {"name", "bytes", "ratio", "accuracy"}
     assert s["compression_ratio"] == pytest.approx(s["dense_bytes"] / s["compressed_bytes"])
     assert s["pruned_fraction"] > 0.9
+    env = s["environment"]
+    assert env["torch_cpu_capability"] and env["torch"].startswith("2.") and env["cpu_count"] >= 1
     report = (run_dir / "report.txt").read_text()
     assert "fc1.weight | nonzeros =" in report and "Compression rate :" in report
     for png in (
