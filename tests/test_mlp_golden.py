@@ -57,8 +57,10 @@ def test_cycle_model_properties(bundle):
     for image in x:
         plain = golden.mlp_cycles(layers, image, build, zero_skip=False)
         skip = golden.mlp_cycles(layers, image, build, zero_skip=True)
-        # without skipping: one cycle per input element, plus result latency and output walk
-        expect = sum(w.in_features + golden.RESULT_LATENCY - 1 for w in layers)
+        # without skipping: one cycle per input element, plus the input queue, the result
+        # latency (the neurons finish together) and the output walk
+        latency = golden.QUEUE_LATENCY + golden.RESULT_LATENCY + golden.GATHER_LATENCY
+        expect = sum(w.in_features + latency - 1 for w in layers)
         assert plain == expect + layers[-1].out_features
         assert skip <= plain + len(layers)
     zeros = np.zeros(layers[0].in_features, np.int64)
