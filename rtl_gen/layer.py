@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
@@ -34,15 +34,16 @@ class Layer(wiring.Component):
     that were not sent). Every neuron sees every element.
 
     CSR layout and dense build: the layer pushes each element it accepts into an input queue of
-    every neuron (:data:`QUEUE_DEPTH` entries, ``amaranth.lib.fifo.SyncFIFO``), and each neuron
-    walks its ROM row at its own pace, taking the head of its queue when it is done with it (see
+    every neuron (``queue_depth`` entries, ``amaranth.lib.fifo.SyncFIFOBuffered``: the head is a
+    register), and each neuron walks its ROM row at its own pace, taking the head of its queue
+    when it is done with it (see
     :class:`~rtl_gen.neuron.Neuron`; one cycle per element plus one per ROM entry it must skip).
     ``inp.ready`` is a register: high in cycle ``t`` when every queue held at most
     ``queue_depth - 2`` elements in cycle ``t - 1`` (room for the two pushes that this
     registered AND cannot see), so no path runs from one neuron through the layer-wide AND into
     another neuron. An element accepted in cycle ``t`` is at the head of the queues in cycle
-    ``t + 1``. Without skipped entries the queues hold at most one element and the layer takes
-    one element per cycle.
+    ``t + 2``. Without skipped entries the queues hold two elements and the layer takes one
+    element per cycle.
 
     Direct layout (``layout="direct"``): a broadcast in lockstep. ``inp.ready`` is the AND of the
     neurons' ``done`` and every element takes exactly one cycle (the ROM is addressed by the
@@ -84,7 +85,7 @@ class Layer(wiring.Component):
     lut_bits : int
         Activation table address width (sigmoid/tanh).
     queue_depth : int
-        Entries of each neuron's input queue (CSR layout and dense build), at least 3; with
+        Entries of each neuron's input queue (CSR layout and dense build), at least 4; with
         less slack (``queue_depth - 2``) a neuron that skips entries stalls the layer sooner.
     """
 
@@ -110,8 +111,8 @@ class Layer(wiring.Component):
             raise ValueError(f"build 'pow2' needs pow2 weights, {weights.name} has a codebook")
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
-        if not isinstance(queue_depth, int) or queue_depth < 3:
-            raise ValueError(f"queue_depth must be an integer >= 3, not {queue_depth!r}")
+        if not isinstance(queue_depth, int) or queue_depth < 4:
+            raise ValueError(f"queue_depth must be an integer >= 4, not {queue_depth!r}")
         self.weights = weights
         self.queue_depth = queue_depth
         self.build = build
@@ -200,7 +201,7 @@ class Layer(wiring.Component):
             self.inp.ready.eq(drop | room),
         ]
         for i, neuron in enumerate(neurons):
-            queue = SyncFIFO(width=len(self.inp.payload.as_value()), depth=self.queue_depth)
+            queue = SyncFIFOBuffered(width=len(self.inp.payload.as_value()), depth=self.queue_depth)
             m.submodules[f"queue{i}"] = queue
             m.d.comb += [
                 queue.w_data.eq(self.inp.payload),

@@ -160,7 +160,7 @@ def test_mlp_zero_skip_backpressure():
             assert dense_vector(outputs, 4) == golden.mlp_forward(layers, vector)[-1].tolist()
 
 
-@pytest.mark.parametrize("queue_depth", [3, 4])
+@pytest.mark.parametrize("queue_depth", [4, 5])
 def test_mlp_queue_stalls(queue_depth):
     """Short input queues: neurons that skip entries fill them, the layer stops accepting
     (registered room), and results and cycles stay exact, under backpressure too."""
@@ -243,8 +243,8 @@ def test_parameters_are_checked():
     layer = golden.synthetic_layer(np.random.default_rng(0), 8, 2, weight_format="codebook")
     with pytest.raises(ValueError, match="build 'pow2' needs pow2 weights"):
         Layer(layer, build="pow2")
-    with pytest.raises(ValueError, match="queue_depth must be an integer >= 3, not 2"):
-        Layer(layer, build="codebook", queue_depth=2)
+    with pytest.raises(ValueError, match="queue_depth must be an integer >= 4, not 3"):
+        Layer(layer, build="codebook", queue_depth=3)
 
 
 def test_csr_fillers_and_empty_rows():

@@ -39,8 +39,9 @@ class BroadcastSignature(wiring.Signature):
     valid : ``Out(1)`` ``data`` holds an element.
     done : ``In(1)`` the neuron has finished with ``data`` (it changes no state that depends on
         this element until ``accept``); may depend on ``valid`` and ``data``.
-    accept : ``Out(1)`` the element is taken (every neuron is ``done``); the next cycle brings the
-        next element or nothing.
+    accept : ``Out(1)`` the element is taken; the next cycle brings the next element or nothing.
+        A direct-layout layer accepts when every neuron is ``done`` (lockstep); a CSR or dense
+        layer gives each neuron its own input queue and ``accept`` = this neuron's ``done``.
     """
 
     def __init__(self, layout):
@@ -285,7 +286,8 @@ class Neuron(wiring.Component):
 
         primed = Signal()  # the read port shows ROM[addr]
         exhausted = Signal(init=int(n == 0))  # every entry of the row has been passed
-        addr = Signal(range(max(n, 1)))
+        addr = Signal(range(max(n, 1)))  # the entry on the read port
+        following = Signal(range(max(n, 1)), init=1 % max(n, 1))  # the entry after it
         col_width = (self.in_features + (1 << self.index_bits) + 1).bit_length()
         base = Signal(col_width)  # column of the previous entry + 1
         col = Signal(col_width)
@@ -323,13 +325,10 @@ class Neuron(wiring.Component):
         ]
         product = self._product(m, word, element.value)
 
-        next_addr = Signal.like(addr)
         restart = self.inp.accept & element.last
-        m.d.comb += next_addr.eq(addr)
         # ``acc`` is read by sync assignments only: Icarus never evaluates a combinational
         # "next" signal of registers that keep their initial value, which then stays X.
         with m.If(restart):  # accepted, so valid
-            m.d.comb += next_addr.eq(0)
             m.d.sync += [
                 result.eq(Mux(match, acc + product, acc)),
                 acc.eq(self.bias),
@@ -341,13 +340,19 @@ class Neuron(wiring.Component):
                 m.d.sync += acc.eq(acc + product)
             with m.If(advance):
                 m.d.sync += base.eq(col + 1)
-                with m.If(addr == n - 1):
+                with m.If(following == 0):
                     m.d.sync += exhausted.eq(1)
-                with m.Else():
-                    m.d.comb += next_addr.eq(addr + 1)
-        m.d.sync += addr.eq(next_addr)
         if n:
-            m.d.comb += port.addr.eq(next_addr)
+            # The walk wraps to entry 0 after the last entry, so the read port already shows
+            # ROM[0] when the ``last`` element (column ``in_features - 1``, the row's last
+            # possible column) restarts it. The address is a register and ``advance`` only
+            # enables the read: no path from ``done`` through the address into the ROM.
+            with m.If(advance):
+                m.d.sync += [
+                    addr.eq(following),
+                    following.eq(Mux(following == n - 1, 0, following + 1)),
+                ]
+            m.d.comb += [port.addr.eq(Mux(primed, following, 0)), port.en.eq(advance | ~primed)]
 
         self._output_stage(m, result, restart, act_wait)
         return m

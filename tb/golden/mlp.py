@@ -44,7 +44,7 @@ DIRECT_LATENCY = 2
 #: Input queue of each neuron of a CSR (or dense) layer: entries, and cycles from the layer's
 #: accept to the neuron's first look at the element.
 QUEUE_DEPTH = 8
-QUEUE_LATENCY = 1
+QUEUE_LATENCY = 2
 
 #: CSR (and dense) layers: the neurons take the ``last`` element in different cycles, and the
 #: serializer starts one cycle after all results are valid (a registered AND).
@@ -182,12 +182,13 @@ def layer_timing(
     ``cols`` (CSR layout, dense build) holds, per neuron, the columns of its ROM words. The
     layer pushes each broadcast element into every neuron's input queue (``queue_depth``
     entries, default :data:`QUEUE_DEPTH`) in its accept cycle ``a``; a neuron sees it from
-    ``a + 1`` (:data:`QUEUE_LATENCY`), after the element before it, and takes it after one
-    cycle per ROM word of column ``< j`` still ahead (``take = max(a + 1, previous take + 1) +
-    skipped``). The layer accepts in cycle ``t`` only if, at the end of cycle ``t - 2``, every
-    queue held at most ``queue_depth - 2`` elements (a registered AND of the neurons' levels,
-    so two pushes may be under way). With ``drop_filter``, zero-valued elements without
-    ``last`` are taken in their first cycle and not broadcast.
+    ``a + 2`` (:data:`QUEUE_LATENCY`, the queue's registered head), after the element before
+    it, and takes it after one cycle per ROM word of column ``< j`` still ahead
+    (``take = max(a + 2, previous take + 1) + skipped``). The layer accepts in cycle ``t``
+    only if every queue held at most ``queue_depth - 2`` elements during cycle ``t - 1`` (a
+    registered AND of the neurons' levels, so two pushes may be under way). With
+    ``drop_filter``, zero-valued elements without ``last`` are taken in their first cycle and
+    not broadcast.
     """
     if cols is None:
         accepts = [first_valid + k for k in range(len(elements))]
