@@ -14,10 +14,11 @@ from .skid import SkidBuffer
 __all__ = ["GATHER_LATENCY", "QUEUE_DEPTH", "RESULT_LATENCY", "Layer"]
 
 #: Cycles from the neurons' ``accept`` of a vector's last element (all in the same cycle) to the
-#: first result on ``out``: the neurons' output latency, the serializer's one-hot register and
-#: the output register slice. The direct layout adds its two MAC stages, the CSR layout and the
-#: dense build :data:`GATHER_LATENCY`.
-RESULT_LATENCY = 4
+#: first result on ``out`` in the CSR layout and the dense build: the neurons' output latency,
+#: the serializer's one-hot register and the output register slice. The direct layout adds one
+#: (its extra MAC stage), and in the CSR layout and the dense build the serializer waits
+#: :data:`GATHER_LATENCY` more for the slowest neuron.
+RESULT_LATENCY = 5
 
 #: Default entries of each neuron's input queue (CSR layout and dense build).
 QUEUE_DEPTH = 8
@@ -50,14 +51,15 @@ class Layer(wiring.Component):
     element's index); the results come two cycles later than a CSR neuron's (MAC stages).
 
     Output: when the neurons take a vector's last element in cycle ``t`` (the direct layout: all
-    of them, in its ``accept`` cycle), their results are valid in cycle ``t + 2``
-    (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`); the serializer takes them in that cycle and
-    offers them in index order, from cycle ``t + 3``, into a :class:`~rtl_gen.skid.SkidBuffer`,
-    so the first one is offered on ``out`` in cycle ``t + 4`` (:data:`RESULT_LATENCY`) and the
-    others follow one per cycle while ``out.ready`` is high, ``last`` on neuron ``M - 1``. In the
-    CSR layout and the dense build the neurons may take the last element in different cycles:
-    the serializer waits for a registered AND of their ``out.valid``, so ``t`` is the slowest
-    neuron's cycle and the first result comes one cycle later (:data:`GATHER_LATENCY`).
+    of them, in its ``accept`` cycle), their results are valid in cycle ``t + 3``
+    (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`; ``t + 4`` in the direct layout). In the
+    direct layout the serializer takes them in that cycle; in the CSR layout and the dense build
+    the neurons may finish in different cycles, ``t`` is the slowest one's, and the serializer
+    takes them one cycle later (a registered AND of their ``out.valid``,
+    :data:`GATHER_LATENCY`). It offers them in index order from the next cycle into a
+    :class:`~rtl_gen.skid.SkidBuffer`, so the first one is on ``out`` two cycles after the
+    serializer took them (``t + 6`` in both layouts) and the others follow one per cycle while
+    ``out.ready`` is high, ``last`` on neuron ``M - 1``.
     ``out.valid``, ``out.payload`` and the serializer's view of ``out.ready`` are registers: no
     combinational path crosses from one layer into the next. A neuron does not take a ``last``
     element while its previous result has not left.

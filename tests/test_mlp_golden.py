@@ -59,7 +59,8 @@ def test_cycle_model_properties(bundle):
         skip = golden.mlp_cycles(layers, image, build, zero_skip=True)
         # without skipping: one cycle per input element, plus the input queue, the result
         # latency (the neurons finish together) and the output walk
-        latency = golden.QUEUE_LATENCY + golden.RESULT_LATENCY + golden.GATHER_LATENCY
+        latency = golden.QUEUE_LATENCY + golden.RESULT_LATENCY + golden.PRODUCT_LATENCY
+        latency += golden.GATHER_LATENCY
         expect = sum(w.in_features + latency - 1 for w in layers)
         assert plain == expect + layers[-1].out_features
         assert skip <= plain + len(layers)

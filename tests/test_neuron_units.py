@@ -112,7 +112,7 @@ def test_mlp_direct_layout_backpressure(layout):
             plain = golden.mlp_cycles(layers, vector, "pow2", False, layout="direct")
             zeros = int((vector[:-1] == 0).sum())
             # without skipping both take one cycle per element; only the latencies differ
-            csr_latency = golden.QUEUE_LATENCY + golden.GATHER_LATENCY
+            csr_latency = golden.QUEUE_LATENCY + golden.PRODUCT_LATENCY + golden.GATHER_LATENCY
             assert plain == golden.mlp_cycles(layers, vector, "pow2", False) + (
                 golden.DIRECT_LATENCY - csr_latency
             ) * len(layers)

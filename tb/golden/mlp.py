@@ -13,6 +13,7 @@ import numpy as np
 __all__ = [
     "DIRECT_LATENCY",
     "GATHER_LATENCY",
+    "PRODUCT_LATENCY",
     "QUEUE_DEPTH",
     "QUEUE_LATENCY",
     "RESULT_LATENCY",
@@ -34,7 +35,8 @@ __all__ = [
 #: the first result offered on a layer's output: the result register, the activation's output
 #: register (a circuit's register or a table's synchronous read), the serializer's register and
 #: the layer's output register slice. The same for every activation. The direct layout adds
-#: :data:`DIRECT_LATENCY`, the CSR layout and the dense build :data:`GATHER_LATENCY`.
+#: :data:`DIRECT_LATENCY`, the CSR layout and the dense build :data:`PRODUCT_LATENCY` and
+#: :data:`GATHER_LATENCY`.
 RESULT_LATENCY = 4
 
 #: Extra cycles of the direct ROM layout: the product and accumulate stages after the
@@ -49,6 +51,9 @@ QUEUE_LATENCY = 2
 #: CSR (and dense) layers: the neurons take the ``last`` element in different cycles, and the
 #: serializer starts one cycle after all results are valid (a registered AND).
 GATHER_LATENCY = 1
+
+#: CSR (and dense) layers: the product register before the accumulator.
+PRODUCT_LATENCY = 1
 
 
 def requantise(acc, shift: int) -> np.ndarray:
@@ -281,7 +286,7 @@ def mlp_cycles(
         )
         per_layer.append(finish - (first_valid if i == 0 else per_layer[-1]))
         first_valid = finish + RESULT_LATENCY
-        first_valid += DIRECT_LATENCY if direct else GATHER_LATENCY
+        first_valid += DIRECT_LATENCY if direct else PRODUCT_LATENCY + GATHER_LATENCY
         hidden = i != len(layers) - 1
         elements = _elements(outs[i], zero_skip and hidden)
     cycles = first_valid + layers[-1].weight_int.shape[0] - 1 + 1
