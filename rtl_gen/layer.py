@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
 from .neuron.weights import LAYOUTS
 from .skid import SkidBuffer
 
-__all__ = ["RESULT_LATENCY", "Layer"]
+__all__ = ["GATHER_LATENCY", "QUEUE_DEPTH", "RESULT_LATENCY", "Layer"]
 
-#: Cycles from the ``accept`` of a vector's last element to its first result on ``out`` (CSR
-#: layout and dense build; the direct layout adds one): the neurons' output latency, the
-#: serializer's one-hot register and the output register slice.
-RESULT_LATENCY = 4
+#: Cycles from the neurons' ``accept`` of a vector's last element (all in the same cycle) to the
+#: first result on ``out`` in the CSR layout and the dense build: the neurons' output latency,
+#: the serializer's one-hot register and the output register slice. The direct layout adds one
+#: (its extra MAC stage), and in the CSR layout and the dense build the serializer waits
+#: :data:`GATHER_LATENCY` more for the slowest neuron.
+RESULT_LATENCY = 5
+
+#: Default entries of each neuron's input queue (CSR layout and dense build).
+QUEUE_DEPTH = 8
+
+#: CSR layout and dense build: the serializer starts one cycle after every result is valid.
+GATHER_LATENCY = 1
 
 
 class Layer(wiring.Component):
@@ -23,22 +32,37 @@ class Layer(wiring.Component):
 
     Input: a stream of vector elements ``{index, value, last}`` with increasing ``index`` and
     ``last`` on the final element (index ``in_features - 1``); elements may be missing (zeros
-    that were not sent). Every neuron sees every element; ``inp.ready`` is the AND of the
-    neurons' ``done`` (see :class:`~rtl_gen.neuron.Neuron`), so an element takes one cycle plus
-    one cycle per ROM entry that the slowest neuron must skip.
+    that were not sent). Every neuron sees every element.
 
-    With ``layout="direct"`` every broadcast element takes exactly one cycle (the ROM is addressed
-    by the element's index) and the results come one cycle later than below (MAC stage).
+    CSR layout and dense build: the layer pushes each element it accepts into an input queue of
+    every neuron (``queue_depth`` entries, ``amaranth.lib.fifo.SyncFIFOBuffered``: the head is a
+    register), and each neuron walks its ROM row at its own pace, taking the head of its queue
+    when it is done with it (see
+    :class:`~rtl_gen.neuron.Neuron`; one cycle per element plus one per ROM entry it must skip).
+    ``inp.ready`` is a register: high in cycle ``t`` when every queue held at most
+    ``queue_depth - 2`` elements in cycle ``t - 1`` (room for the two pushes that this
+    registered AND cannot see), so no path runs from one neuron through the layer-wide AND into
+    another neuron. An element accepted in cycle ``t`` is at the head of the queues in cycle
+    ``t + 2``. Without skipped entries the queues hold two elements and the layer takes one
+    element per cycle.
 
-    Output: after the element with ``last`` is accepted (cycle ``t``), the neurons' results are
-    valid in cycle ``t + 2`` (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`); the serializer
-    takes them in that cycle and offers them in index order, from cycle ``t + 3``, into a
-    :class:`~rtl_gen.skid.SkidBuffer`, so the first one is offered on ``out`` in cycle ``t + 4``
-    (:data:`RESULT_LATENCY`) and the others follow one per cycle while ``out.ready`` is high,
-    ``last`` on neuron ``M - 1``. ``out.valid``, ``out.payload`` and the
-    serializer's view of ``out.ready`` are registers: no combinational path crosses from one layer
-    into the next. ``inp.ready`` falls while a neuron skips entries, and for a ``last`` element
-    while the previous vector's results are still leaving.
+    Direct layout (``layout="direct"``): a broadcast in lockstep. ``inp.ready`` is the AND of the
+    neurons' ``done`` and every element takes exactly one cycle (the ROM is addressed by the
+    element's index); the results come two cycles later than a CSR neuron's (MAC stages).
+
+    Output: when the neurons take a vector's last element in cycle ``t`` (the direct layout: all
+    of them, in its ``accept`` cycle), their results are valid in cycle ``t + 3``
+    (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`; ``t + 4`` in the direct layout). In the
+    direct layout the serializer takes them in that cycle; in the CSR layout and the dense build
+    the neurons may finish in different cycles, ``t`` is the slowest one's, and the serializer
+    takes them one cycle later (a registered AND of their ``out.valid``,
+    :data:`GATHER_LATENCY`). It offers them in index order from the next cycle into a
+    :class:`~rtl_gen.skid.SkidBuffer`, so the first one is on ``out`` two cycles after the
+    serializer took them (``t + 6`` in both layouts) and the others follow one per cycle while
+    ``out.ready`` is high, ``last`` on neuron ``M - 1``.
+    ``out.valid``, ``out.payload`` and the serializer's view of ``out.ready`` are registers: no
+    combinational path crosses from one layer into the next. A neuron does not take a ``last``
+    element while its previous result has not left.
 
     Parameters
     ----------
@@ -55,13 +79,16 @@ class Layer(wiring.Component):
         Input filter: take zero-valued elements without ``last`` at once and do not broadcast them
         (one cycle each, the neurons skip their entries later).
     skip_zero_outputs : bool
-        The serializer does not send zero results (the ``last`` one is always sent): a priority
-        encoder picks the next nonzero result, so zeros cost no cycle.
+        The serializer does not send zero results (the ``last`` one is always sent): they are left
+        out of its mask, so zeros cost no cycle.
     acc_bits : int or None
         Accumulator width; ``None`` derives the exact bound from the weights
         (:meth:`LayerWeights.acc_bits`).
     lut_bits : int
         Activation table address width (sigmoid/tanh).
+    queue_depth : int
+        Entries of each neuron's input queue (CSR layout and dense build), at least 4; with
+        less slack (``queue_depth - 2``) a neuron that skips entries stalls the layer sooner.
     """
 
     def __init__(
@@ -74,6 +101,7 @@ class Layer(wiring.Component):
         skip_zero_outputs: bool = False,
         acc_bits: int | None = None,
         lut_bits: int = 8,
+        queue_depth: int = QUEUE_DEPTH,
     ):
         if not isinstance(weights, LayerWeights):
             raise TypeError(f"weights must be a LayerWeights, not {type(weights).__name__}")
@@ -85,7 +113,10 @@ class Layer(wiring.Component):
             raise ValueError(f"build 'pow2' needs pow2 weights, {weights.name} has a codebook")
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+        if not isinstance(queue_depth, int) or queue_depth < 4:
+            raise ValueError(f"queue_depth must be an integer >= 4, not {queue_depth!r}")
         self.weights = weights
+        self.queue_depth = queue_depth
         self.build = build
         self.layout = weights.resolve_layout(build, layout)
         self.drop_zeros = bool(drop_zeros)
@@ -136,37 +167,68 @@ class Layer(wiring.Component):
             m.submodules[f"neuron{j}"] = neuron
             neurons.append(neuron)
 
-        # input: broadcast, optional zero filter
-        element = self.inp.payload
+        # input: optional zero filter, then queues or a lockstep broadcast
         drop = Signal()
         if self.drop_zeros:
+            element = self.inp.payload
             m.d.comb += drop.eq(self.inp.valid & (element.value == 0) & ~element.last)
+        if self.layout == "direct":
+            self._broadcast(m, neurons, drop)
+        else:
+            self._queues(m, neurons, drop)
+        self._serializer(m, neurons)
+        return m
+
+    def _broadcast(self, m, neurons, drop):
+        """Lockstep: every neuron takes the element in the cycle all of them are done."""
         all_done = Signal()
         for neuron in neurons:
             m.d.comb += [
-                neuron.inp.data.eq(element),
+                neuron.inp.data.eq(self.inp.payload),
                 neuron.inp.valid.eq(self.inp.valid & ~drop),
                 neuron.inp.accept.eq(self.inp.valid & ~drop & all_done),
             ]
-        done_bits = Signal(count)
+        done_bits = Signal(len(neurons))
         m.d.comb += [done_bits[i].eq(n.inp.done) for i, n in enumerate(neurons)]
         m.d.comb += [all_done.eq(done_bits.all()), self.inp.ready.eq(drop | all_done)]
 
-        self._serializer(m, neurons)
-        return m
+    def _queues(self, m, neurons, drop):
+        """An input queue per neuron; the layer accepts while a registered AND says every queue
+        has room for two more elements."""
+        room = Signal(init=1)
+        push = Signal()
+        fits = Signal(len(neurons))
+        m.d.comb += [
+            push.eq(self.inp.valid & ~drop & room),
+            self.inp.ready.eq(drop | room),
+        ]
+        for i, neuron in enumerate(neurons):
+            queue = SyncFIFOBuffered(width=len(self.inp.payload.as_value()), depth=self.queue_depth)
+            m.submodules[f"queue{i}"] = queue
+            m.d.comb += [
+                queue.w_data.eq(self.inp.payload),
+                queue.w_en.eq(push),
+                neuron.inp.data.eq(queue.r_data),
+                neuron.inp.valid.eq(queue.r_rdy),
+                neuron.inp.accept.eq(neuron.inp.done),
+                queue.r_en.eq(neuron.inp.done),
+                fits[i].eq(queue.level <= self.queue_depth - 2),
+            ]
+        m.d.sync += room.eq(fits.all())
 
     def _serializer(self, m, neurons):
         """In-order output of the neurons' results, optionally without the zero ones.
 
-        The neurons' results become valid in the same cycle. That cycle the serializer loads a
-        mask of the results to send (all, or the nonzero ones and the last) and releases the
-        others; from the next cycle on it offers the lowest remaining one (a one-hot register,
-        the next one found with ``x & -x`` on the carry chain) and the one-hot AND-OR picks its
-        value, one result per cycle. No path runs from a neuron through a priority encoder
-        and a wide multiplexer in one cycle.
+        Once every neuron's result is valid (the direct layout: in the cycle they all become
+        valid; otherwise one cycle later, a registered AND) the serializer loads a mask of the
+        results to send (all, or the nonzero ones and the last) and releases the others; from
+        the next cycle on it offers the lowest remaining one (a one-hot register, the next one
+        found with ``x & -x`` on the carry chain) and the one-hot AND-OR picks its value, one
+        result per cycle. No path runs from a neuron through a priority encoder and a wide
+        multiplexer in one cycle.
         """
         count = len(neurons)
-        ready = neurons[-1].out.valid  # every neuron's result is valid in the same cycle
+        ready = Signal()  # every neuron's result is valid
         keep = Signal(count)
         for i, neuron in enumerate(neurons):
             kept = Const(1, 1)
@@ -185,6 +247,13 @@ class Layer(wiring.Component):
             load.eq(ready & ~offering),
             emit.eq(serial.valid & serial.ready),
         ]
+
+        if self.layout == "direct":  # lockstep: the results are valid in the same cycle
+            m.d.comb += ready.eq(neurons[-1].out.valid)
+        else:  # registered AND, clear while the previous results are leaving
+            valid_bits = Signal(count)
+            m.d.comb += [valid_bits[i].eq(n.out.valid) for i, n in enumerate(neurons)]
+            m.d.sync += ready.eq(valid_bits.all() & ~offering & ~load)
 
         def lowest(x):
             return (x & (~x + 1))[:count]

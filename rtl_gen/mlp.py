@@ -6,7 +6,7 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layer import Layer
+from .layer import QUEUE_DEPTH, Layer
 from .neuron import LayerWeights
 
 __all__ = ["Mlp"]
@@ -32,6 +32,9 @@ class Mlp(wiring.Component):
         ROM layout of the compressed builds, ``"csr"`` (default), ``"direct"`` or ``"auto"``
         (per layer, the smaller ROM); see :class:`~rtl_gen.layer.Layer`. :attr:`layouts` lists
         the resolved layout of each layer.
+    queue_depth : int
+        Entries of each neuron's input queue in the CSR and dense layers (see
+        :class:`~rtl_gen.layer.Layer`).
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class Mlp(wiring.Component):
         zero_skip: bool = False,
         lut_bits: int = 8,
         layout: str = "csr",
+        queue_depth: int = QUEUE_DEPTH,
     ):
         layers = list(layers)
         if not layers or not all(isinstance(w, LayerWeights) for w in layers):
@@ -62,6 +66,7 @@ class Mlp(wiring.Component):
                 drop_zeros=self.zero_skip and i == 0,
                 skip_zero_outputs=self.zero_skip and i != last,
                 lut_bits=lut_bits,
+                queue_depth=queue_depth,
             )
             for i, w in enumerate(layers)
         ]

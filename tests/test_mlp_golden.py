@@ -57,8 +57,11 @@ def test_cycle_model_properties(bundle):
     for image in x:
         plain = golden.mlp_cycles(layers, image, build, zero_skip=False)
         skip = golden.mlp_cycles(layers, image, build, zero_skip=True)
-        # without skipping: one cycle per input element, plus result latency and output walk
-        expect = sum(w.in_features + golden.RESULT_LATENCY - 1 for w in layers)
+        # without skipping: one cycle per input element, plus the input queue, the result
+        # latency (the neurons finish together) and the output walk
+        latency = golden.QUEUE_LATENCY + golden.RESULT_LATENCY + golden.PRODUCT_LATENCY
+        latency += golden.GATHER_LATENCY
+        expect = sum(w.in_features + latency - 1 for w in layers)
         assert plain == expect + layers[-1].out_features
         assert skip <= plain + len(layers)
     zeros = np.zeros(layers[0].in_features, np.int64)
@@ -67,35 +70,56 @@ def test_cycle_model_properties(bundle):
     )
 
 
-def _layer_cycles_loop(cols, elements, first_valid=0, drop_filter=False):
-    """The cycle model's rule, element by element (what ``layer_cycles`` vectorises)."""
+def _layer_timing_loop(cols, elements, first_valid=0, drop_filter=False, queue_depth=None):
+    """The cycle model's rule, element by element (what ``layer_timing`` computes with vectors
+    and a window over the queues)."""
     if cols is None:
-        return [first_valid + k for k in range(len(elements))]
-    ptr = [0] * len(cols)
-    t, accepts = first_valid, []
+        accepts = [first_valid + k for k in range(len(elements))]
+        return accepts, accepts[-1]
+    depth = golden.QUEUE_DEPTH if queue_depth is None else queue_depth
+    count = len(cols)
+    ptr = [0] * count
+    pushes = []  # accept cycles of the broadcast elements
+    takes = []  # per broadcast element, the cycle each neuron takes it
+    previous = np.full(count, -(1 << 40), dtype=np.int64)
+    t = first_valid
+    accepts = []
+    finish = None
     for j, x, last in elements:
         if drop_filter and x == 0 and not last:
             accepts.append(t)
             t += 1
             continue
-        worst = 0
+        while pushes:  # room(t): the levels at the start of cycle t - 1
+            before = t - 1
+            pushed = int(np.searchsorted(pushes, before, side="left"))
+            taken = (np.asarray(takes) < before).sum(axis=0)
+            if int((pushed - taken).max()) <= depth - 2:
+                break
+            t += 1
+        skipped = np.zeros(count, dtype=np.int64)
         for n, c in enumerate(cols):
             p = ptr[n]
             k = int(np.searchsorted(c[p:], j, side="left"))
-            worst = max(worst, k)
+            skipped[n] = k
             p += k
             if p < len(c) and c[p] == j:
                 p += 1
             ptr[n] = p
-        accepts.append(t + worst)
-        t += worst + 1
+        take = np.maximum(t + golden.QUEUE_LATENCY, previous + 1) + skipped
+        pushes.append(t)
+        takes.append(take)
+        previous = take
+        accepts.append(t)
+        t += 1
         if last:
-            ptr = [0] * len(cols)
-    return accepts
+            finish = int(take.max())
+            ptr = [0] * count
+    return accepts, finish
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_layer_cycles_equals_element_by_element_rule(seed):
+@pytest.mark.parametrize("seed", range(20))
+def test_layer_timing_equals_element_by_element_rule(seed):
     rng = np.random.default_rng(seed)
     features = int(rng.integers(4, 40))
     cols = [np.flatnonzero(rng.random(features) < rng.random()) for _ in range(rng.integers(1, 9))]
@@ -106,5 +130,6 @@ def test_layer_cycles_equals_element_by_element_rule(seed):
         keep[-1] = True
         elements += [(i, int(x[i]), i == features - 1) for i in np.flatnonzero(keep)]
     for drop in (False, True):
-        want = _layer_cycles_loop(cols, elements, 3, drop)
-        assert golden.layer_cycles(cols, elements, 3, drop) == want
+        for depth in (None, 3, 4):  # small queues: the room rule stalls the layer
+            want = _layer_timing_loop(cols, elements, 3, drop, depth)
+            assert golden.layer_timing(cols, elements, 3, drop, depth) == want

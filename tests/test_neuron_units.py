@@ -111,9 +111,11 @@ def test_mlp_direct_layout_backpressure(layout):
             skip = golden.mlp_cycles(layers, vector, "pow2", True, layout="direct")
             plain = golden.mlp_cycles(layers, vector, "pow2", False, layout="direct")
             zeros = int((vector[:-1] == 0).sum())
-            assert plain == golden.mlp_cycles(
-                layers, vector, "pow2", False
-            ) + golden.DIRECT_LATENCY * len(layers)
+            # without skipping both take one cycle per element; only the latencies differ
+            csr_latency = golden.QUEUE_LATENCY + golden.PRODUCT_LATENCY + golden.GATHER_LATENCY
+            assert plain == golden.mlp_cycles(layers, vector, "pow2", False) + (
+                golden.DIRECT_LATENCY - csr_latency
+            ) * len(layers)
             assert skip <= plain - zeros
 
 
@@ -156,6 +158,29 @@ def test_mlp_zero_skip_backpressure():
         runs = stream_vectors(dut, x, zero_skip, backpressure=0.5)
         for vector, (outputs, _) in zip(x, runs, strict=True):
             assert dense_vector(outputs, 4) == golden.mlp_forward(layers, vector)[-1].tolist()
+
+
+@pytest.mark.parametrize("queue_depth", [4, 5])
+def test_mlp_queue_stalls(queue_depth):
+    """Short input queues: neurons that skip entries fill them, the layer stops accepting
+    (registered room), and results and cycles stay exact, under backpressure too."""
+    rng = np.random.default_rng(23)
+    layers = golden.synthetic_mlp(rng, (40, 12, 8, 4), density=0.7)
+    for layer in layers:
+        layer.shift = 9
+    x = golden.random_images(rng, 6, 40, zero_fraction=0.6)
+    stalled = 0
+    for zero_skip in (False, True):
+        dut = Mlp(layers, build="pow2", zero_skip=zero_skip, queue_depth=queue_depth)
+        for vector, (outputs, cycles) in zip(x, stream_vectors(dut, x, zero_skip), strict=True):
+            assert dense_vector(outputs, 4) == golden.mlp_forward(layers, vector)[-1].tolist()
+            want = golden.mlp_cycles(layers, vector, "pow2", zero_skip, queue_depth=queue_depth)
+            assert cycles == want
+            stalled += want > golden.mlp_cycles(layers, vector, "pow2", zero_skip)
+        runs = stream_vectors(dut, x, zero_skip, backpressure=0.5)
+        for vector, (outputs, _) in zip(x, runs, strict=True):
+            assert dense_vector(outputs, 4) == golden.mlp_forward(layers, vector)[-1].tolist()
+    assert stalled  # the short queues cost cycles: the room logic was exercised
 
 
 @pytest.mark.parametrize("function", ["sigmoid", "tanh"])
@@ -218,6 +243,8 @@ def test_parameters_are_checked():
     layer = golden.synthetic_layer(np.random.default_rng(0), 8, 2, weight_format="codebook")
     with pytest.raises(ValueError, match="build 'pow2' needs pow2 weights"):
         Layer(layer, build="pow2")
+    with pytest.raises(ValueError, match="queue_depth must be an integer >= 4, not 3"):
+        Layer(layer, build="codebook", queue_depth=3)
 
 
 def test_csr_fillers_and_empty_rows():

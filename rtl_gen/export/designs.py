@@ -141,7 +141,7 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
         },
         latency={
             "result_after_last_input_cycles": OUTPUT_LATENCY
-            + (2 if layer.layout == "direct" else 0)
+            + (1 if layer.layout == "direct" else 0)
         },
         cycle_model={"function": "tb.golden.mlp.layer_cycles"},
         bundle=bundle,

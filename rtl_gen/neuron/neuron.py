@@ -14,8 +14,9 @@ from .weights import BUILDS
 __all__ = ["OUTPUT_LATENCY", "BroadcastSignature", "Neuron", "element_layout", "index_bits"]
 
 #: Cycles from the ``accept`` of a vector's last element to ``out.valid`` (CSR layout and dense
-#: build; the direct layout adds one): result register, then the activation's output register.
-OUTPUT_LATENCY = 2
+#: build; the direct layout adds one): the product register, the result register, then the
+#: activation's output register.
+OUTPUT_LATENCY = 3
 
 
 def index_bits(count: int) -> int:
@@ -39,8 +40,9 @@ class BroadcastSignature(wiring.Signature):
     valid : ``Out(1)`` ``data`` holds an element.
     done : ``In(1)`` the neuron has finished with ``data`` (it changes no state that depends on
         this element until ``accept``); may depend on ``valid`` and ``data``.
-    accept : ``Out(1)`` the element is taken (every neuron is ``done``); the next cycle brings the
-        next element or nothing.
+    accept : ``Out(1)`` the element is taken; the next cycle brings the next element or nothing.
+        A direct-layout layer accepts when every neuron is ``done`` (lockstep); a CSR or dense
+        layer gives each neuron its own input queue and ``accept`` = this neuron's ``done``.
     """
 
     def __init__(self, layout):
@@ -67,15 +69,17 @@ class Neuron(wiring.Component):
 
     - an entry with column ``< j`` is skipped (``done`` low): this only happens when zero inputs
       were not broadcast (zero-skipping), each skipped entry costs one cycle;
-    - an entry with column ``== j`` is consumed (``acc += w * x``) and ``done`` is high;
+    - an entry with column ``== j`` is consumed and ``done`` is high: ``w * x`` is registered
+      and added to ``acc`` the next cycle;
     - otherwise (column ``> j`` or row exhausted) ``done`` is high and nothing changes.
 
-    On ``accept`` of the element with ``last`` set, ``acc + w * x`` is captured in the result
-    register, ``acc`` returns to the bias and the ROM walk restarts at entry 0. ``done`` stays low
-    for a ``last`` element while the previous result has not left on ``out``. ``out.valid`` rises
-    2 cycles after that ``accept`` (:data:`OUTPUT_LATENCY`: the result register, then the
-    activation's registered output, a circuit's register or a table's synchronous read); it
-    holds until ``out.ready``.
+    On ``accept`` of the element with ``last`` set the ROM walk restarts at entry 0; the next
+    cycle ``acc`` plus the last product goes to the result register and ``acc`` returns to the
+    bias. ``done`` stays low for a ``last`` element while the previous result has not left on
+    ``out``. ``out.valid`` rises 3 cycles after that ``accept`` (:data:`OUTPUT_LATENCY`: the
+    product register, the result register, then the activation's registered output, a circuit's
+    register or a table's synchronous read); it holds until ``out.ready``. ``done`` drives only
+    register enables and the queue's read: the ROM address is a register.
 
     After reset the neuron needs one cycle to read its first ROM word (``done`` is low).
 
@@ -88,7 +92,7 @@ class Neuron(wiring.Component):
     product ``w * x`` of the word just read is registered, and the cycle after the accumulate
     stage does ``acc += w * x``. For the ``last`` element that stage captures ``acc + w * x`` in
     the result register and returns ``acc`` to the bias, so ``out.valid`` rises 4 cycles after
-    the ``accept``: two pipeline cycles more than the CSR walk. No cycle is needed after reset.
+    the ``accept``: one cycle more than the CSR walk. No cycle is needed after reset.
 
     Parameters
     ----------
@@ -285,7 +289,8 @@ class Neuron(wiring.Component):
 
         primed = Signal()  # the read port shows ROM[addr]
         exhausted = Signal(init=int(n == 0))  # every entry of the row has been passed
-        addr = Signal(range(max(n, 1)))
+        addr = Signal(range(max(n, 1)))  # the entry on the read port
+        following = Signal(range(max(n, 1)), init=1 % max(n, 1))  # the entry after it
         col_width = (self.in_features + (1 << self.index_bits) + 1).bit_length()
         base = Signal(col_width)  # column of the previous entry + 1
         col = Signal(col_width)
@@ -313,43 +318,52 @@ class Neuron(wiring.Component):
         match = Signal()
         advance = Signal()
         out_free = Signal()
+        closing = Signal()  # the last element was taken in the previous cycle
         m.d.comb += [
             valid.eq(self.inp.valid & primed),
             behind.eq(~exhausted & (col < element.index)),
             match.eq(~exhausted & (col == element.index)),
             advance.eq(valid & (behind | match)),
-            out_free.eq(~self.out.valid & ~act_wait),
+            out_free.eq(~self.out.valid & ~act_wait & ~closing),
             self.inp.done.eq(valid & ~behind & (~element.last | out_free)),
         ]
         product = self._product(m, word, element.value)
-
-        next_addr = Signal.like(addr)
+        # Product stage: ``w * x`` of a matched entry is registered and added the next cycle,
+        # so the queue head, the shifter (or multiplier) and the accumulator's adder are apart.
+        product_reg = Signal.like(product, name="product_reg")
+        product_valid = Signal()
         restart = self.inp.accept & element.last
-        m.d.comb += next_addr.eq(addr)
+        m.d.sync += [
+            product_reg.eq(product),
+            product_valid.eq(valid & match),
+            closing.eq(restart),
+        ]
+        addend = Mux(product_valid, product_reg, 0)
         # ``acc`` is read by sync assignments only: Icarus never evaluates a combinational
         # "next" signal of registers that keep their initial value, which then stays X.
+        with m.If(closing):
+            m.d.sync += [result.eq(acc + addend), acc.eq(self.bias)]
+        with m.Elif(product_valid):
+            m.d.sync += acc.eq(acc + product_reg)
         with m.If(restart):  # accepted, so valid
-            m.d.comb += next_addr.eq(0)
-            m.d.sync += [
-                result.eq(Mux(match, acc + product, acc)),
-                acc.eq(self.bias),
-                base.eq(0),
-                exhausted.eq(int(n == 0)),
-            ]
-        with m.Else():
-            with m.If(valid & match):
-                m.d.sync += acc.eq(acc + product)
-            with m.If(advance):
-                m.d.sync += base.eq(col + 1)
-                with m.If(addr == n - 1):
-                    m.d.sync += exhausted.eq(1)
-                with m.Else():
-                    m.d.comb += next_addr.eq(addr + 1)
-        m.d.sync += addr.eq(next_addr)
+            m.d.sync += [base.eq(0), exhausted.eq(int(n == 0))]
+        with m.Elif(advance):
+            m.d.sync += base.eq(col + 1)
+            with m.If(following == 0):
+                m.d.sync += exhausted.eq(1)
         if n:
-            m.d.comb += port.addr.eq(next_addr)
+            # The walk wraps to entry 0 after the last entry, so the read port already shows
+            # ROM[0] when the ``last`` element (column ``in_features - 1``, the row's last
+            # possible column) restarts it. The address is a register and ``advance`` only
+            # enables the read: no path from ``done`` through the address into the ROM.
+            with m.If(advance):
+                m.d.sync += [
+                    addr.eq(following),
+                    following.eq(Mux(following == n - 1, 0, following + 1)),
+                ]
+            m.d.comb += [port.addr.eq(Mux(primed, following, 0)), port.en.eq(advance | ~primed)]
 
-        self._output_stage(m, result, restart, act_wait)
+        self._output_stage(m, result, closing, act_wait)
         return m
 
     def _elaborate_direct(self):

@@ -204,20 +204,16 @@ def cnn_timing(
         layer_free[0] = finish
         for li in range(1, len(fc)):
             hidden_elems = mlp._elements(outs[li - 1][i], zero_skip)
-            if layouts[li] == "direct":
-                accepts = [first_valid + k for k in range(len(hidden_elems))]
-                extra = mlp.DIRECT_LATENCY
-            else:
-                accepts = mlp.layer_cycles(
-                    mlp.entry_columns(fc[li], build), hidden_elems, first_valid
-                )
-                extra = 0
+            direct = layouts[li] == "direct"
+            cols = None if direct else mlp.entry_columns(fc[li], build)
+            accepts, finish = mlp.layer_timing(cols, hidden_elems, first_valid)
+            extra = mlp.DIRECT_LATENCY if direct else mlp.PRODUCT_LATENCY + mlp.GATHER_LATENCY
             if i > 0 and accepts[0] <= busy[li]:
                 raise TimingModelError(
                     f"image {i} reaches {fc[li].name} before image {i - 1} left it"
                 )
             busy[li - 1] = accepts[-1]  # the previous layer's last result is taken
-            first_valid = accepts[-1] + mlp.RESULT_LATENCY + extra
+            first_valid = finish + mlp.RESULT_LATENCY + extra
         image_end.append(first_valid + fc[-1].weight_int.shape[0] - 1)
         busy[-1] = image_end[-1]
         start = end

@@ -12,12 +12,17 @@ import numpy as np
 
 __all__ = [
     "DIRECT_LATENCY",
+    "GATHER_LATENCY",
+    "PRODUCT_LATENCY",
+    "QUEUE_DEPTH",
+    "QUEUE_LATENCY",
     "RESULT_LATENCY",
     "activate",
     "entry_columns",
     "layer_cycles",
     "layer_forward",
     "layer_layouts",
+    "layer_timing",
     "mlp_cycles",
     "mlp_forward",
     "predict",
@@ -26,16 +31,29 @@ __all__ = [
     "synthetic_mlp",
 ]
 
-#: Cycles from the accept of the ``last`` input element to the first result offered on a
-#: layer's output (CSR layout and dense build; the direct layout adds :data:`DIRECT_LATENCY`):
-#: the result register, the activation's output register (a circuit's register or a table's
-#: synchronous read), the serializer's register and the layer's output register slice. The
-#: same for every activation.
+#: Cycles from the cycle the neurons take the ``last`` input element (all in the same cycle) to
+#: the first result offered on a layer's output: the result register, the activation's output
+#: register (a circuit's register or a table's synchronous read), the serializer's register and
+#: the layer's output register slice. The same for every activation. The direct layout adds
+#: :data:`DIRECT_LATENCY`, the CSR layout and the dense build :data:`PRODUCT_LATENCY` and
+#: :data:`GATHER_LATENCY`.
 RESULT_LATENCY = 4
 
 #: Extra cycles of the direct ROM layout: the product and accumulate stages after the
 #: synchronous ROM read.
 DIRECT_LATENCY = 2
+
+#: Input queue of each neuron of a CSR (or dense) layer: entries, and cycles from the layer's
+#: accept to the neuron's first look at the element.
+QUEUE_DEPTH = 8
+QUEUE_LATENCY = 2
+
+#: CSR (and dense) layers: the neurons take the ``last`` element in different cycles, and the
+#: serializer starts one cycle after all results are valid (a registered AND).
+GATHER_LATENCY = 1
+
+#: CSR (and dense) layers: the product register before the accumulator.
+PRODUCT_LATENCY = 1
 
 
 def requantise(acc, shift: int) -> np.ndarray:
@@ -150,20 +168,38 @@ def _elements(vector, drop_zero: bool):
     ]
 
 
-def layer_cycles(cols, elements, first_valid: int = 0, drop_filter: bool = False):
-    """Accept cycle of each element at a layer input, for a source that offers the next element
-    the cycle after the previous one was accepted (first one in ``first_valid``).
+def layer_timing(
+    cols,
+    elements,
+    first_valid: int = 0,
+    drop_filter: bool = False,
+    queue_depth: int | None = None,
+):
+    """``(accepts, finish)`` of one vector at a layer input: the accept cycle of each element,
+    for a source that offers the next element the cycle after the previous one was accepted
+    (first one in ``first_valid``), and the cycle in which the slowest neuron takes the last
+    element.
 
-    ``cols`` holds, per neuron, the columns of its ROM words. An element ``(j, x)`` waits one
-    cycle per ROM word of column ``< j`` still ahead in the slowest neuron: a neuron that took
-    the vector's previous broadcast element ``j'`` has consumed its words of column ``<= j'``.
-    ``cols=None``: the direct layout, every element is accepted in its first valid cycle. With
-    ``drop_filter``, zero-valued elements without ``last`` are taken in their first cycle and
-    not broadcast. A ``last`` element ends a vector: the next one starts from column 0.
+    ``cols=None``: the direct layout. Every element is accepted in its first valid cycle, by
+    every neuron at once (``finish`` = the last accept).
+
+    ``cols`` (CSR layout, dense build) holds, per neuron, the columns of its ROM words. The
+    layer pushes each broadcast element into every neuron's input queue (``queue_depth``
+    entries, default :data:`QUEUE_DEPTH`) in its accept cycle ``a``; a neuron sees it from
+    ``a + 2`` (:data:`QUEUE_LATENCY`, the queue's registered head), after the element before
+    it, and takes it after one cycle per ROM word of column ``< j`` still ahead
+    (``take = max(a + 2, previous take + 1) + skipped``; a neuron that took the vector's
+    previous broadcast element ``j'`` has consumed its words of column ``<= j'``). The layer
+    accepts in cycle ``t`` only if every queue held at most ``queue_depth - 2`` elements during
+    cycle ``t - 1`` (a registered AND of the neurons' levels, so two pushes may be under way).
+    With ``drop_filter``, zero-valued elements without ``last`` are taken in their first cycle
+    and not broadcast. A ``last`` element ends a vector: the next one starts from column 0.
     """
     n = len(elements)
-    if cols is None or n == 0:
-        return [first_valid + k for k in range(n)]
+    if cols is None:
+        accepts = [first_valid + k for k in range(n)]
+        return accepts, accepts[-1]
+    depth = QUEUE_DEPTH if queue_depth is None else queue_depth
     index = np.fromiter((e[0] for e in elements), dtype=np.int64, count=n)
     value = np.fromiter((e[1] for e in elements), dtype=np.int64, count=n)
     last = np.fromiter((bool(e[2]) for e in elements), dtype=bool, count=n)
@@ -172,13 +208,48 @@ def layer_cycles(cols, elements, first_valid: int = 0, drop_filter: bool = False
     j = index[sent]
     prev = np.concatenate(([-1], j[:-1]))
     prev[np.concatenate(([True], vector[sent][1:] != vector[sent][:-1]))] = -1
-    worst_sent = np.zeros(len(j), dtype=np.int64)
-    for c in cols:
-        ahead = np.searchsorted(c, j, side="left") - np.searchsorted(c, prev, side="right")
-        np.maximum(worst_sent, ahead, out=worst_sent)
-    worst = np.zeros(n, dtype=np.int64)
-    worst[sent] = worst_sent
-    return (first_valid + np.cumsum(worst + 1) - 1).tolist()
+    # ROM words each neuron skips before taking each broadcast element: (elements, neurons)
+    skipped = np.stack(
+        [np.searchsorted(c, j, side="left") - np.searchsorted(c, prev, side="right") for c in cols],
+        axis=1,
+    )
+    count = len(cols)
+    takes = np.empty((len(j), count), dtype=np.int64)
+    pushes = np.empty(len(j), dtype=np.int64)
+    previous = np.full(count, -(1 << 40), dtype=np.int64)
+    window = depth + 4  # a queue never holds more than `depth`: older takes are all past
+    t, e, accepts, finish = first_valid, 0, [], None
+    for k in range(n):
+        if not sent[k]:
+            accepts.append(t)
+            t += 1
+            continue
+        while e:  # room(t): the levels at the start of cycle t - 1
+            before = t - 1
+            pushed = int(np.searchsorted(pushes[:e], before, side="left"))
+            lo = max(0, e - window)
+            recent = takes[lo:e]
+            if lo and np.any(recent[0] >= before):
+                taken = (takes[:e] < before).sum(axis=0)
+            else:
+                taken = lo + (recent < before).sum(axis=0)
+            if int((pushed - taken).max()) <= depth - 2:
+                break
+            t += 1
+        take = np.maximum(t + QUEUE_LATENCY, previous + 1) + skipped[e]
+        pushes[e], takes[e] = t, take
+        previous = take
+        e += 1
+        accepts.append(t)
+        t += 1
+        if last[k]:
+            finish = int(take.max())
+    return accepts, finish
+
+
+def layer_cycles(cols, elements, first_valid: int = 0, drop_filter: bool = False):
+    """Accept cycle of each element at a layer input (see :func:`layer_timing`)."""
+    return layer_timing(cols, elements, first_valid, drop_filter)[0]
 
 
 def mlp_cycles(
@@ -189,6 +260,7 @@ def mlp_cycles(
     sparse_source: bool | None = None,
     detail: bool = False,
     layout="csr",
+    queue_depth: int | None = None,
 ):
     """Cycles for one image: from the cycle the first input element is valid to the cycle the
     last output element is transferred, both counted (full-rate source, always-ready sink, one
@@ -210,19 +282,18 @@ def mlp_cycles(
     outs = mlp_forward(layers, vector)
     first_valid = 0
     per_layer = []
-    last_accept = None
     for i, layer in enumerate(layers):
         direct = layouts[i] == "direct"
-        accepts = layer_cycles(
+        _, finish = layer_timing(
             None if direct else entry_columns(layer, build),
             elements,
             first_valid,
             drop_filter=zero_skip and i == 0,
+            queue_depth=queue_depth,
         )
-        last_accept = accepts[-1]
-        per_layer.append(last_accept - (first_valid if i == 0 else per_layer[-1]))
-        first_valid = last_accept + RESULT_LATENCY
-        first_valid += DIRECT_LATENCY if direct else 0
+        per_layer.append(finish - (first_valid if i == 0 else per_layer[-1]))
+        first_valid = finish + RESULT_LATENCY
+        first_valid += DIRECT_LATENCY if direct else PRODUCT_LATENCY + GATHER_LATENCY
         hidden = i != len(layers) - 1
         elements = _elements(outs[i], zero_skip and hidden)
     cycles = first_valid + layers[-1].weight_int.shape[0] - 1 + 1
