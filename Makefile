@@ -81,8 +81,13 @@ ifeq ($(DESIGN),mlp)
 		--layout $(LAYOUT) $(if $(filter 0,$(ZERO_SKIP)),--no-zero-skip) --jobs $(JOBS) \
 		$(if $(filter file,$(origin IMAGES)),,--images $(IMAGES)) --offset $(OFFSET) \
 		$(if $(INDICES),--indices $(INDICES))
+else ifeq ($(DESIGN),cnn)
+	$(PY) -m sim.accuracy --design cnn --bundle $(BUNDLE) --dataset $(DATASET) --model $(MODEL) \
+		$(if $(filter command line,$(origin LINE_BUFFERS)),--line-buffers $(LINE_BUFFERS)) \
+		--jobs $(JOBS) $(if $(filter file,$(origin IMAGES)),,--images $(IMAGES)) \
+		--offset $(OFFSET) $(if $(INDICES),--indices $(INDICES))
 else
-	@echo "make accuracy: DESIGN=$(DESIGN) is not supported (expected mlp)" >&2; exit 2
+	@echo "make accuracy: DESIGN=$(DESIGN) is not supported (expected mlp or cnn)" >&2; exit 2
 endif
 
 test: $(STAMP)

@@ -1,6 +1,7 @@
 """``make accuracy``: every test image of a bundle through the generated RTL, compiled.
 
-Builds the design (``rtl_gen.mlp.Mlp`` from the bundle, the build and ROM layout of ``make sim``),
+Builds the design (``--design mlp``: ``rtl_gen.mlp.Mlp`` of the bundle with the build and ROM layout
+of ``make sim``; ``--design cnn``: ``rtl_gen.cnn.Cnn`` of a version-2 bundle),
 Verilates it once with a C++ stream testbench (:mod:`sim.compiled`) and runs the chosen test
 images in parallel shards. Every output is compared bit for bit with the golden model and every
 image's cycle count with the cycle model; the RTL accuracy must equal the bundle's integer
@@ -15,13 +16,18 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from rtl_gen.cnn.network import Cnn
+from rtl_gen.cnn.spec import UnsupportedLayer, cnn_from_bundle
 from rtl_gen.mlp import Mlp
 from rtl_gen.neuron.weights import layers_from_bundle, load_bundle_any
+from tb.golden.cnn_network import cnn_forward, cnn_timing
 from tb.golden.mlp import mlp_cycles, mlp_forward
 from tb.mlp_tb import ElementFormat, _index_bits
 
@@ -41,11 +47,92 @@ def _mlp_elements(image, sparse: bool) -> list[tuple[int, int, bool]]:
     ]
 
 
+@dataclass
+class _Setup:
+    """One design under test: the DUT, its Verilog top, the harness build directory, the input
+    beats of an image, the golden scores and cycles, the output element format."""
+
+    dut: object
+    top: str
+    tag: str
+    describe: str
+    detail: dict
+    fout: ElementFormat
+    beats: Callable
+    scores: Callable
+    cycles: Callable
+
+
+def _mlp_setup(manifest, arrays, args) -> _Setup:
+    layers = layers_from_bundle((manifest, arrays))
+    build = layers[0].weight_format
+    zero_skip = not args.no_zero_skip
+    dut = Mlp(layers, build=build, zero_skip=zero_skip, layout=args.layout)
+    first, final = layers[0], layers[-1]
+    fin = ElementFormat(_index_bits(first.in_features), first.in_bits, first.in_signed)
+    fout = ElementFormat(_index_bits(final.out_features), final.output_bits, final.out_signed)
+    return _Setup(
+        dut=dut,
+        top="mlp",
+        tag=f"{build}_{args.layout}_{int(zero_skip)}",
+        describe=(
+            f"{' -> '.join(str(w.in_features) for w in layers)} -> {final.out_features}, "
+            f"{build} weights, layouts {', '.join(dut.layouts)}, "
+            f"zero-skip {'on' if zero_skip else 'off'}"
+        ),
+        detail={"build": build, "layouts": dut.layouts, "zero_skip": zero_skip},
+        fout=fout,
+        beats=lambda img: [fin.pack(*e) for e in _mlp_elements(img, zero_skip)],
+        scores=lambda x: mlp_forward(layers, x)[-1],
+        cycles=lambda img: mlp_cycles(layers, img, build, zero_skip, layout=dut.layouts),
+    )
+
+
+def _cnn_setup(manifest, arrays, args) -> _Setup:
+    spec = cnn_from_bundle((manifest, arrays))
+    dut = Cnn(spec, line_buffers=args.line_buffers)
+    final = spec.fc[-1]
+    fout = ElementFormat(_index_bits(final.out_features), final.output_bits, final.out_signed)
+    bits = spec.input_bits
+    if spec.input_shape[0] != 1:
+        raise ValueError("make accuracy drives one channel per pixel (a grey-scale image)")
+
+    def beats(img):
+        last = len(img) - 1
+        return [int(v) | int(k == last) << bits for k, v in enumerate(img.tolist())]
+
+    def cycles(img):
+        timing = cnn_timing(
+            spec.stages, spec.fc, img[None], line_buffers=dut.line_buffers,
+            latencies=dut.latencies, fifo_depths=dut.fifo_depths, zero_skip=dut.zero_skip,
+            layouts=dut.layouts, build=spec.fc[0].weight_format,
+        )  # fmt: skip
+        return timing.cycles
+
+    tag = "n" + "_".join(str(n) for n in dut.line_buffers)
+    return _Setup(
+        dut=dut,
+        top="cnn",
+        tag=tag,
+        describe=" -> ".join(
+            [str(list(spec.input_shape))]
+            + [f"{s.name} {list(s.out_shape)}" for s in spec.stages]
+            + [f"{w.name} {w.out_features}" for w in spec.fc]
+        )
+        + f", line buffers {dut.line_buffers}",
+        detail={"line_buffers": dut.line_buffers, "layouts": dut.layouts},
+        fout=fout,
+        beats=beats,
+        scores=lambda x: cnn_forward(spec.stages, spec.fc, x)[1],
+        cycles=cycles,
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sim.accuracy", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--design", choices=("mlp",), default="mlp")
+    parser.add_argument("--design", choices=("mlp", "cnn"), default="mlp")
     parser.add_argument("--bundle", type=Path, default=None)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--model", default="lenet300")
@@ -54,6 +141,9 @@ def main(argv=None) -> int:
     parser.add_argument("--indices", default=None, help='explicit images, e.g. "0,5,100-199"')
     parser.add_argument("--layout", choices=("auto", "csr", "direct"), default="auto")
     parser.add_argument("--no-zero-skip", action="store_true", help="broadcast zero inputs too")
+    parser.add_argument(
+        "--line-buffers", type=int, default=None, help="cnn: N of every conv layer (default K - 1)"
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--build-bundle", action="store_true", help="run compress if missing")
     args = parser.parse_args(argv)
@@ -66,33 +156,21 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     manifest, arrays = load_bundle_any(bundle)
-    layers = layers_from_bundle((manifest, arrays))
     x_all = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)
     labels_all = np.asarray(arrays["reference.test_labels"], dtype=np.int64)
     try:
         chosen = select_images(len(x_all), args.images, args.offset, args.indices)
-    except ValueError as exc:
+        setup = (_cnn_setup if args.design == "cnn" else _mlp_setup)(manifest, arrays, args)
+    except (ValueError, UnsupportedLayer) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     x, labels = x_all[chosen], labels_all[chosen]
-    build = layers[0].weight_format
-    zero_skip = not args.no_zero_skip
-    dut = Mlp(layers, build=build, zero_skip=zero_skip, layout=args.layout)
-    first, final = layers[0], layers[-1]
-    fin = ElementFormat(_index_bits(first.in_features), first.in_bits, first.in_signed)
-    fout = ElementFormat(_index_bits(final.out_features), final.output_bits, final.out_signed)
+    dut, fout = setup.dut, setup.fout
     out_dir = BUILD / f"accuracy_{args.design}_{args.dataset}_{args.model}"
     harness = CompiledHarness(
-        dut,
-        "mlp",
-        out_dir / f"{build}_{args.layout}_{int(zero_skip)}",
-        last_bit=fout.index_bits + fout.value_bits,
+        dut, setup.top, out_dir / setup.tag, last_bit=fout.index_bits + fout.value_bits
     )
-    print(
-        f"bundle {bundle}: {' -> '.join(str(w.in_features) for w in layers)} -> "
-        f"{final.out_features}, {build} weights, layouts {', '.join(dut.layouts)}, "
-        f"zero-skip {'on' if zero_skip else 'off'}"
-    )
+    print(f"bundle {bundle}: {setup.describe}")
     started = time.perf_counter()
     try:
         harness.build()
@@ -101,7 +179,7 @@ def main(argv=None) -> int:
         return 1
     build_s = time.perf_counter() - started
     print(f"Verilator build          {build_s:.1f} s ({'built' if harness.rebuilt else 'cached'})")
-    beats = [[fin.pack(*e) for e in _mlp_elements(img, zero_skip)] for img in x]
+    beats = [setup.beats(img) for img in x]
     started = time.perf_counter()
     with tqdm(total=len(x), desc="RTL", unit="img", disable=None) as bar:
 
@@ -116,7 +194,7 @@ def main(argv=None) -> int:
             return 1
     rtl_s = time.perf_counter() - started
 
-    golden = mlp_forward(layers, x)[-1]
+    golden = setup.scores(x)
     rtl = np.zeros_like(golden)
     count_errors = 0
     for i, r in enumerate(results):
@@ -125,14 +203,11 @@ def main(argv=None) -> int:
             index, value, _ = fout.unpack(word)
             rtl[i, index] = value
             seen += 1
-        count_errors += int(seen != final.out_features)
+        count_errors += int(seen != golden.shape[1])
     mismatched = np.flatnonzero(np.any(rtl != golden, axis=1))
     started = time.perf_counter()
     model = np.array(
-        [
-            mlp_cycles(layers, img, build, zero_skip, layout=dut.layouts)
-            for img in tqdm(x, desc="cycle model", unit="img", disable=None)
-        ]
+        [setup.cycles(img) for img in tqdm(x, desc="cycle model", unit="img", disable=None)]
     )
     model_s = time.perf_counter() - started
     cycles = np.array([r.cycles for r in results])
@@ -146,9 +221,7 @@ def main(argv=None) -> int:
         "dataset": args.dataset,
         "model": args.model,
         "bundle": str(bundle),
-        "build": build,
-        "layouts": dut.layouts,
-        "zero_skip": zero_skip,
+        "design_detail": setup.detail,
         "images": int(len(x)),
         "first_image": int(chosen[0]),
         "mismatches": int(len(mismatched) + count_errors),

@@ -92,3 +92,38 @@ def test_image_selection():
     assert select_images(10, None, 0, None).tolist() == list(range(10))
     assert select_images(10, 3, 8, None).tolist() == [8, 9]
     assert select_images(10, None, 0, "1,4-6").tolist() == [1, 4, 5, 6]
+
+
+def test_cnn_through_the_compiled_harness():
+    """A small random CNN (tests/test_cnn_network.py) Verilated with the stream harness, as
+    ``make accuracy DESIGN=cnn`` runs it: every image's scores and cycles exact."""
+    if not is_available("verilator"):
+        pytest.skip("Verilator is not installed")
+    from rtl_gen.cnn.network import Cnn
+    from tb.golden.cnn_network import cnn_forward, cnn_timing
+    from tests.test_cnn_network import small_spec
+
+    spec = small_spec(seed=6)
+    dut = Cnn(spec)
+    final = spec.fc[-1]
+    fout = ElementFormat(_index_bits(final.out_features), final.output_bits, final.out_signed)
+    images = np.random.default_rng(8).integers(0, 256, size=(12, 14 * 14))
+    images[3] = 0
+    harness = CompiledHarness(
+        dut, "cnn", BUILD / "test_accuracy_cnn", last_bit=fout.index_bits + fout.value_bits
+    )
+    beats = [[int(v) | int(k == len(img) - 1) << 8 for k, v in enumerate(img)] for img in images]
+    results = harness.run(beats, jobs=2)
+    _, want = cnn_forward(spec.stages, spec.fc, images)
+    for img, r, w in zip(images, results, want, strict=True):
+        got = [0] * final.out_features
+        for word in r.outputs:
+            index, value, _ = fout.unpack(word)
+            got[index] = value
+        assert got == w.tolist()
+        timing = cnn_timing(
+            spec.stages, spec.fc, img[None], line_buffers=dut.line_buffers,
+            latencies=dut.latencies, fifo_depths=dut.fifo_depths, zero_skip=dut.zero_skip,
+            layouts=dut.layouts, build=final.weight_format,
+        )  # fmt: skip
+        assert r.cycles == timing.cycles
