@@ -65,9 +65,7 @@ def run_cnn(dut: Cnn, images, arrivals=None, backpressure=0.0, seed=0, one_at_a_
             if k < len(pixels) and not one_at_a_time:
                 due = arrivals[k]
             offer = (
-                k < len(pixels)
-                and not waiting
-                and cycle >= max(due, accepted[-1] + 1 if k else 0)
+                k < len(pixels) and not waiting and cycle >= max(due, accepted[-1] + 1 if k else 0)
             )
             ctx.set(dut.inp.valid, int(offer))
             if k < len(pixels):
