@@ -1,4 +1,4 @@
-"""``python -m rtl_gen.export {verilog,synth,timing} --design conv|neuron|mlp ...``
+"""``python -m rtl_gen.export {verilog,synth,timing} --design conv|neuron|mlp|cnn ...``
 
 ``verilog`` writes a self-contained folder for Vivado under ``build/verilog/<name>/``;
 ``synth`` also runs Yosys ``synth_xilinx`` on it and writes
@@ -38,13 +38,15 @@ def build_design(args):
 
     if args.design == "neuron":
         return designs.neuron_design(args.bundle, args.build, args.layout)
+    if args.design == "cnn":
+        return designs.cnn_design(args.bundle, args.line_buffers)
     return designs.mlp_design(args.bundle, args.build, args.zero_skip, args.baseline, args.layout)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rtl_gen.export", description=__doc__)
     parser.add_argument("action", choices=("verilog", "synth", "timing"))
-    parser.add_argument("--design", choices=("conv", "neuron", "mlp"), default="conv")
+    parser.add_argument("--design", choices=("conv", "neuron", "mlp", "cnn"), default="conv")
     parser.add_argument("--line-buffers", type=int, default=4)
     parser.add_argument("--pixels-per-clock", type=int, default=1)
     parser.add_argument(
@@ -83,7 +85,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         design = build_design(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError) as error:  # UnsupportedLayer is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
     folder = export_design(design, args.out / design.name, args.part, args.clock_ns)

@@ -146,3 +146,40 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
         cycle_model={"function": "tb.golden.mlp.layer_cycles"},
         bundle=bundle,
     )
+
+
+def cnn_design(bundle, line_buffers: int | None = None):
+    """The CNN of a version-2 bundle (``rtl_gen.cnn.Cnn``) as one top module ``cnn``.
+
+    ``line_buffers``: ``N`` of every conv layer (default ``K - 1``, streaming)."""
+    from rtl_gen.cnn.network import Cnn
+    from rtl_gen.cnn.spec import cnn_from_bundle
+
+    manifest = _bundle_manifest(bundle)
+    spec = cnn_from_bundle(bundle)
+    cnn = Cnn(spec, line_buffers=line_buffers)
+    tag = "_".join(str(n) for n in cnn.line_buffers)
+    return Design(
+        name=f"cnn_{manifest['dataset']}_{manifest['model']}_n{tag}",
+        top="cnn",
+        component=cnn,
+        parameters={
+            "input_shape": list(spec.input_shape),
+            "stages": [f"{s.name} {list(s.out_shape)}" for s in spec.stages],
+            "fc": [layer.out_features for layer in spec.fc],
+            "line_buffers": cnn.line_buffers,
+            "fifo_depths": cnn.fifo_depths,
+            "layouts": cnn.layouts,
+        },
+        latency={"note": "per image; see cycle_model"},
+        cycle_model={
+            "function": "tb.golden.cnn_network.cnn_timing",
+            "arguments": {
+                "line_buffers": cnn.line_buffers,
+                "latencies": cnn.latencies,
+                "fifo_depths": cnn.fifo_depths,
+                "layouts": cnn.layouts,
+            },
+        },
+        bundle=bundle,
+    )

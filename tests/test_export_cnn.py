@@ -1,0 +1,39 @@
+"""``make verilog DESIGN=cnn``: a version-2 bundle to a Vivado folder; an unsupported layer is a
+one-line error with exit status 2 before anything is written."""
+
+import json
+
+from compress.bundle import save_bundle
+from rtl_gen.export.__main__ import main
+from tests.test_cnn_bundle import synthetic_cnn_bundle
+
+
+def _bundle(tmp_path):
+    manifest, arrays = synthetic_cnn_bundle(seed=2)
+    manifest = {k: v for k, v in manifest.items() if k not in ("format", "version")}
+    manifest.update(dataset="synthetic", model="lenet5")
+    return save_bundle(tmp_path / "bundle", manifest, arrays)
+
+
+def test_cnn_folder(tmp_path):
+    bundle = _bundle(tmp_path)
+    out = tmp_path / "verilog"
+    assert main(["verilog", "--design", "cnn", "--bundle", str(bundle), "--line-buffers", "3",
+                 "--out", str(out)]) == 0  # fmt: skip
+    folder = out / "cnn_synthetic_lenet5_n3_3"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (folder / "cnn.v").exists() and manifest["top"] == "cnn"
+    assert manifest["parameters"]["line_buffers"] == [3, 3]
+
+
+def test_unsupported_layer_exits_2(tmp_path, capsys):
+    bundle = _bundle(tmp_path)
+    path = bundle / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["layers"][0]["stride"] = 2  # written by hand: compress never writes it
+    path.write_text(json.dumps(manifest))
+    out = tmp_path / "verilog"
+    assert main(["verilog", "--design", "cnn", "--bundle", str(bundle), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "layer conv1" in err and "stride" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
