@@ -157,20 +157,10 @@ def cnn_timing(
         t = out
     # the flatten, behind its pixel FIFO
     c, h, w = values.shape[-3:]
-    drop = zero_skip
-    counts = []
-    elements = []
-    for frame in blocks.flatten_hwc(values):
-        last = len(frame) - 1
-        for p in range(h * w):
-            chunk = frame[p * c : (p + 1) * c]
-            keep = [
-                (p * c + q, int(v), p * c + q == last)
-                for q, v in enumerate(chunk.tolist())
-                if v != 0 or not drop or p * c + q == last
-            ]
-            counts.append(len(keep))
-            elements.extend(keep)
+    elements = blocks.flatten_elements(values, drop_zeros=zero_skip)
+    frame = np.concatenate(([0], np.cumsum([e[2] for e in elements[:-1]])))
+    pixel = frame * (h * w) + np.array([e[0] for e in elements]) // c
+    counts = np.bincount(pixel, minlength=n * h * w)
     accepted, element_times = blocks.flatten_times(t + FIFO_LATENCY, counts)
     _fifo("flatten", t, accepted, fifo_depths["flatten"], peaks)
     # the fully connected layers, behind the element FIFO, one image at a time
@@ -180,7 +170,7 @@ def cnn_timing(
     layouts = mlp.layer_layouts(list(fc), build, layouts)
     start = 0
     fifo_taken = []
-    layer_free = [-1] * len(fc)
+    fc1_last = -1  # the cycle fc1 took the previous image's last element
     busy = [-1] * len(fc)  # per layer, the cycle its previous image's last result was taken
     for i in range(n):
         # elements of image i: up to and including its last one
@@ -192,7 +182,7 @@ def cnn_timing(
         if layouts[0] != "direct":
             raise NotImplementedError("the CNN timing model needs a direct first fc layer")
         acc = []
-        tt = layer_free[0]
+        tt = fc1_last
         for k, _ in enumerate(mine):
             tt = max(int(arrive[start + k]), tt + 1)
             acc.append(tt)
@@ -201,7 +191,7 @@ def cnn_timing(
         first_valid = finish + mlp.RESULT_LATENCY + mlp.DIRECT_LATENCY
         if i > 0 and acc[0] <= busy[0]:
             raise TimingModelError(f"image {i} reaches {fc[0].name} before image {i - 1} left it")
-        layer_free[0] = finish
+        fc1_last = finish
         for li in range(1, len(fc)):
             hidden_elems = mlp._elements(outs[li - 1][i], zero_skip)
             direct = layouts[li] == "direct"
