@@ -18,6 +18,8 @@ MODEL        ?= $(if $(filter cnn,$(DESIGN)),lenet5,lenet300)
 # LeNet-5 trains on Fashion-MNIST by default, LeNet-300-100 on the 8x8 digits
 DATASET      ?= $(if $(filter lenet5,$(MODEL)),fashion,digits)
 BUNDLE       ?= build/compress/$(DATASET)_$(MODEL)/bundle
+# make report's CNN rows: the Fashion-MNIST LeNet-5 bundle
+CNN_BUNDLE   ?= build/compress/fashion_lenet5/bundle
 IMAGES       ?= 100
 OFFSET       ?= 0
 INDICES      ?=
@@ -115,8 +117,13 @@ synth: $(STAMP) $(NEEDS_BUNDLE)
 timing: $(STAMP) $(NEEDS_BUNDLE)
 	$(PY) -m rtl_gen.export timing $(EXPORT_ARGS) --seed $(SEED)
 
-report: $(STAMP) $(BUNDLE)/manifest.json
-	$(PY) scripts/report.py --bundle $(BUNDLE) --sim $(SIM)
+report: $(STAMP) $(BUNDLE)/manifest.json $(CNN_BUNDLE)/manifest.json
+	$(PY) scripts/report.py --bundle $(BUNDLE) --cnn-bundle $(CNN_BUNDLE) --sim $(SIM)
+
+ifneq ($(CNN_BUNDLE),$(BUNDLE))
+$(CNN_BUNDLE)/manifest.json: | $(STAMP)
+	$(PY) -m compress --dataset fashion --model lenet5 --out $(dir $(CNN_BUNDLE))
+endif
 
 clean:
 	rm -rf sim/build build .pytest_cache .ruff_cache

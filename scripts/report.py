@@ -3,7 +3,8 @@
 Conv engine with N = K and N = K + 1 line buffers; the MLP of a compress bundle as the dense
 baseline (original network, 16-bit weights), pruned (CSR + codebook, multipliers), shift-quantized
 (CSR + power-of-two codes, shifts), shift-quantized with zero-skipping, and the same with each
-layer's ROM in the smaller of the CSR and direct layouts (``auto``). Writes
+layer's ROM in the smaller of the CSR and direct layouts (``auto``); the LeNet-5 CNN of a
+version-2 bundle (``--cnn-bundle``) and its dense 16-bit baseline. Writes
 ``build/report/report.md``, ``report.json`` and PNG bar charts; prints the table.
 
 Resources come from Yosys ``synth_xilinx``: the conv engines and the compressed MLPs are
@@ -177,6 +178,122 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, mode: str = "auto") -> l
     return rows
 
 
+def cnn_cycles(cnn, images) -> tuple[float, float]:
+    """``(latency, steady)``: mean cycles from an image's first pixel to its last score with
+    the network empty, and cycles per image with ``images`` sent back to back (cycle model)."""
+    from tb.golden.cnn_network import cnn_timing
+
+    def timing(x):
+        return cnn_timing(
+            cnn.spec.stages, cnn.spec.fc, x, line_buffers=cnn.line_buffers,
+            latencies=cnn.latencies, fifo_depths=cnn.fifo_depths, zero_skip=cnn.zero_skip,
+            layouts=cnn.layouts, build=cnn.spec.fc[0].weight_format,
+        )  # fmt: skip
+
+    alone = []
+    for x in images:
+        one = timing(x[None])
+        alone.append(one.image_end[0] - int(one.pixel_accepts[0]) + 1)
+    ends = timing(images).image_end
+    return float(np.mean(alone)), (ends[-1] - ends[0]) / (len(ends) - 1)
+
+
+def cnn_resources_by_part(cnn, name: str, out: Path) -> dict:
+    """Yosys figures of the dense CNN in parts: each conv layer with one and with two of its
+    filters (the line buffers once, then ``C_out - 1`` times the second filter's cost), the
+    pools, the flatten and the FIFOs whole, the fc layers' median neuron times their count."""
+    from rtl_gen.cnn.conv_layer import ConvLayer
+    from rtl_gen.cnn.network import _StreamFifo
+
+    keys = (*RESOURCES, "mul_cells")
+    total = dict.fromkeys(keys, 0)
+    enabled, TIMING["enabled"] = TIMING["enabled"], False  # parts of a design: no Fmax
+    cnn._MustUse__silence = True
+    for spec, block in zip(cnn.spec.stages, cnn.stages, strict=True):
+        block._MustUse__silence = True
+        if isinstance(block, ConvLayer):
+            nonzero = np.count_nonzero(block.weights.reshape(len(block.weights), -1), axis=1)
+            order = np.argsort(nonzero)
+            median = order[len(order) // 2]
+            pair = [median, order[min(len(order) // 2 + 1, len(order) - 1)]]
+            figures = []
+            for filters in ([median], pair):
+                part = ConvLayer(
+                    height=block.height, width=block.width, in_channels=block.in_channels,
+                    weights=block.weights[filters], bias=block.bias[filters], shift=block.shift,
+                    activation=block.activation, out_bits=block.out_bits, in_bits=block.in_bits,
+                    line_buffers=block.line_buffers, weight_format=block.weight_format,
+                )  # fmt: skip
+                tag = f"{name}_{spec.name}_{len(filters)}filter"
+                figures.append(synth(Design(tag, "conv_layer", part, {}), out))
+            one, two = figures
+            for key in keys:
+                total[key] += one[key] + (block.out_channels - 1) * max(0, two[key] - one[key])
+        else:
+            figures = synth(Design(f"{name}_{spec.name}", "maxpool", block, {}), out)
+            for key in keys:
+                total[key] += figures[key]
+    fifos = [(key, depth) for key, depth in cnn.fifo_depths.items()]
+    shapes = {"flatten": cnn.flatten.i.payload.shape(), "fc": cnn.flatten.o.payload.shape()}
+    for stage, block in zip(cnn.spec.stages, cnn.stages, strict=True):
+        shapes.setdefault(stage.name, block.i.payload.shape())
+    for key, depth in fifos:
+        fifo = _StreamFifo(shapes[key], depth)
+        figures = synth(Design(f"{name}_{key}_fifo", "fifo", fifo, {}), out)
+        for k in keys:
+            total[k] += figures[k]
+    figures = synth(Design(f"{name}_flatten", "flatten", cnn.flatten, {}), out)
+    for key in keys:
+        total[key] += figures[key]
+    TIMING["enabled"] = enabled
+    mlp = mlp_resources_by_neuron(cnn.mlp, f"{name}_fc", out)
+    for key in keys:
+        total[key] += mlp[key]
+    total["fmax_mhz"] = None
+    return total
+
+
+def cnn_rows(bundle: Path, clock_mhz: float, out: Path, images: int = 100) -> list[dict]:
+    """The bundle's compressed CNN (whole design) and its dense 16-bit baseline (in parts)."""
+    from rtl_gen.neuron.weights import load_bundle_any
+
+    _, arrays = load_bundle_any(bundle)
+    x = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)[:images]
+    rows = []
+    for label, baseline in (("CNN dense baseline", True), ("CNN LeNet-5 compressed", False)):
+        design = designs.cnn_design(bundle, baseline=baseline)
+        cnn = design.component
+        latency, steady = cnn_cycles(cnn, x)
+        if baseline:
+            figures = cnn_resources_by_part(cnn, design.name, out)
+            source = "yosys (conv filters, pools, FIFOs, median neurons, scaled)"
+        else:
+            figures, source = synth(design, out), "yosys (whole design)"
+        clock = clock_for(figures, clock_mhz)
+        rows.append(
+            {
+                "design": label,
+                "fmax_mhz": figures["fmax_mhz"],
+                "critical_path": figures.get("critical_path"),
+                "clock_mhz": clock,
+                **{k: figures[k] for k in RESOURCES},
+                "mul_cells": figures["mul_cells"],
+                "rom_bits": int(cnn.mlp.rom_bits),
+                "ram_bits": None,
+                "cycles": steady,
+                "latency_cycles": latency,
+                "latency_us": latency / clock,
+                "throughput_per_s": clock * 1e6 / steady,
+                "line_buffers": cnn.line_buffers,
+                "layouts": cnn.layouts,
+                "resources_from": source,
+                "cycles_from": f"cnn_timing, first {len(x)} test images: steady state back to "
+                "back; latency with the network empty (mean)",
+            }
+        )
+    return rows
+
+
 def markdown(rows: list[dict], clock_mhz: float) -> str:
     head = (
         "| design | LUT | FF | DSP | BRAM18 | LUTRAM | ROM bits | Fmax ECP5 | cycles | "
@@ -212,7 +329,8 @@ def plot(rows: list[dict], path: Path) -> None:
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5))
     for ax, (title, values) in zip(axes, panels, strict=True):
-        ax.bar(range(len(values)), values, color=["#4c72b0"] * 2 + ["#dd8452"] * (len(values) - 2))
+        colors = {"conv": "#4c72b0", "MLP": "#dd8452", "CNN": "#55a868"}
+        ax.bar(range(len(values)), values, color=[colors[r["design"].split()[0]] for r in rows])
         ax.set_xticks(range(len(values)), names, rotation=60, ha="right", fontsize=7)
         ax.set_title(title)
         if title in ("LUT", "ROM bits", "latency (µs)"):
@@ -227,6 +345,10 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--bundle", type=Path, default=Path("build/compress/digits_lenet300/bundle")
     )
+    parser.add_argument(
+        "--cnn-bundle", type=Path, default=Path("build/compress/fashion_lenet5/bundle"),
+        help="a version-2 (LeNet-5) bundle for the CNN rows; skipped when it does not exist",
+    )  # fmt: skip
     parser.add_argument("--kernel", type=int, default=3)
     parser.add_argument("--size", type=int, default=28)
     parser.add_argument("--clock-mhz", type=float, default=100.0)
@@ -241,11 +363,25 @@ def main(argv=None) -> int:
     if not (args.bundle / "manifest.json").exists():
         print(f"error: no bundle at {args.bundle}: run `make compress` first", file=sys.stderr)
         return 2
+    kinds = {layer.get("kind", "linear") for layer in
+             json.loads((args.bundle / "manifest.json").read_text())["layers"]}  # fmt: skip
+    if kinds != {"linear"}:
+        print(
+            f"error: --bundle {args.bundle} is not an MLP bundle (it has "
+            f"{', '.join(sorted(kinds - {'linear'}))} layers): the MLP rows need MODEL=lenet300; "
+            "the CNN rows come from --cnn-bundle",
+            file=sys.stderr,
+        )
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / "designs"
     start = time.monotonic()
     rows = conv_rows(args.kernel, args.size, args.clock_mhz, work)
     rows += mlp_rows(args.bundle, args.clock_mhz, work, args.mlp_synth)
+    if (args.cnn_bundle / "manifest.json").exists():
+        rows += cnn_rows(args.cnn_bundle, args.clock_mhz, work)
+    else:
+        print(f"CNN rows skipped: no bundle at {args.cnn_bundle} (make compress MODEL=lenet5)")
     table = markdown(rows, args.clock_mhz)
     notes = (
         "\nResources: Yosys `synth_xilinx` (xc7), whole designs unless the row says "
@@ -256,8 +392,13 @@ def main(argv=None) -> int:
             "full": "every row is a whole design.",
         }[args.mlp_synth]
         + " Cycles: golden cycle models (equal to the RTL in the regression); MLP cycles are the"
-        " mean over the bundle's whole test set. Throughput: frames (conv, back to back) or"
-        " images (MLP, one in flight) per second.\n"
+        " mean over the bundle's whole test set, one image in flight; CNN cycles are per image"
+        " with images back to back (steady state, first 100 test images), its latency the mean"
+        " from an image's first pixel to its last score. CNN ROM bits are the fc layers' ROMs"
+        " (conv weights are wired shifts or constants). The CNN dense baseline (*) is"
+        " synthesized in parts (conv layers from one and two filters, pools, flatten, FIFOs,"
+        " fc layers' median neurons) and scaled. Throughput: frames (conv, back to back) or"
+        " images (MLP, one in flight; CNN, back to back) per second.\n"
     )
     (args.out / "report.md").write_text("# compress2rtl report\n\n" + table + notes)
     (args.out / "report.json").write_text(json.dumps(rows, indent=2) + "\n")

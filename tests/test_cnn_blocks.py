@@ -201,6 +201,8 @@ GOOD_CONV = dict(
 W = "weights"
 BAD = [
     (ConvLayer, {W: np.full((2, 1, 3, 3), 3)}, "weights[0, 0, 0, 0] = 3 is not 0 or ±2**e"),
+    (ConvLayer, {"weight_format": "int8"},
+     "weight_format must be one of ('pow2', 'dense'), not 'int8'"),
     (
         ConvLayer,
         {W: np.ones((2, 2, 3, 3), int)},

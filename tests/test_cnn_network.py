@@ -159,3 +159,52 @@ def test_bad_line_buffers():
         Cnn(spec, line_buffers=1)
     with pytest.raises(ValueError, match="one N per conv layer"):
         Cnn(spec, line_buffers=[2, 2, 2])
+
+
+def dense_spec(seed=0, size=14, channels=(2, 3), kernel=3) -> CnnSpec:
+    """The dense-baseline kind of network: any integer conv weights, dense fc layers."""
+    rng = np.random.default_rng(seed)
+    c1, c2 = channels
+    s1 = size - kernel + 1
+    p1 = s1 // 2
+    s2 = p1 - kernel + 1
+
+    def weights(shape):
+        w = rng.integers(-150, 300, size=shape)
+        w[rng.random(shape) < 0.2] = 0
+        return w
+
+    conv1 = ConvSpec("conv1", (1, size, size), weights((c1, 1, kernel, kernel)),
+                     rng.integers(-2000, 4000, c1), 10, "relu", 8, 8, "dense")  # fmt: skip
+    conv2 = ConvSpec("conv2", (c1, p1, p1), weights((c2, c1, kernel, kernel)),
+                     rng.integers(-2000, 4000, c2), 11, "relu", 8, 8, "dense")  # fmt: skip
+    features = c2 * (s2 // 2) ** 2
+    fc1 = synthetic_layer(rng, features, 6, weight_format="dense", shift=7, density=0.8)
+    fc2 = synthetic_layer(rng, 6, 4, weight_format="dense", activation="none", shift=6, density=0.9)
+    stages = (conv1, PoolSpec("pool1", (c1, s1, s1), 8), conv2, PoolSpec("pool2", (c2, s2, s2), 8))
+    return CnnSpec((1, size, size), 8, stages, (fc1, fc2))
+
+
+@pytest.mark.parametrize("mode", ["streaming", "overlapped"])
+def test_dense_baseline_cnn_exact(mode):
+    """The dense baseline (conv multipliers, dense fc layers walking every input, no
+    zero-skipping): scores bit-exact and every cycle as the composed model, back to back."""
+    spec = dense_spec(seed=5)
+    rng = np.random.default_rng(11)
+    images = rng.integers(0, 256, size=(3, 14 * 14))
+    dut = Cnn(spec, line_buffers=MODES[mode], zero_skip=False)
+    assert dut.layouts == ["csr", "csr"]
+    scores, ends, accepted, _ = run_cnn(dut, images)
+    _, want = golden.cnn_forward(spec.stages, spec.fc, images)
+    np.testing.assert_array_equal(scores, want)
+    assert len(np.unique(want)) > 4  # the scores are not all clipped to one value
+    timing = _timing(dut, images)
+    assert accepted.tolist() == timing.pixel_accepts.tolist()
+    assert ends.tolist() == timing.image_end
+
+
+def test_dense_fc1_with_zero_skip_is_not_modelled():
+    spec = dense_spec()
+    dut = Cnn(spec, zero_skip=True)
+    with pytest.raises(NotImplementedError, match="dense one without zero-skip"):
+        _timing(dut, np.zeros((1, 14 * 14), dtype=np.int64))

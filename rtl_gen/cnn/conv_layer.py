@@ -1,4 +1,5 @@
-"""A multi-channel convolution layer with power-of-two weights: shift-and-add, no multiplier."""
+"""A multi-channel convolution layer: power-of-two weights shift and add (no multiplier); the
+dense baseline's weights multiply."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from rtl_gen.conv.streaming import StreamingRows
 
 from .pixels import check_int, pixel_layout, value_shape
 
-__all__ = ["ACTIVATIONS", "ConvLayer", "tree_stages"]
+__all__ = ["ACTIVATIONS", "WEIGHT_FORMATS", "ConvLayer", "tree_stages"]
 
 ACTIVATIONS = ("relu", "none")
+#: ``"pow2"``: every weight 0 or ``±2**e``, wired as a shift; ``"dense"``: any integer, one
+#: constant multiplier per nonzero weight (the uncompressed baseline).
+WEIGHT_FORMATS = ("pow2", "dense")
 
 
 def tree_stages(weights: np.ndarray, levels_per_stage: int) -> int:
@@ -29,7 +33,7 @@ def tree_stages(weights: np.ndarray, levels_per_stage: int) -> int:
     return max(1, math.ceil(levels / levels_per_stage))
 
 
-def _check_weights(weights, in_channels: int) -> np.ndarray:
+def _check_weights(weights, in_channels: int, weight_format: str) -> np.ndarray:
     arr = np.asarray(weights)
     if arr.ndim != 4 or arr.shape[1] != in_channels or arr.shape[2] != arr.shape[3]:
         raise ValueError(
@@ -46,18 +50,18 @@ def _check_weights(weights, in_channels: int) -> np.ndarray:
     arr = arr.astype(np.int64)
     mag = np.abs(arr)
     bad = np.argwhere((mag & (mag - 1)) != 0)
-    if len(bad):
+    if len(bad) and weight_format == "pow2":
         index = tuple(int(v) for v in bad[0])
         raise ValueError(
             f"weights[{', '.join(map(str, index))}] = {int(arr[index])} is not 0 or ±2**e "
-            "(ConvLayer has no multipliers: power-of-two weights only)"
+            "(weight_format 'pow2' has no multipliers: power-of-two weights only)"
         )
     arr.setflags(write=False)
     return arr
 
 
 class ConvLayer(wiring.Component):
-    """Multi-channel "valid" convolution, stride 1, odd ``K``, power-of-two weights.
+    """Multi-channel "valid" convolution, stride 1, odd ``K``.
 
     ``y[o, r, s] = act(requant(sum_{c,i,j} w[o, c, i, j] * x[c, r + i, s + j] + b[o]))`` with
     ``requant`` as in docs/bundle.md: ``(acc + 2**(shift-1)) >> shift`` (round half up,
@@ -69,7 +73,9 @@ class ConvLayer(wiring.Component):
     :class:`~rtl_gen.conv.row_scan.RowScan` for ``N >= K``) with one pixel word of
     ``in_channels × in_bits`` bits. All ``out_channels`` filters compute in parallel, one
     input pixel per clock. A weight ``±2**e`` is the window pixel shifted by ``e`` (wiring),
-    added or subtracted in a balanced adder tree; a zero weight generates nothing. Each
+    added or subtracted in a balanced adder tree; a zero weight generates nothing. With
+    ``weight_format="dense"`` (the uncompressed baseline) a nonzero weight ``±w`` is the pixel
+    times the constant ``w``, a multiplier in the first adder level; the timing is the same. Each
     filter's tree also sums one constant leaf (bias plus the rounding constant); registers
     cut it every ``levels_per_stage`` adder levels (:func:`tree_stages` stages ``S``).
 
@@ -80,7 +86,10 @@ class ConvLayer(wiring.Component):
     in_channels : int
         ``C_in >= 1``.
     weights : array_like of int, shape ``(C_out, C_in, K, K)``
-        Each 0 or ``±2**e``; anything else raises :class:`ValueError` (no multipliers).
+        ``weight_format="pow2"``: each 0 or ``±2**e``, anything else raises :class:`ValueError`.
+    weight_format : str
+        ``"pow2"`` (default: shift-and-add, no multiplier) or ``"dense"`` (any integer weights,
+        constant multipliers).
     bias : array_like of int, shape ``(C_out,)``
         Added to the sum of products (accumulator format).
     shift : int
@@ -130,11 +139,12 @@ class ConvLayer(wiring.Component):
         in_bits: int = 8,
         line_buffers: int | None = None,
         levels_per_stage: int = 2,
+        weight_format: str = "pow2",
     ):
         try:
             self._validate(
                 height, width, in_channels, weights, bias, shift, activation, out_bits, in_bits,
-                line_buffers, levels_per_stage,
+                line_buffers, levels_per_stage, weight_format,
             )  # fmt: skip
         except ValueError:
             self._MustUse__silence = True
@@ -152,10 +162,15 @@ class ConvLayer(wiring.Component):
 
     def _validate(
         self, height, width, in_channels, weights, bias, shift, activation, out_bits, in_bits,
-        line_buffers, levels_per_stage,
+        line_buffers, levels_per_stage, weight_format,
     ):  # fmt: skip
+        if weight_format not in WEIGHT_FORMATS:
+            raise ValueError(
+                f"weight_format must be one of {WEIGHT_FORMATS}, not {weight_format!r}"
+            )
+        self.weight_format = weight_format
         self.in_channels = check_int("in_channels", in_channels, 1)
-        self.weights = _check_weights(weights, self.in_channels)
+        self.weights = _check_weights(weights, self.in_channels, weight_format)
         self.out_channels, _, k, _ = self.weights.shape
         self.kernel = k
         self.height = check_int("height", height, k, MAX_HEIGHT)
@@ -249,7 +264,10 @@ class ConvLayer(wiring.Component):
             for c, i, j in zip(*np.nonzero(self.weights[o]), strict=True):
                 w = int(self.weights[o, c, i, j])
                 pixel = window[i][j].word_select(int(c), bits)
-                leaves.append((pixel << (abs(w).bit_length() - 1), w < 0))
+                if self.weight_format == "dense":
+                    leaves.append((pixel * Const(abs(w)), w < 0))
+                else:
+                    leaves.append((pixel << (abs(w).bit_length() - 1), w < 0))
             accs.append(self._tree(m, leaves, stages, reg, f"f{o}"))
         for _ in range(stages):
             emit, last = reg(emit, "t_emit"), reg(last, "t_last")

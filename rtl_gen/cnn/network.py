@@ -115,6 +115,7 @@ class Cnn(wiring.Component):
                         out_bits=stage.out_bits,
                         in_bits=stage.in_bits,
                         line_buffers=n,
+                        weight_format=stage.weight_format,
                     )  # fmt: skip
                 )
             else:

@@ -33,6 +33,7 @@ class ConvSpec:
     activation: str
     out_bits: int
     in_bits: int
+    weight_format: str = "pow2"
 
     @property
     def kernel(self) -> int:
@@ -88,14 +89,24 @@ def _shape(spec: dict, key: str, name: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def cnn_from_bundle(bundle) -> CnnSpec:
-    """The CNN of a version-2 bundle (path, ``Bundle`` or ``(manifest, arrays)``).
+def cnn_from_bundle(bundle, baseline: bool = False) -> CnnSpec:
+    """The CNN of a version-2 bundle (path, ``Bundle`` or ``(manifest, arrays)``), or with
+    ``baseline`` its dense 16-bit baseline (the uncompressed network, ``"baseline"`` in the
+    manifest, ``baseline.*`` arrays).
 
-    Supported: ``conv2d`` (stride 1, no padding, odd square kernel, power-of-two weights, ReLU),
-    ``maxpool2d`` (2x2, stride 2), one ``flatten`` in ``hwc`` order, then ``linear`` layers.
+    Supported: ``conv2d`` (stride 1, no padding, odd square kernel, power-of-two weights or, in
+    the baseline, dense ones; ReLU), ``maxpool2d`` (2x2, stride 2), one ``flatten`` in ``hwc``
+    order, then ``linear`` layers.
     """
     manifest, arrays = load_bundle_any(bundle)
-    layers = manifest["layers"]
+    if baseline:
+        if "baseline" not in manifest:
+            raise UnsupportedLayer("the bundle has no dense baseline ('baseline' in the manifest)")
+        layers = manifest["baseline"]["layers"]
+        arrays = {k.removeprefix("baseline."): v for k, v in arrays.items()
+                  if k.startswith("baseline.")}  # fmt: skip
+    else:
+        layers = manifest["layers"]
     shape = tuple(manifest["input"]["shape"])
     if len(shape) != 3:
         raise UnsupportedLayer(f"input shape must be [C, H, W] for a CNN, not {list(shape)}")
@@ -124,10 +135,11 @@ def cnn_from_bundle(bundle) -> CnnSpec:
                     raise UnsupportedLayer(
                         f"layer {name}: {key} {spec.get(key)!r} is not supported (only {want})"
                     )
-            if spec.get("weight_format") != "pow2":
+            fmt = spec.get("weight_format")
+            if fmt not in ("pow2", "dense"):
                 raise UnsupportedLayer(
-                    f"layer {name}: weight_format {spec.get('weight_format')!r} is not supported "
-                    "(the conv hardware shifts and adds: pow2 only)"
+                    f"layer {name}: weight_format {fmt!r} is not supported (the conv hardware "
+                    "shifts and adds pow2 weights, or multiplies dense ones)"
                 )
             if spec.get("activation") != "relu":
                 raise UnsupportedLayer(
@@ -151,6 +163,7 @@ def cnn_from_bundle(bundle) -> CnnSpec:
                 activation="relu",
                 out_bits=int(spec["output_bits"]),
                 in_bits=bits,
+                weight_format=fmt,
             )
             stages.append(conv)
             current, bits = conv.out_shape, conv.out_bits

@@ -148,25 +148,29 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
     )
 
 
-def cnn_design(bundle, line_buffers: int | None = None):
+def cnn_design(bundle, line_buffers: int | None = None, baseline: bool = False):
     """The CNN of a version-2 bundle (``rtl_gen.cnn.Cnn``) as one top module ``cnn``.
 
-    ``line_buffers``: ``N`` of every conv layer (default ``K - 1``, streaming)."""
+    ``line_buffers``: ``N`` of every conv layer (default ``K - 1``, streaming). ``baseline``:
+    the bundle's dense 16-bit baseline instead (the uncompressed network: conv multipliers,
+    dense fc layers, no zero-skipping)."""
     from rtl_gen.cnn.network import Cnn
     from rtl_gen.cnn.spec import cnn_from_bundle
 
     manifest = _bundle_manifest(bundle)
-    spec = cnn_from_bundle(bundle)
-    cnn = Cnn(spec, line_buffers=line_buffers)
+    spec = cnn_from_bundle(bundle, baseline=baseline)
+    cnn = Cnn(spec, line_buffers=line_buffers, zero_skip=not baseline)
     tag = "_".join(str(n) for n in cnn.line_buffers)
+    variant = "_baseline" if baseline else ""
     return Design(
-        name=f"cnn_{manifest['dataset']}_{manifest['model']}_n{tag}",
+        name=f"cnn_{manifest['dataset']}_{manifest['model']}{variant}_n{tag}",
         top="cnn",
         component=cnn,
         parameters={
             "input_shape": list(spec.input_shape),
             "stages": [f"{s.name} {list(s.out_shape)}" for s in spec.stages],
             "fc": [layer.out_features for layer in spec.fc],
+            "baseline": baseline,
             "line_buffers": cnn.line_buffers,
             "fifo_depths": cnn.fifo_depths,
             "layouts": cnn.layouts,
@@ -179,6 +183,7 @@ def cnn_design(bundle, line_buffers: int | None = None):
                 "latencies": cnn.latencies,
                 "fifo_depths": cnn.fifo_depths,
                 "layouts": cnn.layouts,
+                "zero_skip": cnn.zero_skip,
             },
         },
         bundle=bundle,

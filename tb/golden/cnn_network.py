@@ -103,6 +103,22 @@ def _check_unstalled(name, offered, accepted):
         )
 
 
+def _fc1_latency(layout: str, build: str, zero_skip: bool) -> int:
+    """Cycles from fc1 accepting an image's last element to that element's product being in
+    every accumulator, for the first fc layers this model follows: each element is taken the
+    cycle the FIFO offers it (never stalled). Direct layout: every neuron reads the element's
+    word at once. Dense build without zero-skipping (the baseline): every element is the next
+    column of every neuron's one-word-per-input ROM, so each neuron takes it from its input
+    queue ``QUEUE_LATENCY`` cycles after the accept, then its product stage."""
+    if layout == "direct":
+        return mlp.DIRECT_LATENCY
+    if build == "dense" and not zero_skip:
+        return mlp.QUEUE_LATENCY + mlp.PRODUCT_LATENCY + mlp.GATHER_LATENCY
+    raise NotImplementedError(
+        "the CNN timing model needs a direct first fc layer, or a dense one without zero-skip"
+    )
+
+
 def cnn_timing(
     stages,
     fc,
@@ -179,19 +195,16 @@ def cnn_timing(
             end += 1
         end += 1
         mine = elements[start:end]
-        if layouts[0] != "direct":
-            raise NotImplementedError("the CNN timing model needs a direct first fc layer")
         acc = []
         tt = fc1_last
         for k, _ in enumerate(mine):
             tt = max(int(arrive[start + k]), tt + 1)
             acc.append(tt)
         fifo_taken.extend(acc)
-        finish = acc[-1]
-        first_valid = finish + mlp.RESULT_LATENCY + mlp.DIRECT_LATENCY
+        fc1_last = acc[-1]
+        first_valid = acc[-1] + mlp.RESULT_LATENCY + _fc1_latency(layouts[0], build, zero_skip)
         if i > 0 and acc[0] <= busy[0]:
             raise TimingModelError(f"image {i} reaches {fc[0].name} before image {i - 1} left it")
-        fc1_last = finish
         for li in range(1, len(fc)):
             hidden_elems = mlp._elements(outs[li - 1][i], zero_skip)
             direct = layouts[li] == "direct"
