@@ -34,7 +34,7 @@ import numpy as np
 from rtl_gen.export import designs
 from rtl_gen.export.estimate import conv_estimate, mlp_estimate
 from rtl_gen.export.folder import Design, export_design
-from rtl_gen.export.timing import ecp5_timing
+from rtl_gen.export.timing import DEFAULT_CACHE, ecp5_timing
 from rtl_gen.export.yosys import synth_xilinx
 from tb.golden.conv import conv_cycles
 from tb.golden.mlp import mlp_cycles
@@ -42,7 +42,7 @@ from tb.golden.mlp import mlp_cycles
 RESOURCES = ("lut", "ff", "carry4", "dsp", "ramb18", "ramb36", "lutram")
 
 
-TIMING = {"enabled": True}
+TIMING = {"enabled": True, "cache": DEFAULT_CACHE}
 
 
 def synth(design: Design, out: Path) -> dict:
@@ -53,17 +53,14 @@ def synth(design: Design, out: Path) -> dict:
     figures["fmax_mhz"] = None
     if TIMING["enabled"]:
         started = time.monotonic()
-        timing = ecp5_timing(folder, manifest["sources"], design.top)
+        timing = ecp5_timing(folder, manifest["sources"], design.top, cache=TIMING["cache"])
         (folder / "reports" / "timing_ecp5.json").write_text(json.dumps(timing, indent=2) + "\n")
         figures["fmax_mhz"] = timing["fmax_mhz"]
         figures["critical_path"] = (timing.get("critical_path") or {}).get("start", "?") + (
             " -> " + (timing.get("critical_path") or {}).get("end", "?")
         )
-        print(
-            f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k), "
-            f"{time.monotonic() - started:.0f} s",
-            flush=True,
-        )
+        how = "cached" if timing.get("cached") else f"{time.monotonic() - started:.0f} s"
+        print(f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k), {how}", flush=True)
     return figures
 
 
@@ -358,8 +355,14 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-timing", action="store_true", help="skip the ECP5 place-and-route Fmax figures"
     )
+    parser.add_argument(
+        "--timing-cache", type=Path, default=DEFAULT_CACHE,
+        help="Fmax figures by netlist hash, shared with `make timing` (reused when the Verilog "
+        "and seed are the same)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     TIMING["enabled"] = not args.no_timing
+    TIMING["cache"] = args.timing_cache
     if not (args.bundle / "manifest.json").exists():
         print(f"error: no bundle at {args.bundle}: run `make compress` first", file=sys.stderr)
         return 2

@@ -104,9 +104,11 @@ def test_nextpnr_failure_is_a_runtime_error(tmp_path):
 def test_timing_of_a_small_conv_engine(tmp_path, capsys):
     from rtl_gen.export.__main__ import main
 
-    argv = ["timing", "--design", "conv", "--width", "10", "--height", "6", "--out", str(tmp_path)]
+    argv = ["timing", "--design", "conv", "--width", "10", "--height", "6", "--out", str(tmp_path),
+            "--cache", str(tmp_path / "cache")]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
+    assert "cached" not in printed
     assert "ECP5-85k (LFE5U-85F-6 CABGA381) after place-and-route, seed 1: Fmax" in printed
     assert "7-series" in printed
     (out,) = tmp_path.glob("*/reports/timing_ecp5.json")
@@ -139,3 +141,13 @@ def test_timing_of_a_small_conv_engine(tmp_path, capsys):
     assert again["critical_path"]["from"] == {
         k: v for k, v in path["from"].items() if k in ("cell", "port", "net")
     }
+    # The same netlist, seed and tools again: the figures come from the cache, not the tools.
+    assert main(argv) == 0
+    assert "(cached: " in capsys.readouterr().out
+    assert json.loads(out.read_text())["fmax_mhz"] == figures["fmax_mhz"]
+    sources = json.loads((folder / "manifest.json").read_text())["sources"]
+    key = timing.cache_key(folder, sources, "conv_engine", 1, 100.0)
+    assert [p.stem for p in (tmp_path / "cache").glob("*.json")] == [key]
+    assert timing.cache_key(folder, sources, "conv_engine", 2, 100.0) != key
+    (folder / sources[0]).write_text((folder / sources[0]).read_text() + "\n// edited\n")
+    assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0) != key

