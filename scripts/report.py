@@ -181,11 +181,7 @@ def cnn_cycles(cnn, images) -> tuple[float, float]:
     from tb.golden.cnn_network import cnn_timing
 
     def timing(x):
-        return cnn_timing(
-            cnn.spec.stages, cnn.spec.fc, x, line_buffers=cnn.line_buffers,
-            latencies=cnn.latencies, fifo_depths=cnn.fifo_depths, zero_skip=cnn.zero_skip,
-            layouts=cnn.layouts, build=cnn.spec.fc[0].weight_format,
-        )  # fmt: skip
+        return cnn_timing(cnn.spec.stages, cnn.spec.fc, x, **cnn.timing_arguments)
 
     alone = []
     for x in images:

@@ -102,11 +102,7 @@ def _cnn_setup(manifest, arrays, args) -> _Setup:
         return [int(v) | int(k == last) << bits for k, v in enumerate(img.tolist())]
 
     def cycles(img):
-        timing = cnn_timing(
-            spec.stages, spec.fc, img[None], line_buffers=dut.line_buffers,
-            latencies=dut.latencies, fifo_depths=dut.fifo_depths, zero_skip=dut.zero_skip,
-            layouts=dut.layouts, build=spec.fc[0].weight_format,
-        )  # fmt: skip
+        timing = cnn_timing(spec.stages, spec.fc, img[None], **dut.timing_arguments)
         return timing.cycles
 
     tag = "n" + "_".join(str(n) for n in dut.line_buffers)

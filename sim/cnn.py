@@ -30,14 +30,7 @@ __all__ = ["cnn_case", "main"]
 
 def cnn_case(dut: Cnn) -> dict:
     """What ``tb.cnn_tb`` needs to know of a :class:`Cnn`."""
-    return {
-        "spec": dut.spec,
-        "line_buffers": dut.line_buffers,
-        "latencies": dut.latencies,
-        "fifo_depths": dut.fifo_depths,
-        "layouts": dut.layouts,
-        "zero_skip": dut.zero_skip,
-    }
+    return {"spec": dut.spec, "timing": dut.timing_arguments}
 
 
 def main(argv=None) -> int:

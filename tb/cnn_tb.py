@@ -4,8 +4,8 @@ Ports: ``inp`` (pixels ``{value, last}``, raster order) and ``out`` (class score
 ``{index, value, last}``). The pytest side (``sim.cnn.run_cnn_case``) pickles a case whose path
 reaches the simulation in ``$MLP_TB_CASE`` (the stream testbenches' shared convention)::
 
-    {"spec": CnnSpec, "line_buffers": [...], "latencies": [...], "fifo_depths": {...},
-     "layouts": [...], "zero_skip": bool, "images": (n, C*H*W), "labels": (n,) or None,
+    {"spec": CnnSpec, "timing": Cnn.timing_arguments (line buffers, latencies, FIFO depths,
+     register slices, layouts, zero_skip, build), "images": (n, C*H*W), "labels": (n,) or None,
      "seed": int, "stall_images": int, "gap": 0.3, "backpressure": 0.4}
 
 Golden scores and cycles come from ``tb.golden.cnn_network``; each test writes what it measured
@@ -114,17 +114,7 @@ class CnnTB:
 
     def timing(self, images):
         c = self.case
-        return golden.cnn_timing(
-            self.spec.stages,
-            self.spec.fc,
-            images,
-            line_buffers=c["line_buffers"],
-            latencies=c["latencies"],
-            fifo_depths=c["fifo_depths"],
-            zero_skip=c["zero_skip"],
-            layouts=c["layouts"],
-            build=self.spec.fc[0].weight_format,
-        )
+        return golden.cnn_timing(self.spec.stages, self.spec.fc, images, **c["timing"])
 
     def check_scores(self, images, scores, labels=None) -> dict:
         _, want = golden.cnn_forward(self.spec.stages, self.spec.fc, images)

@@ -121,9 +121,5 @@ def test_cnn_through_the_compiled_harness():
             index, value, _ = fout.unpack(word)
             got[index] = value
         assert got == w.tolist()
-        timing = cnn_timing(
-            spec.stages, spec.fc, img[None], line_buffers=dut.line_buffers,
-            latencies=dut.latencies, fifo_depths=dut.fifo_depths, zero_skip=dut.zero_skip,
-            layouts=dut.layouts, build=final.weight_format,
-        )  # fmt: skip
+        timing = cnn_timing(spec.stages, spec.fc, img[None], **dut.timing_arguments)
         assert r.cycles == timing.cycles

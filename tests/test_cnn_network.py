@@ -96,16 +96,7 @@ def run_cnn(dut: Cnn, images, arrivals=None, backpressure=0.0, seed=0, one_at_a_
 
 def _timing(dut: Cnn, images, arrivals=None):
     return golden.cnn_timing(
-        dut.spec.stages,
-        dut.spec.fc,
-        images,
-        line_buffers=dut.line_buffers,
-        latencies=dut.latencies,
-        fifo_depths=dut.fifo_depths,
-        zero_skip=dut.zero_skip,
-        layouts=dut.layouts,
-        build=dut.spec.fc[0].weight_format,
-        arrivals=arrivals,
+        dut.spec.stages, dut.spec.fc, images, arrivals=arrivals, **dut.timing_arguments
     )
 
 

@@ -7,6 +7,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl_gen.mlp import Mlp
+from rtl_gen.skid import SkidBuffer
 
 from .conv_layer import ConvLayer
 from .flatten import Flatten
@@ -58,6 +59,11 @@ class Cnn(wiring.Component):
       ``C`` elements, one per cycle);
     * before the first fully connected layer: one frame of elements (the CSR walk of a layer
       takes one cycle per ROM word).
+
+    A :class:`~rtl_gen.skid.SkidBuffer` (one cycle) follows every conv and pool stage whose
+    output does not go into a FIFO (:attr:`slices`): each stage's ``ready`` then comes from a
+    register, so no combinational path runs from one stage's pipeline enable into the next
+    one's (without them the enables of every stage chain through ``ready``).
 
     Images follow each other with no gap: image ``i + 1`` enters while image ``i`` is still in
     later stages.
@@ -120,6 +126,11 @@ class Cnn(wiring.Component):
                 )
             else:
                 self.stages.append(MaxPool2(height=h, width=w, channels=c, bits=stage.bits))
+        names = [stage.name for stage in spec.stages]
+        self.slices = [
+            name for name, after in zip(names, [*names[1:], None], strict=True)
+            if after is not None and after not in self.fifo_depths
+        ]  # fmt: skip
         fc, fh, fw = spec.flatten_shape
         flat_bits = spec.fc[0].in_bits
         self.flatten = Flatten(
@@ -164,6 +175,19 @@ class Cnn(wiring.Component):
         return line_buffers
 
     @property
+    def timing_arguments(self) -> dict:
+        """The build, as ``tb.golden.cnn_network.cnn_timing`` takes it (plain data)."""
+        return {
+            "line_buffers": list(self.line_buffers),
+            "latencies": self.latencies,
+            "fifo_depths": dict(self.fifo_depths),
+            "slices": list(self.slices),
+            "zero_skip": self.zero_skip,
+            "layouts": list(self.layouts),
+            "build": self.spec.fc[0].weight_format,
+        }
+
+    @property
     def latencies(self) -> list[int]:
         """Per stage, :attr:`ConvLayer.latency` or :attr:`MaxPool2.latency`."""
         return [s.latency for s in self.stages]
@@ -180,6 +204,10 @@ class Cnn(wiring.Component):
             m.submodules[spec.name] = block
             wiring.connect(m, upstream, block.i)
             upstream = block.o
+            if spec.name in self.slices:
+                m.submodules[f"{spec.name}_slice"] = slice_ = SkidBuffer(block.o.payload.shape())
+                wiring.connect(m, upstream, slice_.i)
+                upstream = slice_.o
         m.submodules.flatten_fifo = pix = _StreamFifo(
             self.flatten.i.payload.shape(), self.fifo_depths["flatten"]
         )

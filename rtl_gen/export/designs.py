@@ -173,18 +173,13 @@ def cnn_design(bundle, line_buffers: int | None = None, baseline: bool = False):
             "baseline": baseline,
             "line_buffers": cnn.line_buffers,
             "fifo_depths": cnn.fifo_depths,
+            "register_slices": cnn.slices,
             "layouts": cnn.layouts,
         },
         latency={"note": "per image; see cycle_model"},
         cycle_model={
             "function": "tb.golden.cnn_network.cnn_timing",
-            "arguments": {
-                "line_buffers": cnn.line_buffers,
-                "latencies": cnn.latencies,
-                "fifo_depths": cnn.fifo_depths,
-                "layouts": cnn.layouts,
-                "zero_skip": cnn.zero_skip,
-            },
+            "arguments": cnn.timing_arguments,
         },
         bundle=bundle,
     )

@@ -25,10 +25,14 @@ import numpy as np
 from . import cnn as blocks
 from . import mlp
 
-__all__ = ["FIFO_LATENCY", "CnnTiming", "TimingModelError", "cnn_forward", "cnn_timing"]
+__all__ = [
+    "FIFO_LATENCY", "SLICE_LATENCY", "CnnTiming", "TimingModelError", "cnn_forward", "cnn_timing",
+]  # fmt: skip
 
 #: A beat written into a FIFO in cycle ``t`` is offered on its read side from ``t + 2``.
 FIFO_LATENCY = 2
+#: A beat a register slice (skid buffer) takes in cycle ``t`` is offered from ``t + 1``.
+SLICE_LATENCY = 1
 
 
 class TimingModelError(AssertionError):
@@ -130,13 +134,15 @@ def cnn_timing(
     zero_skip: bool,
     layouts,
     build: str,
+    slices=(),
     arrivals=None,
 ) -> CnnTiming:
     """Every cycle of ``images`` (``(n, C*H*W)``) sent back to back at full rate (or pixel
     ``k`` offered from ``arrivals[k]``) into the network, an always-ready sink for the scores.
 
     ``line_buffers`` (per conv stage), ``latencies`` (per stage), ``fifo_depths`` (by stage
-    name, ``"flatten"``, ``"fc"``) and ``layouts`` (per fc layer) describe the hardware build.
+    name, ``"flatten"``, ``"fc"``), ``slices`` (the stages followed by a register slice) and
+    ``layouts`` (per fc layer) describe the hardware build.
     """
     x = np.asarray(images, dtype=np.int64)
     n = len(x)
@@ -170,7 +176,7 @@ def cnn_timing(
             values = blocks.maxpool2(values)
         if pixel_accepts is None:
             pixel_accepts = accepted
-        t = out
+        t = out + SLICE_LATENCY if stage.name in slices else out
     # the flatten, behind its pixel FIFO
     c, h, w = values.shape[-3:]
     elements = blocks.flatten_elements(values, drop_zeros=zero_skip)
