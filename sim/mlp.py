@@ -93,8 +93,8 @@ def run_case(
             build_dir=build_dir,
             simulator=simulator,
             extra_env={
-                "MLP_TB_CASE": str(case_path),
-                "MLP_TB_REPORT": str(report_path),
+                "STREAM_TB_CASE": str(case_path),
+                "STREAM_TB_REPORT": str(report_path),
                 "PYTHONPATH": str(ROOT),
             },
             testcase=testcase,

@@ -2,14 +2,14 @@
 
 Ports: ``inp`` (pixels ``{value, last}``, raster order) and ``out`` (class scores as elements
 ``{index, value, last}``). The pytest side (``sim.cnn.run_cnn_case``) pickles a case whose path
-reaches the simulation in ``$MLP_TB_CASE`` (the stream testbenches' shared convention)::
+reaches the simulation in ``$STREAM_TB_CASE`` (the stream testbenches' shared convention)::
 
     {"spec": CnnSpec, "timing": Cnn.timing_arguments (line buffers, latencies, FIFO depths,
      register slices, layouts, zero_skip, build), "images": (n, C*H*W), "labels": (n,) or None,
      "seed": int, "stall_images": int, "gap": 0.3, "backpressure": 0.4}
 
 Golden scores and cycles come from ``tb.golden.cnn_network``; each test writes what it measured
-to ``$MLP_TB_REPORT``.
+to ``$STREAM_TB_REPORT``.
 """
 
 from __future__ import annotations

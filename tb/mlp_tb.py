@@ -3,14 +3,14 @@
 Both DUTs have the same ports: ``inp`` (stream of ``{index, value, last}`` elements, the image) and
 ``out`` (stream of the last layer's results in index order). The pytest side
 (``sim.mlp.run_case``, with the DUT's part from ``sim.mlp.dut_case``) pickles a case file whose
-path reaches the simulation in ``$MLP_TB_CASE``::
+path reaches the simulation in ``$STREAM_TB_CASE``::
 
     {"layers": [LayerWeights, ...], "build": "pow2", "layout": "csr" | "direct" | "auto" | [...],
      "zero_skip": bool, "sparse_source": bool, "images": uint8 (n, in), "labels": (n,) or None,
      "seed": int, "stall_images": int, "gap": 0.3, "backpressure": 0.4, "lut_bits": 8}
 
 The golden outputs and cycle counts come from ``tb.golden.mlp``. Each test writes what it measured
-to the JSON file named by ``$MLP_TB_REPORT`` (when set), one key per test.
+to the JSON file named by ``$STREAM_TB_REPORT`` (when set), one key per test.
 """
 
 from __future__ import annotations
@@ -233,12 +233,12 @@ class MlpTB:
 
 
 def load_case() -> dict:
-    with open(os.environ["MLP_TB_CASE"], "rb") as f:
+    with open(os.environ["STREAM_TB_CASE"], "rb") as f:
         return pickle.load(f)
 
 
 def report(test: str, entry: dict) -> None:
-    path = os.environ.get("MLP_TB_REPORT")
+    path = os.environ.get("STREAM_TB_REPORT")
     if not path:
         return
     data = json.loads(open(path).read()) if os.path.exists(path) else {}
