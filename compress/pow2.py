@@ -81,16 +81,37 @@ def encode(w_snapped, fmt: Pow2Format):
 
 
 def finetune(
-    model, masks: dict, formats: dict, x, y, *, epochs=5, lr=1e-4, batch=64, seed=0, quiet=True
+    model,
+    masks: dict,
+    formats: dict,
+    x,
+    y,
+    *,
+    epochs=5,
+    lr=1e-4,
+    batch=64,
+    seed=0,
+    quiet=True,
+    val=None,
+    history: list | None = None,
 ):
     """Straight-through fine-tuning: the forward pass uses the snapped weights, the gradient
-    updates the float shadow weights (masked). Ends with the snapped weights in the model."""
+    updates the float shadow weights (masked). Ends with the snapped weights in the model.
+
+    ``val=(x_val, y_val)``: after every epoch the snapped model's validation accuracy is measured
+    (appended to ``history``); the model ends with the snapped weights and biases of the best
+    epoch (the latest of equal ones)."""
+    import copy
+
     from tqdm import tqdm
+
+    from .train import accuracy
 
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     shadow = {m: m.weight.detach().clone() for m in masks}
+    best = None
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(len(x), generator=gen)
@@ -112,7 +133,21 @@ def finetune(
                 for m, mask in masks.items():
                     m.weight.mul_(mask)
                     shadow[m] = m.weight.detach().clone()
+        if val is not None:
+            with torch.no_grad():
+                for m, mask in masks.items():
+                    m.weight.copy_(snap(shadow[m], mask, formats[m]))
+            acc = accuracy(model, *val)
+            if history is not None:
+                history.append(acc)
+            if best is None or acc >= best[0]:
+                best = (acc, copy.deepcopy(model.state_dict()))
+            with torch.no_grad():
+                for m in masks:
+                    m.weight.copy_(shadow[m])
     with torch.no_grad():
         for m, mask in masks.items():
             m.weight.copy_(snap(shadow[m], mask, formats[m]))
+    if best is not None:
+        model.load_state_dict(best[1])
     return model
