@@ -38,6 +38,7 @@ class Config:
     l1: float = 0.0  # optional L1 regularisation during float training
     finetune_epochs: int = 8
     finetune_lr: float = 5e-4
+    finetune_schedule: str = "constant"  # or "cosine": each fine-tuning phase's learning rate
     # Taylor structured pruning: hidden widths after pruning, reached in `structured_steps` steps
     hidden_targets: tuple = (48, 24)
     structured_steps: int = 3
@@ -55,9 +56,12 @@ class Config:
     exp_bits: int = 3
     pow2_epochs: int = 8
     pow2_lr: float = 2e-4
+    pow2_schedule: str = "constant"  # or "cosine": the pow2 fine-tuning's learning rate
+    bias_epochs: int = 0  # after pow2: biases retrained on the fixed snapped weights
     index_bits: int = 4
     output_bits: int = 8
     calib_samples: int = 10000
+    calib_refine: int = 0  # LeNet-5: passes of the per-layer fraction-bits search (training data)
     cluster_sweep: tuple = (4, 8, 16, 32, 64)
     train_limit: int | None = None
     test_limit: int | None = None
@@ -246,7 +250,11 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
         "calibration": method,
         "splits": _splits(cfg, data),
         "chosen_on": CHOSEN_ON,
-        "epoch_val": {"train": trained.epoch_val, "pow2": quant.epoch_val},
+        "epoch_val": {
+            "train": trained.epoch_val,
+            "pow2": quant.epoch_val,
+            "biases": quant.bias_val,
+        },
         "timings_s": timings,
         "config": _config_dict(cfg),
     }
@@ -368,7 +376,11 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
         "calibration": method,
         "splits": _splits(cfg, data),
         "chosen_on": CHOSEN_ON,
-        "epoch_val": {"train": trained.epoch_val, "pow2": quant.epoch_val},
+        "epoch_val": {
+            "train": trained.epoch_val,
+            "pow2": quant.epoch_val,
+            "biases": quant.bias_val,
+        },
         "timings_s": timings,
         "config": _config_dict(cfg),
     }

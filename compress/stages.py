@@ -119,6 +119,7 @@ def _retrain(cfg, model, data, seed: int, desc: str, masks=None) -> tuple[float,
         desc=desc,
         quiet=cfg.quiet,
         val=(data.x_val, data.y_val),
+        schedule=cfg.finetune_schedule,
     )
     return before, on_val(model, data)
 
@@ -295,6 +296,7 @@ class Pow2Result:
     val_snapped: float | None  # the same two on the validation split
     val_accuracy: float
     epoch_val: list  # validation accuracy of the snapped model after every epoch
+    bias_val: list  # ... after every epoch of the bias retraining (cfg.bias_epochs)
 
 
 def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result:
@@ -323,7 +325,33 @@ def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result
         quiet=cfg.quiet,
         val=(data.x_val, data.y_val),
         history=epoch_val,
+        schedule=cfg.pow2_schedule,
     )
+    bias_val = []
+    if cfg.bias_epochs:
+        # the codes fixed: retrain the free parameters (the biases) on the snapped weights, kept
+        # only if the validation split says they are better
+        before, state = on_val(model, data), copy.deepcopy(model.state_dict())
+        weights = [m.weight for m in masks]
+        for w in weights:
+            w.requires_grad_(False)
+        train(
+            model,
+            data.x_train,
+            data.y_train,
+            epochs=cfg.bias_epochs,
+            lr=cfg.pow2_lr,
+            batch=cfg.batch,
+            seed=cfg.seed + 500,
+            desc="biases",
+            quiet=cfg.quiet,
+            val=(data.x_val, data.y_val),
+            history=bias_val,
+        )
+        for w in weights:
+            w.requires_grad_(True)
+        if max(bias_val) < before:
+            model.load_state_dict(state)
     return Pow2Result(
         formats,
         acc_snapped,
@@ -331,4 +359,5 @@ def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result
         val_snapped,
         on_val(model, data),
         epoch_val,
+        bias_val,
     )

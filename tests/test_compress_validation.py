@@ -92,3 +92,49 @@ def test_pow2_finetune_keeps_the_best_snapped_epoch():
         # the kept weights are snapped: zero where pruned, +-2**k in the format's range elsewhere
         torch.testing.assert_close(m.weight.detach(), pow2.snap(m.weight.detach(), mk, formats[m]))
         assert torch.all(m.weight[~mk] == 0)
+
+
+def test_quantize_pow2_cosine_and_bias_retraining_keep_the_codes():
+    from types import SimpleNamespace
+
+    from compress import stages
+
+    torch.manual_seed(2)
+    x, y = _data()
+    xv, yv = _data(120, seed=3)
+    data = SimpleNamespace(x_train=x, y_train=y, x_val=xv, y_val=yv, x_test=xv, y_test=yv)
+    model = MLP([16, 12, 4])
+    train(model, x, y, epochs=3, quiet=True)
+    masks = prune.prune_by_percentile(prune.full_masks(linear_layers(model)), 50)
+    prune.apply_masks(masks)
+    cfg = SimpleNamespace(
+        exp_bits=3,
+        pow2_epochs=3,
+        pow2_lr=0.01,
+        pow2_schedule="cosine",
+        bias_epochs=3,
+        batch=16,
+        seed=0,
+        quiet=True,
+    )
+    q = stages.quantize_pow2(cfg, model, masks, data, snap_first=True)
+    assert len(q.epoch_val) == 3 and len(q.bias_val) == 3
+    # the bias retraining is kept only when it is at least as good on the validation split
+    assert q.val_accuracy == pytest.approx(accuracy(model, xv, yv))
+    assert q.val_accuracy >= max(q.epoch_val) - 1e-12
+    for m, mk in masks.items():
+        torch.testing.assert_close(
+            m.weight.detach(), pow2.snap(m.weight.detach(), mk, q.formats[m])
+        )
+    with pytest.raises(ValueError, match="schedule"):
+        pow2.finetune(model, masks, q.formats, x, y, epochs=1, schedule="step")
+
+
+def test_cosine_schedule_decays_to_zero_and_bad_schedule_is_an_error():
+    x, y = _data()
+    opt_model = MLP([16, 12, 4])
+    opt = torch.optim.Adam(opt_model.parameters(), lr=0.01)
+    train(opt_model, x, y, epochs=2, batch=32, quiet=True, optimizer=opt, schedule="cosine")
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="schedule"):
+        train(MLP([16, 4]), x, y, epochs=1, quiet=True, schedule="step")
