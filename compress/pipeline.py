@@ -97,8 +97,11 @@ def config_for(dataset: str, model: str = "lenet300", **overrides) -> Config:
             cfg.conv_targets, cfg.hidden_targets = (5, 12), (64, 32)
             cfg.layer_sparsity = (0.2, 0.5, 0.85, 0.7, 0.3)
             cfg.structured_steps, cfg.prune_rounds, cfg.finetune_epochs = 2, 3, 3
-            cfg.centroid_epochs, cfg.pow2_epochs, cfg.pow2_lr = 1, 6, 5e-4
+            cfg.centroid_epochs, cfg.pow2_epochs, cfg.pow2_lr = 1, 12, 5e-4
             cfg.conv_index_bits = 4
+            # chosen on the validation split (docs/compress.md): the pow2 fine-tuning with a
+            # cosine learning rate, then the biases retrained on the fixed codes
+            cfg.pow2_schedule, cfg.bias_epochs = "cosine", 3
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
