@@ -33,6 +33,12 @@ def main(argv=None) -> int:
     p.add_argument("--index-bits", type=int)
     p.add_argument("--train-limit", type=int, help="use only the first N training samples")
     p.add_argument("--test-limit", type=int, help="use only the first N test samples")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        help="fraction of the training set held out (stratified, fixed seed) as the validation "
+        "split every choice is made on (default 0.1)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default 1)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
@@ -55,6 +61,7 @@ def main(argv=None) -> int:
         index_bits=a.index_bits,
         train_limit=a.train_limit,
         test_limit=a.test_limit,
+        val_fraction=a.val_fraction,
         threads=a.threads,
         plots=not a.no_plots,
         quiet=a.quiet,

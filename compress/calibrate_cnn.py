@@ -192,10 +192,20 @@ def _activations(model, data, n: int) -> dict:
     return dict(zip(prunable(model), acts, strict=True))
 
 
-def _choose(cfg, data, acts: dict, build, pcts, log=None, tag="") -> tuple:
+def _shifts_positive(specs) -> bool:
+    return all(
+        sp["input_frac_bits"] + sp["weight_frac_bits"] - sp["output_frac_bits"] > 0
+        for sp in specs
+        if sp["kind"] in ("conv2d", "linear")
+    )
+
+
+def _choose(cfg, data, acts: dict, build, pcts, log=None, tag="", refine: int = 0) -> tuple:
     """Try every activation range in ``pcts`` (``(method, percentile)``); keep the layers with
-    the best integer accuracy on the calibration (training) images. Returns
-    ``(accuracy, label, specs, arrays)``."""
+    the best integer accuracy on the calibration (training) images. ``refine``: then up to that
+    many passes of a per-layer search, each layer's output fraction bits moved by -1 and +1 and
+    the move kept when it raises the integer accuracy on the same training images (every
+    requantisation shift kept positive). Returns ``(accuracy, label, specs, arrays)``."""
     man0 = {"input": cnn_input_spec(data)}
     xq = integer_ref.quantize_inputs(man0, data.x_train[: cfg.calib_samples])
     labels = data.y_train[: len(xq)]
@@ -220,8 +230,32 @@ def _choose(cfg, data, acts: dict, build, pcts, log=None, tag="") -> tuple:
                 f"train integer accuracy {100 * acc:.2f}%"
             )
         if best is None or acc > best[0] + 1e-12:
-            best = (acc, label, specs, arrays)
-    return best
+            best = (acc, label, specs, arrays, fr)
+    acc, label, specs, arrays, fr = best
+    moved = False
+    for _ in range(refine):
+        improved = False
+        for n in names:
+            for d in (-1, 1):
+                trial = {**fr, n: fr[n] + d}
+                t_specs, t_arrays = build(trial)
+                if not _shifts_positive(t_specs):
+                    continue
+                pred = integer_ref.predict(({**man0, "layers": t_specs}, t_arrays), xq)
+                t_acc = float(np.mean(pred == labels))
+                if t_acc > acc + 1e-12:
+                    acc, specs, arrays, fr = t_acc, t_specs, t_arrays, trial
+                    improved = moved = True
+        if not improved:
+            break
+    if moved:
+        label += " + per-layer search"
+        if log is not None:
+            log(
+                f"{tag}calibration {label}: frac bits {list(fr.values())}, "
+                f"train integer accuracy {100 * acc:.2f}%"
+            )
+    return acc, label, specs, arrays
 
 
 def calibrate_cnn_pow2(cfg, model, masks: dict, formats: dict, data, log):
@@ -264,7 +298,9 @@ def calibrate_cnn_pow2(cfg, model, masks: dict, formats: dict, data, log):
         )
 
     acts = _activations(model, data, cfg.calib_samples)
-    _, method, specs, arrays = _choose(cfg, data, acts, build, METHODS, log)
+    _, method, specs, arrays = _choose(
+        cfg, data, acts, build, METHODS, log, refine=getattr(cfg, "calib_refine", 0)
+    )
     codes = {}
     for spec in specs:
         if spec["kind"] == "flatten":

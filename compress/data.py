@@ -16,7 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "IdxError", "load_dataset", "load_digits", "load_idx_dataset", "read_idx"]
+__all__ = [
+    "VAL_SEED",
+    "Dataset",
+    "IdxError",
+    "load_dataset",
+    "load_digits",
+    "load_idx_dataset",
+    "read_idx",
+]
 
 IDX_DATASETS = ("mnist", "fashion", "kmnist")
 IDX_FILES = {
@@ -32,6 +40,9 @@ SYSTEM_DIRS = {
 }
 MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 ENV_VAR = "COMPRESS2RTL_DATA"
+# the validation split is part of the data, like the digits' test split: one fixed seed, whatever
+# the training seed, so runs with different seeds choose on the same images
+VAL_SEED = 0
 
 
 class IdxError(ValueError):
@@ -47,6 +58,9 @@ class Dataset:
     y_test: np.ndarray
     input_frac_bits: int
     classes: int = 10
+    # held out of the training set by `split_validation`: every choice is made on it
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -66,6 +80,40 @@ class Dataset:
             self.y_test[:test],
             self.input_frac_bits,
             self.classes,
+            self.x_val,
+            self.y_val,
+        )
+
+    def split_validation(self, fraction: float, seed: int = VAL_SEED) -> Dataset:
+        """Hold out ``fraction`` of the training set as the validation split (stratified by
+        class, ``seed`` fixed); the rest stays the training set. The test set is not touched."""
+        from sklearn.model_selection import train_test_split
+
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), not {fraction}")
+        n_val = int(round(len(self.y_train) * fraction))
+        if n_val < 1 or n_val >= len(self.y_train):
+            raise ValueError(
+                f"val_fraction {fraction} of {len(self.y_train)} training samples leaves an "
+                "empty training or validation split"
+            )
+        counts = np.bincount(self.y_train)
+        # stratify when every class present can be split (sklearn needs two members per class
+        # and at least one validation sample per class)
+        strat = self.y_train if counts[counts > 0].min() >= 2 and n_val >= len(counts) else None
+        idx = np.arange(len(self.y_train))
+        tr, va = train_test_split(idx, test_size=n_val, random_state=seed, stratify=strat)
+        tr, va = np.sort(tr), np.sort(va)
+        return Dataset(
+            self.name,
+            self.x_train[tr],
+            self.y_train[tr],
+            self.x_test,
+            self.y_test,
+            self.input_frac_bits,
+            self.classes,
+            self.x_train[va],
+            self.y_train[va],
         )
 
 

@@ -38,6 +38,7 @@ class Config:
     l1: float = 0.0  # optional L1 regularisation during float training
     finetune_epochs: int = 8
     finetune_lr: float = 5e-4
+    finetune_schedule: str = "constant"  # or "cosine": each fine-tuning phase's learning rate
     # Taylor structured pruning: hidden widths after pruning, reached in `structured_steps` steps
     hidden_targets: tuple = (48, 24)
     structured_steps: int = 3
@@ -55,12 +56,17 @@ class Config:
     exp_bits: int = 3
     pow2_epochs: int = 8
     pow2_lr: float = 2e-4
+    pow2_schedule: str = "constant"  # or "cosine": the pow2 fine-tuning's learning rate
+    bias_epochs: int = 0  # after pow2: biases retrained on the fixed snapped weights
     index_bits: int = 4
     output_bits: int = 8
     calib_samples: int = 10000
+    calib_refine: int = 0  # LeNet-5: passes of the per-layer fraction-bits search (training data)
     cluster_sweep: tuple = (4, 8, 16, 32, 64)
     train_limit: int | None = None
     test_limit: int | None = None
+    # held out of the (limited) training set, stratified, fixed seed: every choice is made on it
+    val_fraction: float = 0.1
     plots: bool = True
     quiet: bool = False
     # torch CPU threads: 1 by default. These models are small, and on a shared CPU extra OpenMP
@@ -91,8 +97,11 @@ def config_for(dataset: str, model: str = "lenet300", **overrides) -> Config:
             cfg.conv_targets, cfg.hidden_targets = (5, 12), (64, 32)
             cfg.layer_sparsity = (0.2, 0.5, 0.85, 0.7, 0.3)
             cfg.structured_steps, cfg.prune_rounds, cfg.finetune_epochs = 2, 3, 3
-            cfg.centroid_epochs, cfg.pow2_epochs, cfg.pow2_lr = 1, 6, 5e-4
+            cfg.centroid_epochs, cfg.pow2_epochs, cfg.pow2_lr = 1, 12, 5e-4
             cfg.conv_index_bits = 4
+            # chosen on the validation split (docs/compress.md): the pow2 fine-tuning with a
+            # cosine learning rate, then the biases retrained on the fixed codes
+            cfg.pow2_schedule, cfg.bias_epochs = "cosine", 3
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
@@ -130,6 +139,7 @@ def run(cfg: Config) -> dict:
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.seed)
     if cfg.train_limit or cfg.test_limit:
         data = data.subset(cfg.train_limit, cfg.test_limit)
+    data = data.split_validation(cfg.val_fraction)
     if cfg.model == "lenet5":
         return run_cnn(cfg, data, out, log, lines, t0)
     return run_mlp(cfg, data, out, log, lines, t0)
@@ -139,8 +149,8 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     """LeNet-300-100: every stage, then the integer reference, CSR + Huffman encoding, the dense
     16-bit baseline and the bundle."""
     log(
-        f"compress: dataset {cfg.dataset} ({len(data.x_train)} train / {len(data.x_test)} test, "
-        f"input {data.image_shape}), model {cfg.model}"
+        f"compress: dataset {cfg.dataset} ({len(data.x_train)} train / {len(data.x_val)} "
+        f"validation / {len(data.x_test)} test, input {data.image_shape}), model {cfg.model}"
     )
     timings = {}
     t = time.time()
@@ -158,21 +168,15 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
 
     t = time.time()
     shared = stages.share_weights(cfg, model, pruned, data, sweep_seed=cfg.seed)
-    log(
-        "accuracy vs clusters: "
-        + ", ".join(f"{s['clusters']}: {100 * s['accuracy']:.2f}%" for s in shared.sweep)
-    )
-    log(
-        f"shared ({cfg.clusters} clusters, {cfg.kmeans_init} init): "
-        f"{100 * shared.acc_shared:.2f}% -> centroids fine-tuned {100 * shared.acc_tuned:.2f}%"
-    )
+    _log_shared(cfg, shared, log)
     timings["share"] = time.time() - t
 
     t = time.time()
     quant = stages.quantize_pow2(cfg, model, pruned.masks, data, snap_first=True)
     log(
-        f"power-of-two (sign + {cfg.exp_bits}-bit exponent): snapped "
-        f"{100 * quant.acc_snapped:.2f}% -> fine-tuned {100 * quant.accuracy:.2f}%"
+        f"power-of-two (sign + {cfg.exp_bits}-bit exponent): val snapped "
+        f"{100 * quant.val_snapped:.2f}% -> fine-tuned {100 * quant.val_accuracy:.2f}% "
+        f"(epoch {_best_epoch(quant.epoch_val)} of {len(quant.epoch_val)})"
     )
     timings["pow2"] = time.time() - t
 
@@ -185,9 +189,10 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     test_out = integer_ref.forward((man, arrays), x_test_q)
     test_pred = np.argmax(test_out, axis=1)
     int_acc = float(np.mean(test_pred == data.y_test))
+    int_val = _integer_val_accuracy(man, arrays, data)
     log(
-        f"integer reference ({method} calibration): {int(np.sum(test_pred == data.y_test))}/"
-        f"{len(data.y_test)} ({100 * int_acc:.2f}%)"
+        f"integer reference ({method} calibration): val {100 * int_val:.2f}%, test "
+        f"{int(np.sum(test_pred == data.y_test))}/{len(data.y_test)} ({100 * int_acc:.2f}%)"
     )
     timings["integer"] = time.time() - t
 
@@ -237,7 +242,7 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
         "compressed_bytes": compressed_bytes,
         "compression_ratio": dense_bytes / compressed_bytes,
         "rom_bytes": stage_bytes["pow2"],
-        "stages": _stage_rows(trained, stage_bytes, pruned, shared, quant, int_acc),
+        "stages": _stage_rows(trained, stage_bytes, pruned, shared, quant, int_acc, int_val),
         "bundle": str(bundle_dir),
         "architecture": manifest["architecture"],
         "baseline_integer_accuracy": base_acc,
@@ -246,6 +251,13 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
         "structured": structured_hist,
         "cluster_sweep": shared.sweep,
         "calibration": method,
+        "splits": _splits(cfg, data),
+        "chosen_on": CHOSEN_ON,
+        "epoch_val": {
+            "train": trained.epoch_val,
+            "pow2": quant.epoch_val,
+            "biases": quant.bias_val,
+        },
         "timings_s": timings,
         "config": _config_dict(cfg),
     }
@@ -257,8 +269,8 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     pow2), then the integer layers (conv, pool, flatten, linear; fc1 in hwc order), the integer
     reference, CSR + Huffman encoding, the dense 16-bit baseline and a version-2 bundle."""
     log(
-        f"compress: dataset {cfg.dataset} ({len(data.x_train)} train / {len(data.x_test)} test, "
-        f"input {data.image_shape}), model {cfg.model}"
+        f"compress: dataset {cfg.dataset} ({len(data.x_train)} train / {len(data.x_val)} "
+        f"validation / {len(data.x_test)} test, input {data.image_shape}), model {cfg.model}"
     )
     timings = {}
     t = time.time()
@@ -277,21 +289,15 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     t = time.time()
     # the LeNet-5 cluster sweep seeds k-means with 0, whatever cfg.seed
     shared = stages.share_weights(cfg, model, pruned, data, sweep_seed=0)
-    log(
-        "accuracy vs clusters: "
-        + ", ".join(f"{s['clusters']}: {100 * s['accuracy']:.2f}%" for s in shared.sweep)
-    )
-    log(
-        f"shared ({cfg.clusters} clusters, {cfg.kmeans_init} init): "
-        f"{100 * shared.acc_shared:.2f}% -> centroids fine-tuned {100 * shared.acc_tuned:.2f}%"
-    )
+    _log_shared(cfg, shared, log)
     timings["share"] = time.time() - t
 
     t = time.time()
     quant = stages.quantize_pow2(cfg, model, pruned.masks, data, snap_first=False)
     log(
         f"power-of-two (sign + {cfg.exp_bits}-bit exponent), fine-tuned from the shared weights: "
-        f"{100 * quant.accuracy:.2f}%"
+        f"val {100 * quant.val_accuracy:.2f}% (epoch {_best_epoch(quant.epoch_val)} of "
+        f"{len(quant.epoch_val)})"
     )
     timings["pow2"] = time.time() - t
 
@@ -304,9 +310,10 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     test_out = integer_ref.forward((man, arrays), x_test_q)
     test_pred = np.argmax(test_out, axis=1)
     int_acc = float(np.mean(test_pred == data.y_test))
+    int_val = _integer_val_accuracy(man, arrays, data)
     log(
-        f"integer reference ({method} calibration): {int(np.sum(test_pred == data.y_test))}/"
-        f"{len(data.y_test)} ({100 * int_acc:.2f}%)"
+        f"integer reference ({method} calibration): val {100 * int_val:.2f}%, test "
+        f"{int(np.sum(test_pred == data.y_test))}/{len(data.y_test)} ({100 * int_acc:.2f}%)"
     )
     timings["integer"] = time.time() - t
 
@@ -361,7 +368,7 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
         "compressed_bytes": compressed_bytes,
         "compression_ratio": dense_bytes / compressed_bytes,
         "rom_bytes": stage_bytes["pow2"],
-        "stages": _stage_rows(trained, stage_bytes, pruned, shared, quant, int_acc),
+        "stages": _stage_rows(trained, stage_bytes, pruned, shared, quant, int_acc, int_val),
         "bundle": str(bundle_dir),
         "architecture": manifest["architecture"],
         "baseline_integer_accuracy": base_acc,
@@ -370,10 +377,62 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
         "structured": structured_hist,
         "cluster_sweep": shared.sweep,
         "calibration": method,
+        "splits": _splits(cfg, data),
+        "chosen_on": CHOSEN_ON,
+        "epoch_val": {
+            "train": trained.epoch_val,
+            "pow2": quant.epoch_val,
+            "biases": quant.bias_val,
+        },
         "timings_s": timings,
         "config": _config_dict(cfg),
     }
     return _write_outputs(cfg, out, summary, lines, log, trained, pruned, importance)
+
+
+# which split every choice of a run is made on (summary.json "chosen_on")
+CHOSEN_ON = {
+    "float training epoch": "validation",
+    "fine-tuning epochs (Taylor steps, pruning rounds)": "validation",
+    "power-of-two fine-tuning epoch": "validation",
+    "cluster sweep (reported)": "validation",
+    "fixed-point calibration": "train",
+    "stage table test column": "test (measured once per stage, chooses nothing)",
+}
+
+
+def _splits(cfg, data) -> dict:
+    from .data import VAL_SEED
+
+    return {
+        "train": len(data.y_train),
+        "validation": len(data.y_val),
+        "test": len(data.y_test),
+        "val_fraction": cfg.val_fraction,
+        "val_seed": VAL_SEED,
+        "stratified": True,
+    }
+
+
+def _best_epoch(history: list) -> int:
+    """1-based epoch the selection kept (the latest of the best): 0 when there was none."""
+    return len(history) - int(np.argmax(history[::-1])) if history else 0
+
+
+def _integer_val_accuracy(man: dict, arrays: dict, data) -> float:
+    xq = integer_ref.quantize_inputs(man, data.x_val)
+    return float(np.mean(integer_ref.predict((man, arrays), xq) == data.y_val))
+
+
+def _log_shared(cfg, shared, log) -> None:
+    log(
+        "validation accuracy vs clusters: "
+        + ", ".join(f"{s['clusters']}: {100 * s['val_accuracy']:.2f}%" for s in shared.sweep)
+    )
+    log(
+        f"shared ({cfg.clusters} clusters, {cfg.kmeans_init} init): val "
+        f"{100 * shared.val_shared:.2f}% -> centroids fine-tuned {100 * shared.val_tuned:.2f}%"
+    )
 
 
 def _cnn_arch(model) -> list:
@@ -436,26 +495,32 @@ def _pruned_fraction(layer_rows: list, original_weights: int) -> float:
     return 1 - sum(r["nonzeros"] for r in layer_rows) / original_weights
 
 
-def _stage_rows(trained, stage_bytes, pruned, shared, quant, int_acc=None) -> list[dict]:
-    """Bytes, compression ratio and test accuracy after every stage (``int_acc``: the integer
-    reference's accuracy, also that of the Huffman-coded model; else the pow2 model's)."""
+def _stage_rows(
+    trained, stage_bytes, pruned, shared, quant, int_acc=None, int_val=None
+) -> list[dict]:
+    """Bytes, compression ratio, validation and test accuracy after every stage (``int_acc``,
+    ``int_val``: the integer reference's, also those of the Huffman-coded model; else the pow2
+    model's)."""
+
+    def row(name, key, test, val):
+        return {"name": name, "bytes": stage_bytes[key], "accuracy": test, "val_accuracy": val}
+
     rows = [
-        {"name": "float", "bytes": trained.dense_bytes, "accuracy": trained.accuracy},
-        {"name": "pruned", "bytes": stage_bytes["pruned"], "accuracy": pruned.acc_pruned},
         {
-            "name": "pruned+retrained",
-            "bytes": stage_bytes["pruned"],
-            "accuracy": pruned.acc_retrained,
+            "name": "float",
+            "bytes": trained.dense_bytes,
+            "accuracy": trained.accuracy,
+            "val_accuracy": trained.val_accuracy,
         },
-        {"name": "shared", "bytes": stage_bytes["shared"], "accuracy": shared.acc_tuned},
-        {"name": "shift-quantized", "bytes": stage_bytes["pow2"], "accuracy": quant.accuracy},
+        row("pruned", "pruned", pruned.acc_pruned, pruned.val_pruned),
+        row("pruned+retrained", "pruned", pruned.acc_retrained, pruned.val_retrained),
+        row("shared", "shared", shared.acc_tuned, shared.val_tuned),
+        row("shift-quantized", "pow2", quant.accuracy, quant.val_accuracy),
     ]
     if int_acc is not None:
-        rows.append(
-            {"name": "integer reference", "bytes": stage_bytes["pow2"], "accuracy": int_acc}
-        )
-    final = quant.accuracy if int_acc is None else int_acc
-    rows.append({"name": "huffman", "bytes": stage_bytes["huffman"], "accuracy": final})
+        rows.append(row("integer reference", "pow2", int_acc, int_val))
+    final = (quant.accuracy, quant.val_accuracy) if int_acc is None else (int_acc, int_val)
+    rows.append(row("huffman", "huffman", *final))
     for r in rows:
         r["ratio"] = trained.dense_bytes / r["bytes"]
     return rows

@@ -43,10 +43,10 @@ def write_all(folder, before, pruned, retrained, sweep, schedule, importance, or
     _hist(plt, folder / "weights_after_retraining.png", retrained, "after retraining (alive)", True)
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([s["clusters"] for s in sweep], [100 * s["accuracy"] for s in sweep], "o-")
+    ax.plot([s["clusters"] for s in sweep], [100 * s["val_accuracy"] for s in sweep], "o-")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("clusters per layer")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("validation accuracy (%)")
     ax.set_title("weight sharing, no fine-tuning")
     fig.tight_layout()
     fig.savefig(folder / "accuracy_vs_clusters.png", dpi=100)
@@ -54,10 +54,10 @@ def write_all(folder, before, pruned, retrained, sweep, schedule, importance, or
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     f = [100 * s["pruned_fraction"] for s in schedule]
-    ax.plot(f, [100 * s["acc_pruned"] for s in schedule], "o--", label="after pruning")
-    ax.plot(f, [100 * s["acc_retrained"] for s in schedule], "o-", label="after retraining")
+    ax.plot(f, [100 * s["val_pruned"] for s in schedule], "o--", label="after pruning")
+    ax.plot(f, [100 * s["val_retrained"] for s in schedule], "o-", label="after retraining")
     ax.set_xlabel("weights pruned (% of the original network)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("validation accuracy (%)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(folder / "accuracy_vs_pruned.png", dpi=100)

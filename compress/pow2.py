@@ -81,16 +81,47 @@ def encode(w_snapped, fmt: Pow2Format):
 
 
 def finetune(
-    model, masks: dict, formats: dict, x, y, *, epochs=5, lr=1e-4, batch=64, seed=0, quiet=True
+    model,
+    masks: dict,
+    formats: dict,
+    x,
+    y,
+    *,
+    epochs=5,
+    lr=1e-4,
+    batch=64,
+    seed=0,
+    quiet=True,
+    val=None,
+    history: list | None = None,
+    schedule: str = "constant",
 ):
     """Straight-through fine-tuning: the forward pass uses the snapped weights, the gradient
-    updates the float shadow weights (masked). Ends with the snapped weights in the model."""
+    updates the float shadow weights (masked). Ends with the snapped weights in the model.
+
+    ``val=(x_val, y_val)``: after every epoch the snapped model's validation accuracy is measured
+    (appended to ``history``); the model ends with the snapped weights and biases of the best
+    epoch (the latest of equal ones). ``schedule``: ``constant`` learning rate, or ``cosine``
+    (decayed to 0 over the steps of all epochs, so the shadow weights settle on their snap)."""
+    import copy
+
     from tqdm import tqdm
+
+    from .train import accuracy
 
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown pow2 learning-rate schedule {schedule!r} (constant, cosine)")
+    steps = epochs * ((len(x) + batch - 1) // batch)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+        if schedule == "cosine"
+        else None
+    )
     shadow = {m: m.weight.detach().clone() for m in masks}
+    best = None
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(len(x), generator=gen)
@@ -108,11 +139,27 @@ def finetune(
                     m.weight.grad.mul_(mask)
                     m.weight.copy_(shadow[m])
             opt.step()
+            if sched is not None:
+                sched.step()
             with torch.no_grad():
                 for m, mask in masks.items():
                     m.weight.mul_(mask)
                     shadow[m] = m.weight.detach().clone()
+        if val is not None:
+            with torch.no_grad():
+                for m, mask in masks.items():
+                    m.weight.copy_(snap(shadow[m], mask, formats[m]))
+            acc = accuracy(model, *val)
+            if history is not None:
+                history.append(acc)
+            if best is None or acc >= best[0]:
+                best = (acc, copy.deepcopy(model.state_dict()))
+            with torch.no_grad():
+                for m in masks:
+                    m.weight.copy_(shadow[m])
     with torch.no_grad():
         for m, mask in masks.items():
             m.weight.copy_(snap(shadow[m], mask, formats[m]))
+    if best is not None:
+        model.load_state_dict(best[1])
     return model

@@ -21,10 +21,16 @@ def summary_line(alive: int, total: int) -> str:
 
 
 def stage_table(stages) -> str:
-    rows = [f"{'stage':<20} {'bytes':>10} {'ratio':>9} {'accuracy':>9}"]
+    """Bytes, ratio, and the validation and test accuracy of every stage (the validation split
+    chose; the test column is measured once per stage)."""
+    rows = [f"{'stage':<20} {'bytes':>10} {'ratio':>9} {'val':>9} {'test':>9}"]
+
+    def pct(v):
+        return "" if v is None else f"{100 * v:.2f}%"
+
     for s in stages:
-        acc = "" if s["accuracy"] is None else f"{100 * s['accuracy']:.2f}%"
-        rows.append(f"{s['name']:<20} {s['bytes']:>10} {s['ratio']:>8.2f}x {acc:>9}")
+        val, acc = pct(s.get("val_accuracy")), pct(s["accuracy"])
+        rows.append(f"{s['name']:<20} {s['bytes']:>10} {s['ratio']:>8.2f}x {val:>9} {acc:>9}")
     return "\n".join(rows)
 
 

@@ -1,6 +1,11 @@
 """The training stages of the pipeline, shared by LeNet-300-100 and LeNet-5: float training, Taylor
 structured pruning, iterative unstructured pruning, k-means weight sharing and power-of-two
-snapping. Each stage works on the model in place and returns what the report needs."""
+snapping. Each stage works on the model in place and returns what the report needs.
+
+Every choice is made on the validation split (``data.x_val``, held out of the training set):
+the epoch each training phase keeps, and the accuracies logged along the way (Taylor steps,
+pruning rounds, the cluster sweep). The test set is measured once at the end of each stage,
+for the stage table."""
 
 from __future__ import annotations
 
@@ -20,12 +25,24 @@ __all__ = [
     "ShareResult",
     "Trained",
     "layer_weights",
+    "on_test",
+    "on_val",
     "prune_structured",
     "prune_unstructured",
     "quantize_pow2",
     "share_weights",
     "train_float",
 ]
+
+
+def on_val(model, data) -> float:
+    """Accuracy on the validation split."""
+    return accuracy(model, data.x_val, data.y_val)
+
+
+def on_test(model, data) -> float:
+    """Accuracy on the test set (reported once per stage, never used to choose)."""
+    return accuracy(model, data.x_test, data.y_test)
 
 
 def layer_weights(model) -> dict[str, np.ndarray]:
@@ -37,16 +54,19 @@ def layer_weights(model) -> dict[str, np.ndarray]:
 class Trained:
     model: torch.nn.Module  # the float model, compressed in place by the later stages
     original: torch.nn.Module  # an untouched copy of the trained float model
-    accuracy: float
+    accuracy: float  # test
+    val_accuracy: float
+    epoch_val: list  # validation accuracy after every epoch (the best epoch is kept)
     weights: dict  # layer_weights(original)
     original_weights: int  # weight count of the original prunable layers
     dense_bytes: int  # fp32 bytes of the original weights and biases
 
 
 def train_float(cfg, data, log) -> Trained:
-    """Build ``cfg.model``, train it in float, log the test line; return the model, a copy of it
-    and its original size."""
+    """Build ``cfg.model``, train it in float (keeping the best epoch on the validation split),
+    log the validation and test lines; return the model, a copy of it and its original size."""
     model = build_model(cfg.model, data.image_shape, data.classes)
+    epoch_val = []
     train(
         model,
         data.x_train,
@@ -58,6 +78,14 @@ def train_float(cfg, data, log) -> Trained:
         l1=cfg.l1,
         desc="train",
         quiet=cfg.quiet,
+        val=(data.x_val, data.y_val),
+        history=epoch_val,
+    )
+    best = len(epoch_val) - int(np.argmax(epoch_val[::-1]))
+    val_acc = on_val(model, data)
+    log(
+        f"validation: epoch {best} of {len(epoch_val)} kept, accuracy {100 * val_acc:.2f}% "
+        f"({len(data.y_val)} images)"
     )
     loss, correct, total = evaluate(model, data.x_test, data.y_test)
     log(test_line(loss, correct, total))
@@ -67,6 +95,8 @@ def train_float(cfg, data, log) -> Trained:
         model=model,
         original=original,
         accuracy=correct / total,
+        val_accuracy=val_acc,
+        epoch_val=epoch_val,
         weights=layer_weights(model),
         original_weights=sum(m.weight.numel() for m in layers),
         dense_bytes=4 * sum(m.weight.numel() + m.bias.numel() for m in layers),
@@ -74,8 +104,9 @@ def train_float(cfg, data, log) -> Trained:
 
 
 def _retrain(cfg, model, data, seed: int, desc: str, masks=None) -> tuple[float, float]:
-    """``(accuracy before, accuracy after)`` a fine-tuning phase of ``cfg.finetune_epochs``."""
-    before = accuracy(model, data.x_test, data.y_test)
+    """``(validation accuracy before, after)`` a fine-tuning phase of ``cfg.finetune_epochs``
+    that keeps its best epoch on the validation split."""
+    before = on_val(model, data)
     train(
         model,
         data.x_train,
@@ -87,8 +118,10 @@ def _retrain(cfg, model, data, seed: int, desc: str, masks=None) -> tuple[float,
         masks=masks,
         desc=desc,
         quiet=cfg.quiet,
+        val=(data.x_val, data.y_val),
+        schedule=cfg.finetune_schedule,
     )
-    return before, accuracy(model, data.x_test, data.y_test)
+    return before, on_val(model, data)
 
 
 def _conv_side(model, data) -> int:
@@ -151,8 +184,8 @@ def prune_structured(cfg, model, data, log) -> tuple[dict, list]:
                 "hidden": list(model.sizes[1:-1]),
             }
             text = f"filters {shape['filters']}, fc {' -> '.join(map(str, model.sizes))}"
-        history.append({"step": step, **shape, "acc_pruned": acc0, "acc_finetuned": acc1})
-        log(f"Taylor step {step}: {text}  acc {100 * acc0:.2f}% -> fine-tuned {100 * acc1:.2f}%")
+        history.append({"step": step, **shape, "val_pruned": acc0, "val_finetuned": acc1})
+        log(f"Taylor step {step}: {text}  val {100 * acc0:.2f}% -> fine-tuned {100 * acc1:.2f}%")
     return first, history
 
 
@@ -160,9 +193,11 @@ def prune_structured(cfg, model, data, log) -> tuple[dict, list]:
 class PruneResult:
     masks: dict  # module -> bool mask of the alive weights
     names: dict  # module -> layer name
-    schedule: list  # one entry per round
+    schedule: list  # one entry per round (validation accuracies)
     acc_pruned: float  # test accuracy right after the last pruning step
     acc_retrained: float  # test accuracy after its retraining
+    val_pruned: float  # the same two on the validation split
+    val_retrained: float
     weights_pruned: dict  # layer_weights right after the last pruning step
     weights_retrained: dict  # layer_weights after its retraining
 
@@ -191,24 +226,27 @@ def prune_unstructured(cfg, model, data, original_weights: int, log) -> PruneRes
             new[m] = prune.prune_to_count(sc, mask, keep)
         masks = new
         prune.apply_masks(masks)
-        acc_pruned = accuracy(model, data.x_test, data.y_test)
+        if r == cfg.prune_rounds:
+            acc_pruned = on_test(model, data)
         weights_pruned = layer_weights(model)
-        _, acc = _retrain(cfg, model, data, cfg.seed + 200 + r, f"prune round {r}", masks)
+        val_pruned, acc = _retrain(cfg, model, data, cfg.seed + 200 + r, f"prune round {r}", masks)
         alive = sum(int(mk.sum()) for mk in masks.values())
         frac = 1 - alive / original_weights
         schedule.append(
-            {"round": r, "pruned_fraction": frac, "acc_pruned": acc_pruned, "acc_retrained": acc}
+            {"round": r, "pruned_fraction": frac, "val_pruned": val_pruned, "val_retrained": acc}
         )
         log(
             f"prune round {r}: {100 * frac:.2f}% of the original weights pruned, "
-            f"acc {100 * acc_pruned:.2f}% -> retrained {100 * acc:.2f}%"
+            f"val {100 * val_pruned:.2f}% -> retrained {100 * acc:.2f}%"
         )
     return PruneResult(
         masks=masks,
         names=names,
         schedule=schedule,
         acc_pruned=acc_pruned,
-        acc_retrained=accuracy(model, data.x_test, data.y_test),
+        acc_retrained=on_test(model, data),
+        val_pruned=schedule[-1]["val_pruned"],
+        val_retrained=schedule[-1]["val_retrained"],
         weights_pruned=weights_pruned,
         weights_retrained=layer_weights(model),
     )
@@ -216,24 +254,26 @@ def prune_unstructured(cfg, model, data, original_weights: int, log) -> PruneRes
 
 @dataclass
 class ShareResult:
-    sweep: list  # [{"clusters", "accuracy"}] of the cluster sweep (no fine-tuning)
+    sweep: list  # [{"clusters", "val_accuracy"}] of the cluster sweep (no fine-tuning)
     acc_shared: float  # test accuracy with cfg.clusters shared weights per layer
     acc_tuned: float  # ... after centroid fine-tuning
+    val_shared: float  # the same two on the validation split
+    val_tuned: float
 
 
 def share_weights(cfg, model, pruned: PruneResult, data, sweep_seed: int) -> ShareResult:
     """k-means weight sharing. First the accuracy for every ``cfg.cluster_sweep`` k on copies of
-    the model (k-means seeded with ``sweep_seed``), then ``cfg.clusters`` clusters per layer on
-    the model itself with the centroids fine-tuned."""
+    the model (k-means seeded with ``sweep_seed``; validation accuracy), then ``cfg.clusters``
+    clusters per layer on the model itself with the centroids fine-tuned."""
     sweep = []
     for k in cfg.cluster_sweep:
         trial = copy.deepcopy(model)
         tl = prunable(trial)
         tmasks = {tl[pruned.names[m]]: mk for m, mk in pruned.masks.items()}
         share.share_model(tmasks, k, cfg.kmeans_init, sweep_seed)
-        sweep.append({"clusters": k, "accuracy": accuracy(trial, data.x_test, data.y_test)})
+        sweep.append({"clusters": k, "val_accuracy": on_val(trial, data)})
     shared = share.share_model(pruned.masks, cfg.clusters, cfg.kmeans_init, cfg.seed)
-    acc_shared = accuracy(model, data.x_test, data.y_test)
+    acc_shared, val_shared = on_test(model, data), on_val(model, data)
     share.finetune_centroids(
         model,
         shared,
@@ -245,7 +285,7 @@ def share_weights(cfg, model, pruned: PruneResult, data, sweep_seed: int) -> Sha
         seed=cfg.seed + 300,
         quiet=cfg.quiet,
     )
-    return ShareResult(sweep, acc_shared, accuracy(model, data.x_test, data.y_test))
+    return ShareResult(sweep, acc_shared, on_test(model, data), val_shared, on_val(model, data))
 
 
 @dataclass
@@ -253,19 +293,25 @@ class Pow2Result:
     formats: dict  # module -> pow2.Pow2Format
     acc_snapped: float | None  # test accuracy right after snapping (None: not snapped first)
     accuracy: float  # test accuracy after straight-through fine-tuning
+    val_snapped: float | None  # the same two on the validation split
+    val_accuracy: float
+    epoch_val: list  # validation accuracy of the snapped model after every epoch
+    bias_val: list  # ... after every epoch of the bias retraining (cfg.bias_epochs)
 
 
 def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result:
     """Power-of-two weights (sign + ``cfg.exp_bits``-bit exponent, scale per layer): with
     ``snap_first`` the weights are snapped before the straight-through fine-tuning (which then
-    starts from the snapped values), else it starts from the shared weights. Ends snapped."""
+    starts from the snapped values), else it starts from the shared weights. Ends snapped, with
+    the best epoch on the validation split."""
     formats = {m: pow2.best_kmax(m.weight.detach(), mk, cfg.exp_bits) for m, mk in masks.items()}
-    acc_snapped = None
+    acc_snapped = val_snapped = None
     if snap_first:
         with torch.no_grad():
             for m, mk in masks.items():
                 m.weight.copy_(pow2.snap(m.weight.detach(), mk, formats[m]))
-        acc_snapped = accuracy(model, data.x_test, data.y_test)
+        acc_snapped, val_snapped = on_test(model, data), on_val(model, data)
+    epoch_val = []
     pow2.finetune(
         model,
         masks,
@@ -277,5 +323,41 @@ def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result
         batch=cfg.batch,
         seed=cfg.seed + 400,
         quiet=cfg.quiet,
+        val=(data.x_val, data.y_val),
+        history=epoch_val,
+        schedule=cfg.pow2_schedule,
     )
-    return Pow2Result(formats, acc_snapped, accuracy(model, data.x_test, data.y_test))
+    bias_val = []
+    if cfg.bias_epochs:
+        # the codes fixed: retrain the free parameters (the biases) on the snapped weights, kept
+        # only if the validation split says they are better
+        before, state = on_val(model, data), copy.deepcopy(model.state_dict())
+        weights = [m.weight for m in masks]
+        for w in weights:
+            w.requires_grad_(False)
+        train(
+            model,
+            data.x_train,
+            data.y_train,
+            epochs=cfg.bias_epochs,
+            lr=cfg.pow2_lr,
+            batch=cfg.batch,
+            seed=cfg.seed + 500,
+            desc="biases",
+            quiet=cfg.quiet,
+            val=(data.x_val, data.y_val),
+            history=bias_val,
+        )
+        for w in weights:
+            w.requires_grad_(True)
+        if max(bias_val) < before:
+            model.load_state_dict(state)
+    return Pow2Result(
+        formats,
+        acc_snapped,
+        on_test(model, data),
+        val_snapped,
+        on_val(model, data),
+        epoch_val,
+        bias_val,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 import numpy as np
@@ -63,15 +64,28 @@ def train(
     desc: str = "train",
     quiet: bool = False,
     optimizer=None,
+    val=None,
+    history: list | None = None,
+    schedule: str = "constant",
 ):
     """Adam training. ``masks`` (``{module: bool tensor}``): gradients of pruned weights are
     zeroed and the mask is re-applied after every step, so pruned weights stay exactly zero even
-    with Adam's momentum. ``hook(model)`` runs after every step (e.g. weight sharing updates)."""
+    with Adam's momentum. ``hook(model)`` runs after every step (e.g. weight sharing updates).
+
+    ``val=(x_val, y_val)``: epoch selection on the validation split. The validation accuracy is
+    measured after every epoch (appended to ``history``) and the model ends with the parameters
+    of the best epoch (the latest of equal ones). ``schedule``: ``constant`` learning rate or
+    ``cosine`` (decayed to 0 over all the steps)."""
     gen = torch.Generator().manual_seed(seed)
     x, y = _tensor(x), _tensor(y)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = optimizer or torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     n = len(x)
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown learning-rate schedule {schedule!r} (constant, cosine)")
+    steps = max(epochs * ((n + batch - 1) // batch), 1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if schedule == "cosine" else None
+    best = None
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(n, generator=gen)
@@ -98,6 +112,8 @@ def train(
                     if m.weight.grad is not None:
                         m.weight.grad.mul_(mask)
             opt.step()
+            if sched is not None:
+                sched.step()
             if masks:
                 with torch.no_grad():
                     for m, mask in masks.items():
@@ -105,4 +121,12 @@ def train(
             if hook is not None:
                 hook(model)
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        if val is not None:
+            acc = accuracy(model, *val)
+            if history is not None:
+                history.append(acc)
+            if best is None or acc >= best[0]:
+                best = (acc, copy.deepcopy(model.state_dict()))
+    if best is not None and epochs:
+        model.load_state_dict(best[1])
     return model

@@ -39,6 +39,7 @@ def cnn_run(tmp_path_factory):
         train_limit=1200,
         test_limit=200,
         calib_samples=600,
+        calib_refine=1,
         taylor_batches=2,
         plots=False,
         quiet=True,

@@ -63,13 +63,30 @@ def test_summary_has_all_keys(run_dir):
         "integer reference",
     ]
     for st in s["stages"]:
-        assert set(st) >= {"name", "bytes", "ratio", "accuracy"}
+        assert set(st) >= {"name", "bytes", "ratio", "accuracy", "val_accuracy"}
+        assert 0 <= st["val_accuracy"] <= 1 and 0 <= st["accuracy"] <= 1
+    # 10 % of the 400 training images held out: choices on them, calibration on training data
+    assert s["splits"] == {
+        "train": 360,
+        "validation": 40,
+        "test": 120,
+        "val_fraction": 0.1,
+        "val_seed": 0,
+        "stratified": True,
+    }
+    assert s["chosen_on"]["fixed-point calibration"] == "train"
+    assert s["chosen_on"]["fine-tuning epochs (Taylor steps, pruning rounds)"] == "validation"
+    assert len(s["epoch_val"]["train"]) == 4
+    assert all("val_accuracy" in c for c in s["cluster_sweep"])
     assert s["compression_ratio"] == pytest.approx(s["dense_bytes"] / s["compressed_bytes"])
     assert s["pruned_fraction"] > 0.9
     env = s["environment"]
     assert env["torch_cpu_capability"] and env["torch"].startswith("2.") and env["cpu_count"] >= 1
     report = (run_dir / "report.txt").read_text()
     assert "fc1.weight | nonzeros =" in report and "Compression rate :" in report
+    assert "360 train / 40 validation / 120 test" in report
+    header = next(ln for ln in report.splitlines() if ln.startswith("stage "))
+    assert header.split() == ["stage", "bytes", "ratio", "val", "test"]
     for png in (
         "weights_before_pruning",
         "weights_after_pruning",
