@@ -34,6 +34,7 @@ MAX_WIDTH = 4096
 MAX_HEIGHT = 4096
 #: Cycles from a beat read from the line buffers (streaming: accepted) to its results on the
 #: output stream with no extra pipeline stage: read data, window + MAC register, output register.
+#: The row-scan modes add their read register (``ConvParams.read_stage``), ``pipeline`` its stages.
 BASE_LATENCY = 3
 #: Extra pipeline stages the window datapath can take (see ``ConvParams.pipeline``).
 MAX_PIPELINE = 3
@@ -114,8 +115,9 @@ class ConvParams:
         Extra register stages in the window datapath, ``0 .. MAX_PIPELINE``, each adding one
         cycle of latency per frame (never per pixel): ``>= 1`` registers the products,
         ``>= 2`` also the window column after the line-buffer row selection, ``3`` also splits
-        the adder tree. :attr:`latency` is ``BASE_LATENCY + pipeline``. Default:
-        :func:`default_pipeline` (chosen by measured Fmax); ``0`` gives the shortest latency.
+        the adder tree. :attr:`latency` is ``BASE_LATENCY + read_stage + pipeline``
+        (:attr:`read_stage`: 1 in the row-scan modes). Default: :func:`default_pipeline`
+        (chosen by measured Fmax); ``0`` gives the shortest latency.
     coefficients : array_like of int, shape ``(K, K)``, optional
         Signed kernel coefficients, each fitting ``coef_width`` bits. Output pixel ``(y, x)``
         is ``sum(coefficients[i, j] * image[y + i, x + j])`` (correlation, like
@@ -252,9 +254,21 @@ class ConvParams:
         return "streaming" if n == k - 1 else "serial" if n == k else "overlapped"
 
     @property
+    def read_stage(self) -> int:
+        """Register stages between the line buffers' read data and the row selection.
+
+        1 in the row-scan modes (``N >= K``): their line buffers become block RAM for wide
+        images (an ECP5 DP16KD's data output has no register of its own), and the ``N``-to-``K``
+        row selection after it would otherwise set the clock (docs/conv.md). 0 in the
+        streaming mode, whose ``K - 1``-to-``K - 1`` rotation does not need it.
+        """
+        return 0 if self.mode == "streaming" else 1
+
+    @property
     def latency(self) -> int:
-        """Cycles from a beat's read (streaming: its acceptance) to its results on the stream."""
-        return BASE_LATENCY + self.pipeline
+        """Cycles from a beat's read (streaming: its acceptance) to its results on the stream:
+        ``BASE_LATENCY + read_stage + pipeline``."""
+        return BASE_LATENCY + self.read_stage + self.pipeline
 
     @property
     def beats_per_row(self) -> int:

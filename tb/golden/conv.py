@@ -23,6 +23,7 @@ from rtl_gen.conv.params import ConvParams
 
 __all__ = [
     "PIPELINE_LATENCY",
+    "ROW_SCAN_READ_REGISTER",
     "RowSchedule",
     "accumulate",
     "conv2d",
@@ -38,6 +39,15 @@ __all__ = [
 #: results on the output stream with no extra pipeline stage: line-buffer read (1) +
 #: window/MAC register (1) + output register (1). Each extra stage (``pipeline``) adds one.
 PIPELINE_LATENCY = 3
+#: The row-scan modes (``N >= K``) register the line buffers' read data before the row
+#: selection: one cycle more from read to result.
+ROW_SCAN_READ_REGISTER = 1
+
+
+def _latency(p: ConvParams) -> int:
+    """``L``: ``PIPELINE_LATENCY + pipeline``, plus the read register in the row-scan modes."""
+    read = 0 if p.mode == "streaming" else ROW_SCAN_READ_REGISTER
+    return PIPELINE_LATENCY + read + p.pipeline
 
 
 def accumulate(image, params: ConvParams) -> np.ndarray:
@@ -145,11 +155,11 @@ def row_schedule(
       and the previous job's last read;
     * job ``(f, r)`` releases input row ``f·H + r`` after its last read (the frame's last job,
       ``r = H - K``, releases its ``K`` rows), free again from the next cycle;
-    * the last result is transferred ``latency = PIPELINE_LATENCY + pipeline`` cycles after
+    * the last result is transferred ``latency = PIPELINE_LATENCY + 1 + pipeline`` cycles after
       the last read.
     """
     p = _params(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
-    latency = PIPELINE_LATENCY + p.pipeline
+    latency = _latency(p)
     if p.mode == "streaming":
         raise ValueError("row_schedule describes the row-scan modes (line_buffers >= kernel)")
     w, h, k, n = p.beats_per_row, height, kernel, line_buffers
@@ -215,11 +225,12 @@ def conv_cycles(
     each other with no gap. Streaming mode (``N = K - 1``): a beat is accepted every cycle and
     the last beat's results leave ``latency`` cycles after it, ``F·H·W/P + latency``. Row-scan
     modes: see :func:`row_schedule` for the rules. ``latency`` is
-    ``PIPELINE_LATENCY + pipeline``; ``pipeline=None`` takes the engine's default
+    ``PIPELINE_LATENCY + pipeline`` streaming and one more in the row-scan modes (their read
+    register, :data:`ROW_SCAN_READ_REGISTER`); ``pipeline=None`` takes the engine's default
     (:func:`rtl_gen.conv.params.default_pipeline`).
     """
     p = _params(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
-    latency = PIPELINE_LATENCY + p.pipeline
+    latency = _latency(p)
     if p.mode == "streaming":
         return frames * height * p.beats_per_row + latency
     schedule = row_schedule(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
@@ -242,7 +253,7 @@ def first_output_cycle(
     is complete (``K·W/P``). Either way the result follows ``latency`` cycles later.
     """
     p = _params(width, height, kernel, line_buffers, 1, pixels_per_clock, pipeline)
-    latency = PIPELINE_LATENCY + p.pipeline
+    latency = _latency(p)
     b = (kernel - 1) // pixels_per_clock
     rows_before = kernel - 1 if p.mode == "streaming" else kernel
     return rows_before * p.beats_per_row + b + latency
@@ -266,7 +277,7 @@ def conv_cycles_closed_form(
       last input row (``B``): ``(H + 1)·B + latency``.
     """
     p = _params(width, height, kernel, line_buffers, 1, pixels_per_clock, pipeline)
-    latency = PIPELINE_LATENCY + p.pipeline
+    latency = _latency(p)
     b, h, k = p.beats_per_row, height, kernel
     if p.mode == "streaming":
         return h * b + latency
