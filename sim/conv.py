@@ -42,7 +42,7 @@ def build_dir_name(params: ConvParams) -> str:
     name = f"conv_n{params.line_buffers}_k{params.kernel}_{params.width}x{params.height}"
     if params.pixels_per_clock > 1:
         name += f"_p{params.pixels_per_clock}"
-    if params.pipeline != default_pipeline(params.kernel):
+    if params.pipeline != default_pipeline(params.kernel, params.pixels_per_clock):
         name += f"_s{params.pipeline}"
     return name
 

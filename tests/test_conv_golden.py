@@ -92,7 +92,7 @@ def test_accumulator_width_holds_the_extremes(pixel_width, coef_width, kernel):
 def test_model_latency_is_the_engine_latency():
     assert PIPELINE_LATENCY == READ_TO_OUTPUT_LATENCY
     assert ROW_SCAN_READ_REGISTER == 1
-    for stages in range(4):
+    for stages in range(5):
         engine = ConvEngine(width=8, height=5, line_buffers=2, pipeline=stages)
         engine._MustUse__silence = True  # not elaborated here
         assert engine.latency == PIPELINE_LATENCY + stages == engine.params.latency
