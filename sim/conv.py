@@ -38,6 +38,12 @@ TEST_MODULE = "tb.conv_tb"
 MAX_SIM_PIXELS = 512 * 512
 
 
+def _pipeline_text(params: ConvParams) -> str:
+    """``2 extra stages (latency 5 cycles)``; the row-scan modes name their read register."""
+    read = " + read register" if params.read_stage else ""
+    return f"{params.pipeline} extra stages{read} (latency {params.latency} cycles)"
+
+
 def build_dir_name(params: ConvParams) -> str:
     name = f"conv_n{params.line_buffers}_k{params.kernel}_{params.width}x{params.height}"
     if params.pixels_per_clock > 1:
@@ -279,7 +285,7 @@ def main(argv=None) -> int:
     rows = [
         ("line buffers", f"{params.line_buffers} ({params.mode})"),
         ("pixels per clock", params.pixels_per_clock),
-        ("pipeline", f"{params.pipeline} extra stages (latency {params.latency} cycles)"),
+        ("pipeline", _pipeline_text(params)),
         ("kernel", f"{params.kernel}x{params.kernel}"),
         ("image", f"{params.width}x{params.height} ({name})"),
         ("simulator", simulator),

@@ -44,9 +44,15 @@ PIPELINE_LATENCY = 3
 ROW_SCAN_READ_REGISTER = 1
 
 
-def _latency(p: ConvParams) -> int:
-    """``L``: ``PIPELINE_LATENCY + pipeline``, plus the read register in the row-scan modes."""
-    read = 0 if p.mode == "streaming" else ROW_SCAN_READ_REGISTER
+def _latency(p: ConvParams, read_register: bool | None = None) -> int:
+    """``L``: ``PIPELINE_LATENCY + pipeline``, plus the read register in the row-scan modes.
+
+    ``read_register=False`` describes a row-scan front end built without it (the CNN's
+    convolution layers, :class:`rtl_gen.cnn.conv_layer.ConvLayer`); ``None``: the engine's.
+    """
+    if read_register is None:
+        read_register = p.mode != "streaming"
+    read = ROW_SCAN_READ_REGISTER if read_register and p.mode != "streaming" else 0
     return PIPELINE_LATENCY + read + p.pipeline
 
 
@@ -141,6 +147,7 @@ def row_schedule(
     frames: int = 1,
     pixels_per_clock: int = 1,
     pipeline: int | None = None,
+    read_register: bool | None = None,
 ) -> RowSchedule:
     """Row-level schedule of the row-scan modes (``N >= K``), full-rate source, ready sink.
 
@@ -159,7 +166,7 @@ def row_schedule(
       the last read.
     """
     p = _params(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
-    latency = _latency(p)
+    latency = _latency(p, read_register)
     if p.mode == "streaming":
         raise ValueError("row_schedule describes the row-scan modes (line_buffers >= kernel)")
     w, h, k, n = p.beats_per_row, height, kernel, line_buffers
@@ -218,6 +225,7 @@ def conv_cycles(
     frames: int = 1,
     pixels_per_clock: int = 1,
     pipeline: int | None = None,
+    read_register: bool | None = None,
 ) -> int:
     """Cycles from the first beat accepted to the last result transferred, both included.
 
@@ -226,14 +234,17 @@ def conv_cycles(
     the last beat's results leave ``latency`` cycles after it, ``F·H·W/P + latency``. Row-scan
     modes: see :func:`row_schedule` for the rules. ``latency`` is
     ``PIPELINE_LATENCY + pipeline`` streaming and one more in the row-scan modes (their read
-    register, :data:`ROW_SCAN_READ_REGISTER`); ``pipeline=None`` takes the engine's default
+    register, :data:`ROW_SCAN_READ_REGISTER`; ``read_register=False``: a row-scan front end
+    without it, as in the CNN's layers); ``pipeline=None`` takes the engine's default
     (:func:`rtl_gen.conv.params.default_pipeline`).
     """
     p = _params(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
-    latency = _latency(p)
+    latency = _latency(p, read_register)
     if p.mode == "streaming":
         return frames * height * p.beats_per_row + latency
-    schedule = row_schedule(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
+    schedule = row_schedule(
+        width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline, read_register
+    )
     return schedule.last_output + 1
 
 
@@ -244,6 +255,7 @@ def first_output_cycle(
     line_buffers: int,
     pixels_per_clock: int = 1,
     pipeline: int | None = None,
+    read_register: bool | None = None,
 ) -> int:
     """Cycle of the first result's transfer, the first beat accepted at cycle 0.
 
@@ -253,7 +265,7 @@ def first_output_cycle(
     is complete (``K·W/P``). Either way the result follows ``latency`` cycles later.
     """
     p = _params(width, height, kernel, line_buffers, 1, pixels_per_clock, pipeline)
-    latency = _latency(p)
+    latency = _latency(p, read_register)
     b = (kernel - 1) // pixels_per_clock
     rows_before = kernel - 1 if p.mode == "streaming" else kernel
     return rows_before * p.beats_per_row + b + latency
