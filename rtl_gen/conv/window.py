@@ -278,13 +278,20 @@ class WindowMAC(wiring.Component):
         return m
 
     def _lane_reg(self, m: Module, value, lane: int, name: str) -> Signal:
-        """``value`` registered on ``advance`` for one lane, with the lane number as its reset
-        value: copies of one pixel for different lanes then differ, so synthesis keeps them
-        apart (it merges flip-flops with the same input, enable and reset value) and each
-        can be placed next to its lane's multipliers. Reset values never reach the output:
-        the beat tags are reset to "no result"."""
+        """``value`` registered on ``advance`` for one lane, a copy synthesis keeps apart.
+
+        Synthesis merges flip-flops, bit by bit, that have the same input, enable, reset and
+        initial value, which would fold the lanes' copies of one pixel back into one register
+        driving several lanes' multipliers. So the lanes' copies differ in every bit: odd
+        lanes start at all ones, even lanes at zero, and lanes 2 and 3 have no reset (they
+        are reset-less flip-flops, lanes 0 and 1 reset ones): four distinct kinds for the
+        four lanes. Neither value reaches an output: the beat tags are reset to "no result"
+        and every copy is loaded with its beat.
+        """
         value = Value.cast(value)
-        out = Signal(value.shape(), name=name, init=lane % (1 << len(value)))
+        width = len(value)
+        init = (1 << width) - 1 if lane % 2 else 0
+        out = Signal(value.shape(), name=name, init=init, reset_less=lane % 4 >= 2)
         with m.If(self.advance):
             m.d.sync += out.eq(value)
         return out
