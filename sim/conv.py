@@ -202,7 +202,7 @@ def _parse(argv):
         "--pipeline",
         type=int,
         default=None,
-        help="extra datapath stages, 0..3 (default: chosen by measured Fmax, 2 for K <= 3)",
+        help="extra datapath stages, 0..4 (default: chosen by measured Fmax, 2 for K <= 3)",
     )
     ap.add_argument("--sim", default=None, help=f"one of {SIMULATORS} (default: installed)")
     ap.add_argument("--waves", action="store_true", help="record a waveform")
