@@ -81,7 +81,8 @@ class ConvEngine(wiring.Component):
       after it is accepted; a frame takes ``H·W/P + L`` cycles, ``F`` frames ``F·H·W/P + L``;
     * row-scan: a row is complete in the cycle its last beat is accepted; the window starts
       reading the next output row on the following cycle (when its ``K`` rows are held and the
-      window is idle), one beat per cycle, results valid ``L`` cycles after the read; a row is
+      window is idle), one beat per cycle, results valid ``L`` cycles after the read
+      (``L = 4 + pipeline``: the read data is registered before the row selection); a row is
       released the cycle after its last read. One frame takes ``(2H - K + 1)·W/P + L`` cycles
       with ``N == K`` and ``(H + 1)·W/P + L`` with ``N >= K + 1``.
 
