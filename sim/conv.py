@@ -38,11 +38,17 @@ TEST_MODULE = "tb.conv_tb"
 MAX_SIM_PIXELS = 512 * 512
 
 
+def _pipeline_text(params: ConvParams) -> str:
+    """``2 extra stages (latency 5 cycles)``; the row-scan modes name their read register."""
+    read = " + read register" if params.read_stage else ""
+    return f"{params.pipeline} extra stages{read} (latency {params.latency} cycles)"
+
+
 def build_dir_name(params: ConvParams) -> str:
     name = f"conv_n{params.line_buffers}_k{params.kernel}_{params.width}x{params.height}"
     if params.pixels_per_clock > 1:
         name += f"_p{params.pixels_per_clock}"
-    if params.pipeline != default_pipeline(params.kernel):
+    if params.pipeline != default_pipeline(params.kernel, params.pixels_per_clock):
         name += f"_s{params.pipeline}"
     return name
 
@@ -196,7 +202,7 @@ def _parse(argv):
         "--pipeline",
         type=int,
         default=None,
-        help="extra datapath stages, 0..3 (default: chosen by measured Fmax, 2 for K <= 3)",
+        help="extra datapath stages, 0..4 (default: chosen by measured Fmax, 2 for K <= 3)",
     )
     ap.add_argument("--sim", default=None, help=f"one of {SIMULATORS} (default: installed)")
     ap.add_argument("--waves", action="store_true", help="record a waveform")
@@ -279,7 +285,7 @@ def main(argv=None) -> int:
     rows = [
         ("line buffers", f"{params.line_buffers} ({params.mode})"),
         ("pixels per clock", params.pixels_per_clock),
-        ("pipeline", f"{params.pipeline} extra stages (latency {params.latency} cycles)"),
+        ("pipeline", _pipeline_text(params)),
         ("kernel", f"{params.kernel}x{params.kernel}"),
         ("image", f"{params.width}x{params.height} ({name})"),
         ("simulator", simulator),

@@ -7,6 +7,7 @@ import scipy.signal
 from rtl_gen.conv import READ_TO_OUTPUT_LATENCY, ConvEngine, ConvParams
 from tb.golden.conv import (
     PIPELINE_LATENCY,
+    ROW_SCAN_READ_REGISTER,
     accumulate,
     conv2d,
     conv_cycles,
@@ -90,11 +91,20 @@ def test_accumulator_width_holds_the_extremes(pixel_width, coef_width, kernel):
 
 def test_model_latency_is_the_engine_latency():
     assert PIPELINE_LATENCY == READ_TO_OUTPUT_LATENCY
-    for stages in range(4):
+    assert ROW_SCAN_READ_REGISTER == 1
+    for stages in range(5):
         engine = ConvEngine(width=8, height=5, line_buffers=2, pipeline=stages)
         engine._MustUse__silence = True  # not elaborated here
         assert engine.latency == PIPELINE_LATENCY + stages == engine.params.latency
         assert conv_cycles(8, 5, 3, 2, pipeline=stages) == 8 * 5 + PIPELINE_LATENCY + stages
+        # The row-scan modes register the line buffers' read data: one cycle more.
+        for n in (3, 4):
+            engine = ConvEngine(width=8, height=5, line_buffers=n, pipeline=stages)
+            engine._MustUse__silence = True
+            latency = PIPELINE_LATENCY + ROW_SCAN_READ_REGISTER + stages
+            assert engine.latency == latency == engine.params.latency
+        assert conv_cycles(8, 5, 3, 4, pipeline=stages) == 6 * 8 + latency
+        assert first_output_cycle(8, 5, 3, 4, pipeline=stages) == 3 * 8 + 2 + latency
 
 
 SIZES = [(3, 3), (5, 4), (8, 8), (16, 12), (28, 28), (33, 7), (64, 64)]
@@ -120,7 +130,7 @@ def test_cycle_model_spare_buffer_reaches_one_pixel_per_clock(width, height):
     for n in range(k + 1, k + 5):
         assert conv_cycles(width, height, k, n) <= height * width + width + 16
         assert conv_cycles(width, height, k, n, frames=3, pipeline=0) == (
-            3 * height * width + width + PIPELINE_LATENCY
+            3 * height * width + width + PIPELINE_LATENCY + ROW_SCAN_READ_REGISTER
         )
     # More buffers never hurt; N = K is the slowest.
     cycles = [conv_cycles(width, height, k, n) for n in range(k, k + 5)]
@@ -130,10 +140,11 @@ def test_cycle_model_spare_buffer_reaches_one_pixel_per_clock(width, height):
 def test_cycle_model_targets():
     assert conv_cycles(28, 28, 3, 3) / conv_cycles(28, 28, 3, 4) >= 1.85
     assert conv_cycles(224, 224, 3, 3) / conv_cycles(224, 224, 3, 4) >= 1.95
-    assert conv_cycles(28, 28, 3, 3, pipeline=0) == 1515
-    assert conv_cycles(28, 28, 3, 4, pipeline=0) == 815
+    # The row-scan modes' read register costs one cycle per frame: 1515 + 1, 815 + 1.
+    assert conv_cycles(28, 28, 3, 3, pipeline=0) == 1516
+    assert conv_cycles(28, 28, 3, 4, pipeline=0) == 816
     # The default pipeline (two extra stages for K = 3) costs two cycles per frame, no more.
-    assert conv_cycles(28, 28, 3, 4) == 815 + 2
+    assert conv_cycles(28, 28, 3, 4) == 816 + 2
     assert (
         conv_cycles(28, 28, 3, 4, frames=5) == conv_cycles(28, 28, 3, 4, frames=5, pipeline=0) + 2
     )
@@ -152,7 +163,7 @@ def test_streaming_targets():
     assert conv_cycles(28, 28, 3, 2, frames=6) < 6 * 785
     # First result: window (0, 0) completes with pixel (K-1, K-1), 3 cycles of pipeline.
     assert first_output_cycle(28, 28, 3, 2, pipeline=0) == 2 * 28 + 2 + 3 <= (3 - 1) * 28 + 6
-    assert first_output_cycle(28, 28, 3, 4, pipeline=0) == 3 * 28 + 2 + 3 == 89
+    assert first_output_cycle(28, 28, 3, 4, pipeline=0) == 3 * 28 + 2 + 3 + 1 == 90
     assert first_output_cycle(28, 28, 3, 2) == 61 + 2
     assert conv_cycles(28, 28, 3, 2) < conv_cycles(28, 28, 3, 4) < conv_cycles(28, 28, 3, 3)
 
@@ -204,7 +215,7 @@ def test_back_to_back_frames_with_n_equal_k():
     # So every frame costs the full serialized time: F·(2H - K + 1)·W + latency.
     for frames in (1, 2, 3):
         assert conv_cycles(12, 9, 3, 3, frames=frames, pipeline=0) == (
-            frames * (2 * 9 - 3 + 1) * 12 + 3
+            frames * (2 * 9 - 3 + 1) * 12 + 3 + 1
         )
 
 

@@ -190,7 +190,7 @@ EDGE_CASES = [
     dict(width=6, height=5, kernel=3, line_buffers=7, pixels_per_clock=2),
     *(
         dict(width=8, height=5, kernel=3, line_buffers=n, pixels_per_clock=ppc, pipeline=s)
-        for s in (0, 1, 3)
+        for s in (0, 1, 3, 4)
         for n, ppc in ((2, 1), (4, 2), (3, 4))
     ),
 ]

@@ -24,7 +24,7 @@ BAD = [
     (dict(pixels_per_clock=True), "pixels_per_clock must be one of (1, 2, 4), not True"),
     (dict(width=30, pixels_per_clock=4), "width (30) must be a multiple of pixels_per_clock (4)"),
     (dict(width=100000), "width must be an integer <= 4096, not 100000"),
-    (dict(pipeline=4), "pipeline must be an integer <= 3, not 4"),
+    (dict(pipeline=5), "pipeline must be an integer <= 4, not 5"),
     (dict(pipeline=-1), "pipeline must be an integer >= 0, not -1"),
     (dict(height=5000), "height must be an integer <= 4096, not 5000"),
     (dict(kernel=4), "kernel must be an odd integer >= 1, not 4"),

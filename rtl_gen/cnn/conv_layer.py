@@ -122,7 +122,9 @@ class ConvLayer(wiring.Component):
     column register (1), ``S`` adder-tree stages, output register (1). With a full-rate
     source and a ready sink a frame takes ``H·W + L`` cycles (streaming), ``(2H - K + 1)·W
     + L`` (serial), ``(H + 1)·W + L`` (overlapped), as ``tb.golden.conv.conv_cycles`` with
-    ``pipeline = S``; ``tb.golden.cnn.conv_layer_times`` gives every beat's cycle.
+    ``pipeline = S`` and ``read_register=False`` (the row-scan front end is built without the
+    engine's read register: the layer's line buffers are small);
+    ``tb.golden.cnn.conv_layer_times`` gives every beat's cycle.
     """
 
     def __init__(

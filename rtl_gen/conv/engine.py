@@ -81,7 +81,8 @@ class ConvEngine(wiring.Component):
       after it is accepted; a frame takes ``H·W/P + L`` cycles, ``F`` frames ``F·H·W/P + L``;
     * row-scan: a row is complete in the cycle its last beat is accepted; the window starts
       reading the next output row on the following cycle (when its ``K`` rows are held and the
-      window is idle), one beat per cycle, results valid ``L`` cycles after the read; a row is
+      window is idle), one beat per cycle, results valid ``L`` cycles after the read
+      (``L = 4 + pipeline``: the read data is registered before the row selection); a row is
       released the cycle after its last read. One frame takes ``(2H - K + 1)·W/P + L`` cycles
       with ``N == K`` and ``(H + 1)·W/P + L`` with ``N >= K + 1``.
 
@@ -91,8 +92,9 @@ class ConvEngine(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a beat read (streaming: accepted) to its results on ``o``:
-        ``READ_TO_OUTPUT_LATENCY + params.pipeline``."""
-        return datapath_latency(self.params)
+        :attr:`ConvParams.latency`, ``READ_TO_OUTPUT_LATENCY + read_stage + pipeline`` (the
+        front end's read register, then :func:`datapath_latency`)."""
+        return self.params.read_stage + datapath_latency(self.params)
 
     def __init__(self, params: ConvParams | None = None, /, **kwargs):
         try:
@@ -124,8 +126,10 @@ class ConvEngine(wiring.Component):
             shape=k * k * p.coef_width, depth=1, init=[pack_coefficients(p)]
         )
         rom_read = rom.read_port(domain="sync")
-        front_type = StreamingRows if p.mode == "streaming" else RowScan
-        m.submodules.front = front = front_type(p)
+        if p.mode == "streaming":
+            m.submodules.front = front = StreamingRows(p)
+        else:
+            m.submodules.front = front = RowScan(p, read_register=bool(p.read_stage))
         m.submodules.mac = mac = WindowMAC(p)
         wiring.connect(m, wiring.flipped(self.o), mac.o)
         m.d.comb += [

@@ -10,6 +10,9 @@ order.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -21,14 +24,26 @@ def _index_shape(count: int):
     return unsigned(max(1, (count - 1).bit_length()))
 
 
-def rotate_rows(m: Module, rows, first, count: int, name: str = "row") -> list[Signal]:
+def rotate_rows(
+    m: Module, rows, first, count: int, name: str = "row", *, and_or: bool = False
+) -> list[Signal]:
     """``count`` signals, ``out[i] = rows[(first + i) mod len(rows)]``: window-row order.
 
     ``first`` is the ring index of the buffer that holds the oldest row the window needs.
+    With ``and_or`` the selection is written as an OR of the inputs each masked by its
+    ``first == b`` (the same logic as the ``Switch``, as continuous assignments): needed when
+    every input is a register, because Icarus Verilog evaluates the ``always @*`` process of
+    a ``Switch`` only once one of its inputs changes, and registers that keep their initial
+    value would leave the outputs X.
     """
     ring = len(rows)
     width = len(rows[0])
     out = [Signal(width, name=f"{name}{i}") for i in range(count)]
+    if and_or:
+        for i in range(count):
+            terms = [Mux(first == b, rows[(b + i) % ring], 0) for b in range(ring)]
+            m.d.comb += out[i].eq(reduce(operator.or_, terms))
+        return out
     with m.Switch(first):
         for b in range(ring):
             with m.Case(b):

@@ -34,9 +34,10 @@ MAX_WIDTH = 4096
 MAX_HEIGHT = 4096
 #: Cycles from a beat read from the line buffers (streaming: accepted) to its results on the
 #: output stream with no extra pipeline stage: read data, window + MAC register, output register.
+#: The row-scan modes add their read register (``ConvParams.read_stage``), ``pipeline`` its stages.
 BASE_LATENCY = 3
 #: Extra pipeline stages the window datapath can take (see ``ConvParams.pipeline``).
-MAX_PIPELINE = 3
+MAX_PIPELINE = 4
 
 
 def _check_int(name: str, value, minimum: int, what: str | None = None, maximum=None) -> int:
@@ -69,13 +70,18 @@ def accumulator_width(pixel_width: int, coef_width: int, kernel: int, bias_width
     return max(sum_width(pixel_width, coef_width, kernel), bias_width) + 1
 
 
-def default_pipeline(kernel: int) -> int:
+def default_pipeline(kernel: int, pixels_per_clock: int = 1) -> int:
     """Extra pipeline stages that reach 100 MHz on an ECP5-85k (measured, docs/conv.md).
 
     2 (products and the window column registered) up to ``K = 3``, whose ``K·K <= 16``
-    products sum in four adder levels in one stage; 3 (the adder tree split too) above.
+    products sum in four adder levels in one stage; 3 (the adder tree split too) above; 4
+    (each lane's window registered next to its multipliers too) above with ``P = 4``, whose
+    ``4·K·K`` multipliers spread over the device so that the window registers' fan-out to
+    them sets the clock.
     """
-    return 2 if kernel * kernel <= 16 else 3
+    if kernel * kernel <= 16:
+        return 2
+    return 4 if pixels_per_clock >= 4 else 3
 
 
 def default_coefficients(kernel: int) -> np.ndarray:
@@ -113,9 +119,11 @@ class ConvParams:
     pipeline : int, optional
         Extra register stages in the window datapath, ``0 .. MAX_PIPELINE``, each adding one
         cycle of latency per frame (never per pixel): ``>= 1`` registers the products,
-        ``>= 2`` also the window column after the line-buffer row selection, ``3`` also splits
-        the adder tree. :attr:`latency` is ``BASE_LATENCY + pipeline``. Default:
-        :func:`default_pipeline` (chosen by measured Fmax); ``0`` gives the shortest latency.
+        ``>= 2`` also the window column after the line-buffer row selection, ``>= 3`` also
+        splits the adder tree, ``4`` also registers each lane's ``K × K`` window (a copy per
+        lane) before its multipliers. :attr:`latency` is ``BASE_LATENCY + read_stage + pipeline``
+        (:attr:`read_stage`: 1 in the row-scan modes). Default: :func:`default_pipeline`
+        (chosen by measured Fmax); ``0`` gives the shortest latency.
     coefficients : array_like of int, shape ``(K, K)``, optional
         Signed kernel coefficients, each fitting ``coef_width`` bits. Output pixel ``(y, x)``
         is ``sum(coefficients[i, j] * image[y + i, x + j])`` (correlation, like
@@ -186,7 +194,7 @@ class ConvParams:
         s(self, "pixels_per_clock", int(ppc))
         if self.width % ppc:
             raise ValueError(f"width ({self.width}) must be a multiple of pixels_per_clock ({ppc})")
-        stages = default_pipeline(kernel) if self.pipeline is None else self.pipeline
+        stages = default_pipeline(kernel, ppc) if self.pipeline is None else self.pipeline
         s(self, "pipeline", _check_int("pipeline", stages, 0, maximum=MAX_PIPELINE))
         s(self, "pixel_width", _check_int("pixel_width", self.pixel_width, 1))
         s(self, "coef_width", _check_int("coef_width", self.coef_width, 2))
@@ -252,9 +260,21 @@ class ConvParams:
         return "streaming" if n == k - 1 else "serial" if n == k else "overlapped"
 
     @property
+    def read_stage(self) -> int:
+        """Register stages between the line buffers' read data and the row selection.
+
+        1 in the row-scan modes (``N >= K``): their line buffers become block RAM for wide
+        images (an ECP5 DP16KD's data output has no register of its own), and the ``N``-to-``K``
+        row selection after it would otherwise set the clock (docs/conv.md). 0 in the
+        streaming mode, whose ``K - 1``-to-``K - 1`` rotation does not need it.
+        """
+        return 0 if self.mode == "streaming" else 1
+
+    @property
     def latency(self) -> int:
-        """Cycles from a beat's read (streaming: its acceptance) to its results on the stream."""
-        return BASE_LATENCY + self.pipeline
+        """Cycles from a beat's read (streaming: its acceptance) to its results on the stream:
+        ``BASE_LATENCY + read_stage + pipeline``."""
+        return BASE_LATENCY + self.read_stage + self.pipeline
 
     @property
     def beats_per_row(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 
 from .front import front_signature
@@ -27,13 +27,20 @@ class RowScan(wiring.Component):
     as the scan takes to finish its current output row (``W/P`` cycles); with ``N >= K + 1``
     and an always-ready sink it never falls.
 
+    With ``read_register`` the buffers' read data is registered (on ``advance``) before the
+    row selection, so a block RAM's data output drives nothing but that register; ``issue``
+    and its tags then leave one stage later too, so that ``column`` is still valid the cycle
+    after ``issue``: one cycle of latency more, the scan itself unchanged
+    (:attr:`ConvParams.read_stage`).
+
     See :func:`rtl_gen.conv.front.front_signature` for the ports.
     """
 
-    def __init__(self, params: ConvParams):
+    def __init__(self, params: ConvParams, *, read_register: bool = False):
         if params.line_buffers < params.kernel:
             raise ValueError(f"RowScan needs line_buffers >= kernel, not {params.line_buffers}")
         self.params = params
+        self.read_register = bool(read_register)
         super().__init__(front_signature(params))
 
     def elaborate(self, platform):
@@ -67,19 +74,24 @@ class RowScan(wiring.Component):
         cur = Signal(range(beats))
         last_col = Signal()
         last_row = Signal()
+        issue = Signal()
         emit, keep = beat_tags(m, cur, k, lanes)
         m.d.comb += [
             cur.eq(Mux(active, col, 0)),
             last_col.eq(cur == beats - 1),
             last_row.eq(out_row == h - k),
-            self.issue.eq((active | ctrl.can_compute) & self.advance),
+            issue.eq((active | ctrl.can_compute) & self.advance),
             store.r_en.eq(self.advance),
             store.r_addr.eq(cur),
-            self.emit.eq(emit),
-            self.keep.eq(keep),
-            self.last.eq(last_col & last_row),
         ]
-        with m.If(self.issue):
+        tags = [issue, emit, keep, last_col & last_row]
+        if self.read_register:  # the tags follow the read data through its register
+            tags = [self._stage(m, tag, name) for tag, name in zip(tags, self._TAGS, strict=True)]
+        m.d.comb += [
+            port.eq(tag)
+            for port, tag in zip((self.issue, self.emit, self.keep, self.last), tags, strict=True)
+        ]
+        with m.If(issue):
             with m.If(last_col):
                 m.d.sync += [active.eq(0), col.eq(0)]
                 m.d.sync += out_row.eq(Mux(last_row, 0, out_row + 1))
@@ -89,9 +101,21 @@ class RowScan(wiring.Component):
 
         # Read data arrives the cycle after the issue: rotate it into window-row order with
         # the ring index the issue saw.
-        s1_base = Signal.like(ctrl.base)
-        with m.If(self.advance):
-            m.d.sync += s1_base.eq(ctrl.base)
-        rows = rotate_rows(m, list(store.r_data), s1_base, k)
+        base = self._stage(m, ctrl.base, "s1_base")
+        r_data = list(store.r_data)
+        if self.read_register:
+            r_data = [self._stage(m, r_data[b], f"r_data{b}") for b in range(n)]
+            base = self._stage(m, base, "s2_base")
+        rows = rotate_rows(m, r_data, base, k, and_or=self.read_register)
         m.d.comb += [self.column[i].eq(rows[i]) for i in range(k)]
         return m
+
+    _TAGS = ("r_issue", "r_emit", "r_keep", "r_last")
+
+    def _stage(self, m: Module, value, name: str) -> Signal:
+        """``value`` registered on ``advance``: one stage of the window pipeline."""
+        value = Value.cast(value)
+        out = Signal(value.shape(), name=name)
+        with m.If(self.advance):
+            m.d.sync += out.eq(value)
+        return out

@@ -9,7 +9,9 @@ the output stream's backpressure drives:
   ``K - 1`` previous columns held in registers they form a window of ``K`` rows ×
   ``K + P - 1`` columns. Lane ``p`` multiplies window columns ``p .. p + K - 1`` by the
   ``K·K`` coefficients (products registered when ``pipeline >= 1``) and sums them in an adder
-  tree (split by a register when ``pipeline == 3``) into ``acc[p]``;
+  tree (split by a register when ``pipeline >= 3``) into ``acc[p]``; with ``pipeline == 4``
+  each lane first registers its own copy of its ``K × K`` window, so that every window
+  register drives one multiplier and can sit next to it;
 * then ``acc + bias`` is rounded, shifted, clamped (ReLU) and saturated into the output
   register, the stream's payload.
 
@@ -206,10 +208,26 @@ class WindowMAC(wiring.Component):
             for i in range(k)
             for j in range(k)
         ]
+        # lane_window[lane][i][j]: the pixel lane `lane` multiplies by coefficient (i, j).
+        lane_window = [
+            [[window[i][lane + j] for j in range(k)] for i in range(k)] for lane in range(lanes)
+        ]
+        if p.pipeline >= 4:  # a copy of each lane's window, next to its multipliers
+            lane_window = [
+                [
+                    [
+                        self._lane_reg(m, lane_window[lane][i][j], lane, f"w{lane}_{i}_{j}")
+                        for j in range(k)
+                    ]
+                    for i in range(k)
+                ]
+                for lane in range(lanes)
+            ]
+            emit, keep, last = reg(emit, "w_emit"), reg(keep, "w_keep"), reg(last, "w_last")
         lane_products = []
         for lane in range(lanes):
             products = [
-                Cat(window[i][lane + j], C(0, 1)).as_signed() * coefs[i * k + j]
+                Cat(lane_window[lane][i][j], C(0, 1)).as_signed() * coefs[i * k + j]
                 for i in range(k)
                 for j in range(k)
             ]
@@ -258,3 +276,22 @@ class WindowMAC(wiring.Component):
                 m.d.sync += [payload.value[q].eq(results[q]) for q in range(lanes)]
                 m.d.sync += payload.keep.eq(s2_keep)
         return m
+
+    def _lane_reg(self, m: Module, value, lane: int, name: str) -> Signal:
+        """``value`` registered on ``advance`` for one lane, a copy synthesis keeps apart.
+
+        Synthesis merges flip-flops, bit by bit, that have the same input, enable, reset and
+        initial value, which would fold the lanes' copies of one pixel back into one register
+        driving several lanes' multipliers. So the lanes' copies differ in every bit: odd
+        lanes start at all ones, even lanes at zero, and lanes 2 and 3 have no reset (they
+        are reset-less flip-flops, lanes 0 and 1 reset ones): four distinct kinds for the
+        four lanes. Neither value reaches an output: the beat tags are reset to "no result"
+        and every copy is loaded with its beat.
+        """
+        value = Value.cast(value)
+        width = len(value)
+        init = (1 << width) - 1 if lane % 2 else 0
+        out = Signal(value.shape(), name=name, init=init, reset_less=lane % 4 >= 2)
+        with m.If(self.advance):
+            m.d.sync += out.eq(value)
+        return out

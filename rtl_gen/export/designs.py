@@ -40,7 +40,7 @@ def conv_design(
     name = f"conv_n{line_buffers}_k{kernel}_{width}x{height}"
     if ppc > 1:
         name += f"_p{ppc}"
-    if engine.params.pipeline != default_pipeline(kernel):
+    if engine.params.pipeline != default_pipeline(kernel, ppc):
         name += f"_s{engine.params.pipeline}"
     return Design(
         name=name,

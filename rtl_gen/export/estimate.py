@@ -55,8 +55,9 @@ def conv_estimate(
     multiplied by ``P`` for ``P`` lanes. Registered products (``pipeline >= 1``) keep the adder
     tree out of the DSP48E1 cascade: its ``K·K - 1`` adders then take about
     ``K·(pixel_width + coef_width)/6`` LUTs each (fitted on K = 3 and 5); the registered window
-    column (``pipeline >= 2``) and the split tree (``pipeline == 3``) add their flip-flops
-    (the LUT and FF model was fitted on ``P = 1``).
+    column (``pipeline >= 2``), the split tree (``pipeline >= 3``), each lane's window copy
+    (``pipeline == 4``) and the row-scan modes' read register (``N`` words, ``N >= K``) add
+    their flip-flops (the LUT and FF model was fitted on ``P = 1``).
     """
     lanes = pixels_per_clock
     k2 = kernel * kernel * lanes
@@ -74,6 +75,10 @@ def conv_estimate(
         ff += kernel * lanes * pixel_width + 4
     if pipeline >= 3:
         ff += math.ceil(kernel * kernel / 4) * lanes * (pixel_width + coef_width + 2)
+    if pipeline >= 4:
+        ff += k2 * pixel_width
+    if line_buffers >= kernel:
+        ff += line_buffers * lanes * pixel_width  # the row-scan modes' read register
     if buffers["ramb18"]:
         ff -= kernel * pixel_width  # the read registers move into the block RAMs
     return {

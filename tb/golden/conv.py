@@ -23,6 +23,7 @@ from rtl_gen.conv.params import ConvParams
 
 __all__ = [
     "PIPELINE_LATENCY",
+    "ROW_SCAN_READ_REGISTER",
     "RowSchedule",
     "accumulate",
     "conv2d",
@@ -38,6 +39,21 @@ __all__ = [
 #: results on the output stream with no extra pipeline stage: line-buffer read (1) +
 #: window/MAC register (1) + output register (1). Each extra stage (``pipeline``) adds one.
 PIPELINE_LATENCY = 3
+#: The row-scan modes (``N >= K``) register the line buffers' read data before the row
+#: selection: one cycle more from read to result.
+ROW_SCAN_READ_REGISTER = 1
+
+
+def _latency(p: ConvParams, read_register: bool | None = None) -> int:
+    """``L``: ``PIPELINE_LATENCY + pipeline``, plus the read register in the row-scan modes.
+
+    ``read_register=False`` describes a row-scan front end built without it (the CNN's
+    convolution layers, :class:`rtl_gen.cnn.conv_layer.ConvLayer`); ``None``: the engine's.
+    """
+    if read_register is None:
+        read_register = p.mode != "streaming"
+    read = ROW_SCAN_READ_REGISTER if read_register and p.mode != "streaming" else 0
+    return PIPELINE_LATENCY + read + p.pipeline
 
 
 def accumulate(image, params: ConvParams) -> np.ndarray:
@@ -131,6 +147,7 @@ def row_schedule(
     frames: int = 1,
     pixels_per_clock: int = 1,
     pipeline: int | None = None,
+    read_register: bool | None = None,
 ) -> RowSchedule:
     """Row-level schedule of the row-scan modes (``N >= K``), full-rate source, ready sink.
 
@@ -145,11 +162,11 @@ def row_schedule(
       and the previous job's last read;
     * job ``(f, r)`` releases input row ``f·H + r`` after its last read (the frame's last job,
       ``r = H - K``, releases its ``K`` rows), free again from the next cycle;
-    * the last result is transferred ``latency = PIPELINE_LATENCY + pipeline`` cycles after
+    * the last result is transferred ``latency = PIPELINE_LATENCY + 1 + pipeline`` cycles after
       the last read.
     """
     p = _params(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
-    latency = PIPELINE_LATENCY + p.pipeline
+    latency = _latency(p, read_register)
     if p.mode == "streaming":
         raise ValueError("row_schedule describes the row-scan modes (line_buffers >= kernel)")
     w, h, k, n = p.beats_per_row, height, kernel, line_buffers
@@ -208,6 +225,7 @@ def conv_cycles(
     frames: int = 1,
     pixels_per_clock: int = 1,
     pipeline: int | None = None,
+    read_register: bool | None = None,
 ) -> int:
     """Cycles from the first beat accepted to the last result transferred, both included.
 
@@ -215,14 +233,18 @@ def conv_cycles(
     each other with no gap. Streaming mode (``N = K - 1``): a beat is accepted every cycle and
     the last beat's results leave ``latency`` cycles after it, ``F·H·W/P + latency``. Row-scan
     modes: see :func:`row_schedule` for the rules. ``latency`` is
-    ``PIPELINE_LATENCY + pipeline``; ``pipeline=None`` takes the engine's default
+    ``PIPELINE_LATENCY + pipeline`` streaming and one more in the row-scan modes (their read
+    register, :data:`ROW_SCAN_READ_REGISTER`; ``read_register=False``: a row-scan front end
+    without it, as in the CNN's layers); ``pipeline=None`` takes the engine's default
     (:func:`rtl_gen.conv.params.default_pipeline`).
     """
     p = _params(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
-    latency = PIPELINE_LATENCY + p.pipeline
+    latency = _latency(p, read_register)
     if p.mode == "streaming":
         return frames * height * p.beats_per_row + latency
-    schedule = row_schedule(width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline)
+    schedule = row_schedule(
+        width, height, kernel, line_buffers, frames, pixels_per_clock, pipeline, read_register
+    )
     return schedule.last_output + 1
 
 
@@ -233,6 +255,7 @@ def first_output_cycle(
     line_buffers: int,
     pixels_per_clock: int = 1,
     pipeline: int | None = None,
+    read_register: bool | None = None,
 ) -> int:
     """Cycle of the first result's transfer, the first beat accepted at cycle 0.
 
@@ -242,7 +265,7 @@ def first_output_cycle(
     is complete (``K·W/P``). Either way the result follows ``latency`` cycles later.
     """
     p = _params(width, height, kernel, line_buffers, 1, pixels_per_clock, pipeline)
-    latency = PIPELINE_LATENCY + p.pipeline
+    latency = _latency(p, read_register)
     b = (kernel - 1) // pixels_per_clock
     rows_before = kernel - 1 if p.mode == "streaming" else kernel
     return rows_before * p.beats_per_row + b + latency
@@ -266,7 +289,7 @@ def conv_cycles_closed_form(
       last input row (``B``): ``(H + 1)·B + latency``.
     """
     p = _params(width, height, kernel, line_buffers, 1, pixels_per_clock, pipeline)
-    latency = PIPELINE_LATENCY + p.pipeline
+    latency = _latency(p)
     b, h, k = p.beats_per_row, height, kernel
     if p.mode == "streaming":
         return h * b + latency
