@@ -11,7 +11,7 @@ from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
 from .neuron.weights import LAYOUTS
 from .skid import SkidBuffer
 
-__all__ = ["GATHER_LATENCY", "QUEUE_DEPTH", "RESULT_LATENCY", "Layer"]
+__all__ = ["GATHER_LATENCY", "QUEUE_DEPTH", "RESULT_LATENCY", "ROOM_LATENCY", "Layer"]
 
 #: Cycles from the neurons' ``accept`` of a vector's last element (all in the same cycle) to the
 #: first result on ``out`` in the CSR layout and the dense build: the neurons' output latency,
@@ -21,7 +21,13 @@ __all__ = ["GATHER_LATENCY", "QUEUE_DEPTH", "RESULT_LATENCY", "Layer"]
 RESULT_LATENCY = 5
 
 #: Default entries of each neuron's input queue (CSR layout and dense build).
-QUEUE_DEPTH = 8
+QUEUE_DEPTH = 9
+
+#: CSR layout and dense build: cycles from the queue levels to the layer's ``inp.ready`` (each
+#: queue's "fits" register, then the registered AND of all of them). A queue may receive
+#: ``ROOM_LATENCY + 1`` elements between the level the AND saw and the push it allows, so the
+#: AND asks for ``level <= queue_depth - 1 - ROOM_LATENCY``.
+ROOM_LATENCY = 2
 
 #: CSR layout and dense build: the serializer starts one cycle after every result is valid.
 GATHER_LATENCY = 1
@@ -40,11 +46,12 @@ class Layer(wiring.Component):
     when it is done with it (see
     :class:`~rtl_gen.neuron.Neuron`; one cycle per element plus one per ROM entry it must skip).
     ``inp.ready`` is a register: high in cycle ``t`` when every queue held at most
-    ``queue_depth - 2`` elements in cycle ``t - 1`` (room for the two pushes that this
-    registered AND cannot see), so no path runs from one neuron through the layer-wide AND into
-    another neuron. An element accepted in cycle ``t`` is at the head of the queues in cycle
-    ``t + 2``. Without skipped entries the queues hold two elements and the layer takes one
-    element per cycle.
+    ``queue_depth - 3`` elements in cycle ``t - 2`` (:data:`ROOM_LATENCY`: each queue registers
+    its own "fits" next to it, and a registered AND of those makes ``inp.ready``; room for the
+    three pushes that the AND cannot see), so no path runs from one neuron through the
+    layer-wide AND into another neuron, and the AND's inputs are registers. An element
+    accepted in cycle ``t`` is at the head of the queues in cycle ``t + 2``. Without skipped
+    entries the queues hold two elements and the layer takes one element per cycle.
 
     Direct layout (``layout="direct"``): a broadcast in lockstep. ``inp.ready`` is the AND of the
     neurons' ``done`` and every element takes exactly one cycle (the ROM is addressed by the
@@ -88,7 +95,8 @@ class Layer(wiring.Component):
         Activation table address width (sigmoid/tanh).
     queue_depth : int
         Entries of each neuron's input queue (CSR layout and dense build), at least 4; with
-        less slack (``queue_depth - 2``) a neuron that skips entries stalls the layer sooner.
+        less slack (``queue_depth - 1 - ROOM_LATENCY``) a neuron that skips entries stalls the
+        layer sooner.
     """
 
     def __init__(
@@ -193,11 +201,14 @@ class Layer(wiring.Component):
         m.d.comb += [all_done.eq(done_bits.all()), self.inp.ready.eq(drop | all_done)]
 
     def _queues(self, m, neurons, drop):
-        """An input queue per neuron; the layer accepts while a registered AND says every queue
-        has room for two more elements."""
+        """An input queue per neuron; the layer accepts while a registered AND of registered
+        per-queue "fits" says every queue has room for the pushes under way."""
         room = Signal(init=1)
         push = Signal()
-        fits = Signal(len(neurons))
+        # fits[i]: queue i held at most ``depth - 1 - ROOM_LATENCY`` elements last cycle; a
+        # register per queue, so the AND's inputs are registers and no level comparison sits
+        # on the routing across the layer.
+        fits = Signal(len(neurons), init=(1 << len(neurons)) - 1)
         m.d.comb += [
             push.eq(self.inp.valid & ~drop & room),
             self.inp.ready.eq(drop | room),
@@ -212,8 +223,8 @@ class Layer(wiring.Component):
                 neuron.inp.valid.eq(queue.r_rdy),
                 neuron.inp.accept.eq(neuron.inp.done),
                 queue.r_en.eq(neuron.inp.done),
-                fits[i].eq(queue.level <= self.queue_depth - 2),
             ]
+            m.d.sync += fits[i].eq(queue.level <= self.queue_depth - 1 - ROOM_LATENCY)
         m.d.sync += room.eq(fits.all())
 
     def _serializer(self, m, neurons):

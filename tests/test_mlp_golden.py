@@ -90,11 +90,11 @@ def _layer_timing_loop(cols, elements, first_valid=0, drop_filter=False, queue_d
             accepts.append(t)
             t += 1
             continue
-        while pushes:  # room(t): the levels at the start of cycle t - 1
-            before = t - 1
+        while pushes:  # room(t): the levels in cycle t - ROOM_LATENCY
+            before = t - golden.ROOM_LATENCY
             pushed = int(np.searchsorted(pushes, before, side="left"))
             taken = (np.asarray(takes) < before).sum(axis=0)
-            if int((pushed - taken).max()) <= depth - 2:
+            if int((pushed - taken).max()) <= depth - 1 - golden.ROOM_LATENCY:
                 break
             t += 1
         skipped = np.zeros(count, dtype=np.int64)

@@ -98,8 +98,9 @@ def _clog2(n: int) -> int:
 def neuron_estimate(layer, index: int) -> dict[str, int]:
     """FF and DSP48E1 of neuron ``index`` of an :class:`rtl_gen.layer.Layer`.
 
-    FFs: accumulator, result register, ROM output word, ROM address and its look-ahead copy,
-    and for compressed builds the current column (``base``); in the direct layout no address
+    FFs: accumulator, result register, the current ROM word's registers (the decoded weight,
+    and in the CSR layout the relative index), ROM address and its look-ahead copy, and for
+    compressed builds the current column (``base``); in the direct layout no address
     registers but the MAC stage (element value, valid, last) and the product stage; a circuit
     activation's output register. DSP: one multiplier per neuron in
     the dense and codebook builds, none in the shift (pow2) build. LUTs are not estimated: the
@@ -107,6 +108,17 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     """
     weights = layer.weights
     dsp = 0 if layer.build == "pow2" else 1
+    # the decoded weight register: dense the word itself, codebook the looked-up weight, pow2
+    # zero, sign and exponent
+    if layer.build == "dense":
+        weight_reg = weights.weight_bits
+    else:
+        codebook = [abs(int(c)) for c in weights.codebook]
+        if layer.build == "codebook":
+            weight_reg = max(codebook).bit_length() + 1
+        else:
+            exps = [max(c, 1).bit_length() - 1 for c in codebook]
+            weight_reg = 2 + max(max(exps).bit_length(), 1)
     # a circuit activation's output register (a table's is its ROM's read register)
     y_reg = 0 if weights.activation in ("sigmoid", "tanh") else weights.output_bits
     if layer.layout == "direct":
@@ -119,13 +131,13 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
         else:
             magnitude = max(codebook).bit_length() + 1
         product = layer.x_shape.width + (0 if layer.x_shape.signed else 1) + magnitude
-        ff = layer.acc_bits + weights.output_bits + weights.rom_width(layer.build, "direct")
+        ff = layer.acc_bits + weights.output_bits + weight_reg
         return {"ff": ff + layer.x_shape.width + 2 + product + 2 + y_reg, "dsp": dsp}
     depth = len(weights.rom_words(index, layer.build))
-    ff = layer.acc_bits + weights.output_bits + weights.rom_width(layer.build) + y_reg
+    ff = layer.acc_bits + weights.output_bits + weight_reg + y_reg
     ff += 2 * _clog2(depth + 1)
     if layer.build != "dense":
-        ff += _clog2(weights.in_features + 1)
+        ff += weights.index_bits + _clog2(weights.in_features + 1)
     return {"ff": ff, "dsp": dsp}
 
 

@@ -63,9 +63,10 @@ class Neuron(wiring.Component):
 
     Timing (``layout="csr"`` and dense)
     -----------------------------------
-    The ROM word of the current entry is on the read port in every cycle (the next address is
-    presented one cycle ahead), so walking the row costs one cycle per entry and no bubble, also
-    across vectors. For a broadcast element ``(j, x)``, in each cycle where ``inp.valid``:
+    The ROM word of the current entry and its decoded weight are registers, loaded on an advance
+    from a combinational read of the next entry (its address is a register), so walking the row
+    costs one cycle per entry and no bubble, also across vectors, and the product stage starts
+    from registers. For a broadcast element ``(j, x)``, in each cycle where ``inp.valid``:
 
     - an entry with column ``< j`` is skipped (``done`` low): this only happens when zero inputs
       were not broadcast (zero-skipping), each skipped entry costs one cycle;
@@ -87,9 +88,9 @@ class Neuron(wiring.Component):
     ----------------------------
     ``done`` is high in every cycle where ``inp.valid`` (except, for a ``last`` element, while the
     previous result has not left or is still in the MAC stage): every broadcast element costs one
-    cycle, whatever was skipped before it. The element's index is the ROM address (presented
-    combinationally, synchronous read): on ``accept`` the value is registered, the next cycle the
-    product ``w * x`` of the word just read is registered, and the cycle after the accumulate
+    cycle, whatever was skipped before it. The element's index is the ROM address (a
+    combinational read): on ``accept`` the value and the word's decoded weight are registered,
+    the next cycle the product ``w * x`` of those is registered, and the cycle after the accumulate
     stage does ``acc += w * x``. For the ``last`` element that stage captures ``acc + w * x`` in
     the result register and returns ``acc`` to the bias, so ``out.valid`` rises 4 cycles after
     the ``accept``: one cycle more than the CSR walk. No cycle is needed after reset.
@@ -233,30 +234,56 @@ class Neuron(wiring.Component):
             output_bits=self.output_bits,
         )
 
-    def _product(self, m, word, x):
-        """Product of the current ROM word with ``x``."""
+    def _decode(self, m, word, enable=None):
+        """The weight of ROM word ``word``, decoded from its code and registered (loaded when
+        ``enable``, every cycle when ``None``): the ROM is read combinationally and its decode
+        sits before the register, so the product stage starts from registers (the codebook
+        lookup, or the power-of-two decode, is not on the path into the shifter or the
+        multiplier). Returns the registered fields: ``{"weight"}`` (dense, codebook) or
+        ``{"zero", "negative", "exp"}`` (pow2)."""
+        fields = {}
         if self.build == "dense":
-            m.submodules.mac = mac = MulProduct(x_shape=self.x_shape, weight_bits=self.weight_bits)
-            m.d.comb += [mac.x.eq(x), mac.w.eq(word.as_signed())]
+            fields["weight"] = (word.as_signed(), signed(self.weight_bits))
+        else:
+            code = word if self.layout == "direct" else word[self.index_bits :]
+            if self.build == "codebook":
+                wbits = max(abs(c) for c in self.codebook).bit_length() + 1
+                table = Array(Const(c, signed(wbits)) for c in self.codebook)
+                fields["weight"] = (table[code], signed(wbits))
+            else:
+                exps = [max(abs(c), 1).bit_length() - 1 for c in self.codebook]
+                exp_bits = max(max(exps).bit_length(), 1)
+                zero = Array(Const(int(c == 0), 1) for c in self.codebook)
+                negative = Array(Const(int(c < 0), 1) for c in self.codebook)
+                exponent = Array(Const(e, unsigned(exp_bits)) for e in exps)
+                fields["zero"] = (zero[code], unsigned(1))
+                fields["negative"] = (negative[code], unsigned(1))
+                fields["exp"] = (exponent[code], unsigned(exp_bits))
+        decoded = {}
+        for name, (value, shape) in fields.items():
+            reg = Signal(shape, name=f"w_{name}")
+            if enable is None:
+                m.d.sync += reg.eq(value)
+            else:
+                with m.If(enable):
+                    m.d.sync += reg.eq(value)
+            decoded[name] = reg
+        return decoded
+
+    def _product(self, m, decoded, x):
+        """Product of the decoded (registered) weight with ``x``."""
+        if "weight" in decoded:
+            w = decoded["weight"]
+            m.submodules.mac = mac = MulProduct(x_shape=self.x_shape, weight_bits=len(w))
+            m.d.comb += [mac.x.eq(x), mac.w.eq(w)]
             return mac.p
-        code = word if self.layout == "direct" else word[self.index_bits :]
-        if self.build == "codebook":
-            wbits = max(abs(c) for c in self.codebook).bit_length() + 1
-            table = Array(Const(c, signed(wbits)) for c in self.codebook)
-            m.submodules.mac = mac = MulProduct(x_shape=self.x_shape, weight_bits=wbits)
-            m.d.comb += [mac.x.eq(x), mac.w.eq(table[code])]
-            return mac.p
-        exps = [max(abs(c), 1).bit_length() - 1 for c in self.codebook]
-        exp_bits = max(max(exps).bit_length(), 1)
-        zero = Array(Const(int(c == 0), 1) for c in self.codebook)
-        negative = Array(Const(int(c < 0), 1) for c in self.codebook)
-        exponent = Array(Const(e, unsigned(exp_bits)) for e in exps)
-        m.submodules.mac = mac = ShiftProduct(x_shape=self.x_shape, exp_bits=exp_bits)
+        exp = decoded["exp"]
+        m.submodules.mac = mac = ShiftProduct(x_shape=self.x_shape, exp_bits=len(exp))
         m.d.comb += [
             mac.x.eq(x),
-            mac.zero.eq(zero[code]),
-            mac.negative.eq(negative[code]),
-            mac.exp.eq(exponent[code]),
+            mac.zero.eq(decoded["zero"]),
+            mac.negative.eq(decoded["negative"]),
+            mac.exp.eq(exp),
         ]
         return mac.p
 
@@ -287,9 +314,9 @@ class Neuron(wiring.Component):
         n = len(self.rom_words)
         element = self.inp.data
 
-        primed = Signal()  # the read port shows ROM[addr]
+        primed = Signal()  # the word registers hold ROM[addr]
         exhausted = Signal(init=int(n == 0))  # every entry of the row has been passed
-        addr = Signal(range(max(n, 1)))  # the entry on the read port
+        addr = Signal(range(max(n, 1)))  # the entry in the word registers
         following = Signal(range(max(n, 1)), init=1 % max(n, 1))  # the entry after it
         col_width = (self.in_features + (1 << self.index_bits) + 1).bit_length()
         base = Signal(col_width)  # column of the previous entry + 1
@@ -300,14 +327,21 @@ class Neuron(wiring.Component):
 
         m.d.sync += primed.eq(1)
 
+        # The current entry's ROM word and its decoded weight are registers, loaded from a
+        # combinational read of the next entry when the walk advances (and of entry 0 in the
+        # first cycle after reset).
+        load = Signal()
         if n:
             m.submodules.rom = rom = memory.Memory(
                 shape=self.word_bits, depth=n, init=self.rom_words
             )
-            port = rom.read_port()
-            word = port.data
+            port = rom.read_port(domain="comb")
+            raw = port.data
+            word = Signal(self.word_bits, name="word")
+            with m.If(load):
+                m.d.sync += word.eq(raw)
         else:
-            word = Const(0, self.word_bits)
+            raw = word = Const(0, self.word_bits)
         if self.build == "dense":
             m.d.comb += col.eq(addr)
         else:
@@ -326,8 +360,9 @@ class Neuron(wiring.Component):
             advance.eq(valid & (behind | match)),
             out_free.eq(~self.out.valid & ~act_wait & ~closing),
             self.inp.done.eq(valid & ~behind & (~element.last | out_free)),
+            load.eq(advance | ~primed),
         ]
-        product = self._product(m, word, element.value)
+        product = self._product(m, self._decode(m, raw, load), element.value)
         # Product stage: ``w * x`` of a matched entry is registered and added the next cycle,
         # so the queue head, the shifter (or multiplier) and the accumulator's adder are apart.
         product_reg = Signal.like(product, name="product_reg")
@@ -352,16 +387,17 @@ class Neuron(wiring.Component):
             with m.If(following == 0):
                 m.d.sync += exhausted.eq(1)
         if n:
-            # The walk wraps to entry 0 after the last entry, so the read port already shows
-            # ROM[0] when the ``last`` element (column ``in_features - 1``, the row's last
+            # The walk wraps to entry 0 after the last entry, so the word registers already
+            # hold ROM[0] when the ``last`` element (column ``in_features - 1``, the row's last
             # possible column) restarts it. The address is a register and ``advance`` only
-            # enables the read: no path from ``done`` through the address into the ROM.
+            # enables the word registers: no path from ``done`` through the address into the
+            # ROM.
             with m.If(advance):
                 m.d.sync += [
                     addr.eq(following),
                     following.eq(Mux(following == n - 1, 0, following + 1)),
                 ]
-            m.d.comb += [port.addr.eq(Mux(primed, following, 0)), port.en.eq(advance | ~primed)]
+            m.d.comb += port.addr.eq(Mux(primed, following, 0))
 
         self._output_stage(m, result, closing, act_wait)
         return m
@@ -378,11 +414,13 @@ class Neuron(wiring.Component):
         result = Signal(signed(self.acc_bits))
         act_wait = Signal()
 
+        # The element's index addresses the ROM (a combinational read); the decoded weight of
+        # the word is registered in the accept cycle, next to ``stage_x``.
         if self.rom_words:
             m.submodules.rom = rom = memory.Memory(
                 shape=self.word_bits, depth=self.in_features, init=self.rom_words
             )
-            port = rom.read_port(transparent_for=())
+            port = rom.read_port(domain="comb")
             m.d.comb += port.addr.eq(element.index)
             word = port.data
         else:
@@ -405,7 +443,7 @@ class Neuron(wiring.Component):
             m.d.sync += stage_x.eq(element.value)
         # Product stage: the shift (or multiply) of the word just read, registered, so that
         # the shared element register's fan-out and the accumulate adder are apart.
-        product = self._product(m, word, stage_x)
+        product = self._product(m, self._decode(m, word), stage_x)
         product_reg = Signal.like(product, name="product_reg")
         m.d.sync += [
             product_valid.eq(stage_valid),

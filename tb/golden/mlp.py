@@ -17,6 +17,7 @@ __all__ = [
     "QUEUE_DEPTH",
     "QUEUE_LATENCY",
     "RESULT_LATENCY",
+    "ROOM_LATENCY",
     "activate",
     "entry_columns",
     "layer_cycles",
@@ -45,8 +46,13 @@ DIRECT_LATENCY = 2
 
 #: Input queue of each neuron of a CSR (or dense) layer: entries, and cycles from the layer's
 #: accept to the neuron's first look at the element.
-QUEUE_DEPTH = 8
+QUEUE_DEPTH = 9
 QUEUE_LATENCY = 2
+
+#: Cycles from the queue levels to the layer's accept decision: the layer accepts in cycle ``t``
+#: only if every queue held at most ``depth - 1 - ROOM_LATENCY`` elements in cycle
+#: ``t - ROOM_LATENCY`` (a register per queue, then a registered AND).
+ROOM_LATENCY = 2
 
 #: CSR (and dense) layers: the neurons take the ``last`` element in different cycles, and the
 #: serializer starts one cycle after all results are valid (a registered AND).
@@ -190,8 +196,9 @@ def layer_timing(
     it, and takes it after one cycle per ROM word of column ``< j`` still ahead
     (``take = max(a + 2, previous take + 1) + skipped``; a neuron that took the vector's
     previous broadcast element ``j'`` has consumed its words of column ``<= j'``). The layer
-    accepts in cycle ``t`` only if every queue held at most ``queue_depth - 2`` elements during
-    cycle ``t - 1`` (a registered AND of the neurons' levels, so two pushes may be under way).
+    accepts in cycle ``t`` only if every queue held at most ``queue_depth - 1 - R`` elements
+    during cycle ``t - R``, ``R`` = :data:`ROOM_LATENCY` (a register per queue, then a
+    registered AND, so ``R + 1`` pushes may be under way).
     With ``drop_filter``, zero-valued elements without ``last`` are taken in their first cycle
     and not broadcast. A ``last`` element ends a vector: the next one starts from column 0.
     """
@@ -224,8 +231,8 @@ def layer_timing(
             accepts.append(t)
             t += 1
             continue
-        while e:  # room(t): the levels at the start of cycle t - 1
-            before = t - 1
+        while e:  # room(t): the levels in cycle t - ROOM_LATENCY
+            before = t - ROOM_LATENCY
             pushed = int(np.searchsorted(pushes[:e], before, side="left"))
             lo = max(0, e - window)
             recent = takes[lo:e]
@@ -233,7 +240,7 @@ def layer_timing(
                 taken = (takes[:e] < before).sum(axis=0)
             else:
                 taken = lo + (recent < before).sum(axis=0)
-            if int((pushed - taken).max()) <= depth - 2:
+            if int((pushed - taken).max()) <= depth - 1 - ROOM_LATENCY:
                 break
             t += 1
         take = np.maximum(t + QUEUE_LATENCY, previous + 1) + skipped[e]
