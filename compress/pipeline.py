@@ -176,7 +176,7 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     log(
         f"power-of-two (sign + {cfg.exp_bits}-bit exponent): val snapped "
         f"{100 * quant.val_snapped:.2f}% -> fine-tuned {100 * quant.val_accuracy:.2f}% "
-        f"(epoch {_best_epoch(quant.epoch_val)} of {len(quant.epoch_val)})"
+        f"({_pow2_epochs(quant)})"
     )
     timings["pow2"] = time.time() - t
 
@@ -296,8 +296,7 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     quant = stages.quantize_pow2(cfg, model, pruned.masks, data, snap_first=False)
     log(
         f"power-of-two (sign + {cfg.exp_bits}-bit exponent), fine-tuned from the shared weights: "
-        f"val {100 * quant.val_accuracy:.2f}% (epoch {_best_epoch(quant.epoch_val)} of "
-        f"{len(quant.epoch_val)})"
+        f"val {100 * quant.val_accuracy:.2f}% ({_pow2_epochs(quant)})"
     )
     timings["pow2"] = time.time() - t
 
@@ -412,6 +411,24 @@ def _splits(cfg, data) -> dict:
         "val_seed": VAL_SEED,
         "stratified": True,
     }
+
+
+def _pow2_epochs(quant) -> str:
+    """Which epochs the pow2 stage kept and their validation accuracy: its fine-tuning's, then
+    the bias retraining's when there was one (kept only if it raised the validation accuracy)."""
+    text = f"epoch {_best_epoch(quant.epoch_val)} of {len(quant.epoch_val)}"
+    if quant.epoch_val:
+        text += f": {100 * max(quant.epoch_val):.2f}%"
+    if quant.bias_val:
+        best = max(quant.bias_val)
+        if abs(best - quant.val_accuracy) < 1e-12:
+            text += (
+                f"; biases retrained, epoch {_best_epoch(quant.bias_val)} of "
+                f"{len(quant.bias_val)}: {100 * best:.2f}%"
+            )
+        else:
+            text += "; bias retraining not kept"
+    return text
 
 
 def _best_epoch(history: list) -> int:
