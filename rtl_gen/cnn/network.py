@@ -58,7 +58,8 @@ class Cnn(wiring.Component):
     * before the flatten: one frame of its pixels (a pixel of ``C`` channels leaves as up to
       ``C`` elements, one per cycle);
     * before the first fully connected layer: one frame of elements (the CSR walk of a layer
-      takes one cycle per ROM word).
+      takes one cycle per ROM word), then a register slice (one cycle), so that the block RAM's
+      read data does not drive the first layer's broadcast directly.
 
     A :class:`~rtl_gen.skid.SkidBuffer` (one cycle) follows every conv and pool stage whose
     output does not go into a FIFO (:attr:`slices`): each stage's ``ready`` then comes from a
@@ -215,10 +216,14 @@ class Cnn(wiring.Component):
         m.submodules.fc_fifo = elems = _StreamFifo(
             self.flatten.o.payload.shape(), self.fifo_depths["fc"]
         )
+        # the element FIFO's read data is a block RAM output: a register slice keeps its slow
+        # clock-to-out off the broadcast into every fc1 neuron
+        m.submodules.fc_slice = fc_slice = SkidBuffer(self.flatten.o.payload.shape())
         m.submodules.mlp = self.mlp
         wiring.connect(m, upstream, pix.i)
         wiring.connect(m, pix.o, self.flatten.i)
         wiring.connect(m, self.flatten.o, elems.i)
-        wiring.connect(m, elems.o, self.mlp.inp)
+        wiring.connect(m, elems.o, fc_slice.i)
+        wiring.connect(m, fc_slice.o, self.mlp.inp)
         wiring.connect(m, self.mlp.out, wiring.flipped(self.out))
         return m

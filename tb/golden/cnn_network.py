@@ -185,8 +185,9 @@ def cnn_timing(
     counts = np.bincount(pixel, minlength=n * h * w)
     accepted, element_times = blocks.flatten_times(t + FIFO_LATENCY, counts)
     _fifo("flatten", t, accepted, fifo_depths["flatten"], peaks)
-    # the fully connected layers, behind the element FIFO, one image at a time
-    arrive = element_times + FIFO_LATENCY
+    # the fully connected layers, behind the element FIFO and its register slice, one image at
+    # a time
+    arrive = element_times + FIFO_LATENCY + SLICE_LATENCY
     image_end = []
     outs = mlp.mlp_forward(list(fc), blocks.flatten_hwc(values))
     layouts = mlp.layer_layouts(list(fc), build, layouts)
@@ -226,5 +227,7 @@ def cnn_timing(
         image_end.append(first_valid + fc[-1].weight_int.shape[0] - 1)
         busy[-1] = image_end[-1]
         start = end
-    _fifo("fc", arrive - FIFO_LATENCY, np.asarray(fifo_taken), fifo_depths["fc"], peaks)
+    # the slice takes an element from the FIFO one cycle before fc1 does (fc1 never stalls here)
+    fifo_taken = np.asarray(fifo_taken) - SLICE_LATENCY
+    _fifo("fc", element_times, fifo_taken, fifo_depths["fc"], peaks)
     return CnnTiming(np.asarray(pixel_accepts), image_end, peaks)
