@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 from rtl_gen.conv.params import MAX_HEIGHT, MAX_WIDTH, ConvParams
 from rtl_gen.conv.row_scan import RowScan
 from rtl_gen.conv.streaming import StreamingRows
+from rtl_gen.conv.window import PipelineStages
 
 from .pixels import check_int, pixel_layout, value_shape
 
@@ -233,12 +234,7 @@ class ConvLayer(wiring.Component):
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
 
-        def reg(value, name):
-            value = Value.cast(value)
-            out = Signal(value.shape(), name=name)
-            with m.If(advance):
-                m.d.sync += out.eq(value)
-            return out
+        reg = PipelineStages(m, advance).reg
 
         m.d.comb += [
             front.i.valid.eq(self.i.valid),

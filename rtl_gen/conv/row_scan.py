@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, Value
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 
 from .front import front_signature
 from .line_buffers import BufferControl, LineBufferStore, rotate_rows
 from .params import ConvParams
-from .window import beat_tags
+from .window import PipelineStages, beat_tags
 
 __all__ = ["RowScan"]
 
@@ -48,6 +48,7 @@ class RowScan(wiring.Component):
         p = self.params
         beats, h, k, n = p.beats_per_row, p.height, p.kernel, p.line_buffers
         lanes = p.pixels_per_clock
+        stages = PipelineStages(m, self.advance)
 
         m.submodules.store = store = LineBufferStore(n, beats, lanes * p.pixel_width)
         m.submodules.control = ctrl = BufferControl(n, k)
@@ -86,7 +87,8 @@ class RowScan(wiring.Component):
         ]
         tags = [issue, emit, keep, last_col & last_row]
         if self.read_register:  # the tags follow the read data through its register
-            tags = [self._stage(m, tag, name) for tag, name in zip(tags, self._TAGS, strict=True)]
+            names = ("r_issue", "r_emit", "r_keep", "r_last")
+            tags = [stages.reg(tag, name) for tag, name in zip(tags, names, strict=True)]
         m.d.comb += [
             port.eq(tag)
             for port, tag in zip((self.issue, self.emit, self.keep, self.last), tags, strict=True)
@@ -101,21 +103,11 @@ class RowScan(wiring.Component):
 
         # Read data arrives the cycle after the issue: rotate it into window-row order with
         # the ring index the issue saw.
-        base = self._stage(m, ctrl.base, "s1_base")
+        base = stages.reg(ctrl.base, "s1_base")
         r_data = list(store.r_data)
         if self.read_register:
-            r_data = [self._stage(m, r_data[b], f"r_data{b}") for b in range(n)]
-            base = self._stage(m, base, "s2_base")
+            r_data = [stages.reg(r_data[b], f"r_data{b}") for b in range(n)]
+            base = stages.reg(base, "s2_base")
         rows = rotate_rows(m, r_data, base, k, and_or=self.read_register)
         m.d.comb += [self.column[i].eq(rows[i]) for i in range(k)]
         return m
-
-    _TAGS = ("r_issue", "r_emit", "r_keep", "r_last")
-
-    def _stage(self, m: Module, value, name: str) -> Signal:
-        """``value`` registered on ``advance``: one stage of the window pipeline."""
-        value = Value.cast(value)
-        out = Signal(value.shape(), name=name)
-        with m.If(self.advance):
-            m.d.sync += out.eq(value)
-        return out

@@ -105,16 +105,18 @@ def _tree_sum(terms, levels: int | None = None):
     return terms[0] if levels is None else terms
 
 
-class _Stages:
-    """Registers that all load on the pipeline's ``advance``."""
+class PipelineStages:
+    """Registers that all load on a pipeline's ``advance`` (the window datapath's, a front
+    end's, a CNN conv layer's)."""
 
     def __init__(self, m: Module, advance):
         self.m = m
         self.advance = advance
 
-    def reg(self, value, name: str) -> Signal:
+    def reg(self, value, name: str, *, init: int = 0, reset_less: bool = False) -> Signal:
+        """``value`` registered on ``advance``."""
         value = Value.cast(value)
-        out = Signal(value.shape(), name=name)
+        out = Signal(value.shape(), name=name, init=init, reset_less=reset_less)
         with self.m.If(self.advance):
             self.m.d.sync += out.eq(value)
         return out
@@ -176,7 +178,7 @@ class WindowMAC(wiring.Component):
         advance = self.advance
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
 
-        stages = _Stages(m, advance)
+        stages = PipelineStages(m, advance)
         reg = stages.reg
 
         # Stage-0 tags follow the read into stage 1.
@@ -216,7 +218,7 @@ class WindowMAC(wiring.Component):
             lane_window = [
                 [
                     [
-                        self._lane_reg(m, lane_window[lane][i][j], lane, f"w{lane}_{i}_{j}")
+                        _lane_reg(stages, lane_window[lane][i][j], lane, f"w{lane}_{i}_{j}")
                         for j in range(k)
                     ]
                     for i in range(k)
@@ -277,21 +279,17 @@ class WindowMAC(wiring.Component):
                 m.d.sync += payload.keep.eq(s2_keep)
         return m
 
-    def _lane_reg(self, m: Module, value, lane: int, name: str) -> Signal:
-        """``value`` registered on ``advance`` for one lane, a copy synthesis keeps apart.
 
-        Synthesis merges flip-flops, bit by bit, that have the same input, enable, reset and
-        initial value, which would fold the lanes' copies of one pixel back into one register
-        driving several lanes' multipliers. So the lanes' copies differ in every bit: odd
-        lanes start at all ones, even lanes at zero, and lanes 2 and 3 have no reset (they
-        are reset-less flip-flops, lanes 0 and 1 reset ones): four distinct kinds for the
-        four lanes. Neither value reaches an output: the beat tags are reset to "no result"
-        and every copy is loaded with its beat.
-        """
-        value = Value.cast(value)
-        width = len(value)
-        init = (1 << width) - 1 if lane % 2 else 0
-        out = Signal(value.shape(), name=name, init=init, reset_less=lane % 4 >= 2)
-        with m.If(self.advance):
-            m.d.sync += out.eq(value)
-        return out
+def _lane_reg(stages: PipelineStages, value, lane: int, name: str) -> Signal:
+    """``value`` registered on ``advance`` for one lane, a copy synthesis keeps apart.
+
+    Synthesis merges flip-flops, bit by bit, that have the same input, enable, reset and
+    initial value, which would fold the lanes' copies of one pixel back into one register
+    driving several lanes' multipliers. So the lanes' copies differ in every bit: odd
+    lanes start at all ones, even lanes at zero, and lanes 2 and 3 have no reset (they
+    are reset-less flip-flops, lanes 0 and 1 reset ones): four distinct kinds for the
+    four lanes. Neither value reaches an output: the beat tags are reset to "no result"
+    and every copy is loaded with its beat.
+    """
+    init = (1 << len(Value.cast(value))) - 1 if lane % 2 else 0
+    return stages.reg(value, name, init=init, reset_less=lane % 4 >= 2)
