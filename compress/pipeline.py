@@ -229,38 +229,13 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     }
     bundle_dir = save_bundle(out / "bundle", manifest, arrays)
 
-    dense_bytes = trained.dense_bytes
-    compressed_bytes = stage_bytes["huffman"]
     timings["total"] = time.time() - t0
-    summary = {
-        "dataset": cfg.dataset,
-        "model": cfg.model,
-        "float_accuracy": trained.accuracy,
-        "integer_accuracy": int_acc,
-        "pruned_fraction": _pruned_fraction(layer_rows, trained.original_weights),
-        "dense_bytes": dense_bytes,
-        "compressed_bytes": compressed_bytes,
-        "compression_ratio": dense_bytes / compressed_bytes,
-        "rom_bytes": stage_bytes["pow2"],
-        "stages": _stage_rows(trained, stage_bytes, pruned, shared, quant, int_acc, int_val),
-        "bundle": str(bundle_dir),
-        "architecture": manifest["architecture"],
-        "baseline_integer_accuracy": base_acc,
-        "layers": layer_rows,
-        "schedule": pruned.schedule,
-        "structured": structured_hist,
-        "cluster_sweep": shared.sweep,
-        "calibration": method,
-        "splits": _splits(cfg, data),
-        "chosen_on": CHOSEN_ON,
-        "epoch_val": {
-            "train": trained.epoch_val,
-            "pow2": quant.epoch_val,
-            "biases": quant.bias_val,
-        },
-        "timings_s": timings,
-        "config": _config_dict(cfg),
-    }
+    summary = _summary(
+        cfg, data, trained=trained, pruned=pruned, shared=shared, quant=quant,
+        stage_bytes=stage_bytes, layer_rows=layer_rows, int_acc=int_acc, int_val=int_val,
+        base_acc=base_acc, architecture=manifest["architecture"], bundle_dir=bundle_dir,
+        structured_hist=structured_hist, method=method, timings=timings,
+    )  # fmt: skip
     return _write_outputs(cfg, out, summary, lines, log, trained, pruned, importance)
 
 
@@ -354,10 +329,36 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     }
     bundle_dir = save_bundle(out / "bundle", manifest, arrays)
 
+    timings["total"] = time.time() - t0
+    summary = _summary(
+        cfg, data, trained=trained, pruned=pruned, shared=shared, quant=quant,
+        stage_bytes=stage_bytes, layer_rows=layer_rows, int_acc=int_acc, int_val=int_val,
+        base_acc=base_acc, architecture=manifest["architecture"], bundle_dir=bundle_dir,
+        structured_hist=structured_hist, method=method, timings=timings,
+    )  # fmt: skip
+    return _write_outputs(cfg, out, summary, lines, log, trained, pruned, importance)
+
+
+# which split every choice of a run is made on (summary.json "chosen_on")
+CHOSEN_ON = {
+    "float training epoch": "validation",
+    "fine-tuning epochs (Taylor steps, pruning rounds)": "validation",
+    "power-of-two fine-tuning epoch": "validation",
+    "cluster sweep (reported)": "validation",
+    "fixed-point calibration": "train",
+    "stage table test column": "test (measured once per stage, chooses nothing)",
+}
+
+
+def _summary(
+    cfg, data, *, trained, pruned, shared, quant, stage_bytes, layer_rows, int_acc, int_val,
+    base_acc, architecture, bundle_dir, structured_hist, method, timings,
+) -> dict:  # fmt: skip
+    """``summary.json`` of a run (MLP or CNN): sizes, accuracies, per-stage and per-layer rows,
+    which split chose what, timings and the configuration."""
     dense_bytes = trained.dense_bytes
     compressed_bytes = stage_bytes["huffman"]
-    timings["total"] = time.time() - t0
-    summary = {
+    return {
         "dataset": cfg.dataset,
         "model": cfg.model,
         "float_accuracy": trained.accuracy,
@@ -369,7 +370,7 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
         "rom_bytes": stage_bytes["pow2"],
         "stages": _stage_rows(trained, stage_bytes, pruned, shared, quant, int_acc, int_val),
         "bundle": str(bundle_dir),
-        "architecture": manifest["architecture"],
+        "architecture": architecture,
         "baseline_integer_accuracy": base_acc,
         "layers": layer_rows,
         "schedule": pruned.schedule,
@@ -386,18 +387,6 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
         "timings_s": timings,
         "config": _config_dict(cfg),
     }
-    return _write_outputs(cfg, out, summary, lines, log, trained, pruned, importance)
-
-
-# which split every choice of a run is made on (summary.json "chosen_on")
-CHOSEN_ON = {
-    "float training epoch": "validation",
-    "fine-tuning epochs (Taylor steps, pruning rounds)": "validation",
-    "power-of-two fine-tuning epoch": "validation",
-    "cluster sweep (reported)": "validation",
-    "fixed-point calibration": "train",
-    "stage table test column": "test (measured once per stage, chooses nothing)",
-}
 
 
 def _splits(cfg, data) -> dict:
