@@ -8,7 +8,7 @@ filters, K = 5, 12x12; pool2 on 8x8x10; flatten of 4x4x10. Weights are random po
 With ``--bundle DIR``: the blocks of the bundle's CNN as ``make timing DESIGN=cnn`` builds it
 (``rtl_gen.cnn.Cnn``, ``--line-buffers``): its conv and pool stages by their bundle names,
 ``flatten`` (the flatten between its two FIFOs), ``mlp`` (the fully connected layers), ``tail``
-(flatten, FIFOs and MLP) and ``cnn`` (everything).
+(flatten, FIFOs, the register slice and MLP) and ``cnn`` (everything).
 
 ``--ports registered`` (the default) puts a register slice on every stream port of the block, so
 its handshake paths (``ready`` into the block before, ``valid`` into the next) are
@@ -144,18 +144,22 @@ def bundle_blocks(bundle: Path, line_buffers):
     def cnn():
         return Cnn(spec, line_buffers=line_buffers)
 
-    def fifo(net, name):
-        block = net.flatten if name == "flatten" else net.mlp
-        port = block.i if name == "flatten" else block.inp
-        return _StreamFifo(port.payload.shape(), net.fifo_depths[name])
+    def flatten_parts(net):
+        """The flatten between its FIFOs, as ``Cnn`` builds it."""
+        pixels, elements = net.flatten.i.payload.shape(), net.flatten.o.payload.shape()
+        return [
+            _StreamFifo(pixels, net.fifo_depths["flatten"]),
+            net.flatten,
+            _StreamFifo(elements, net.fifo_depths["fc"]),
+        ]
 
     def flatten():
-        net = cnn()
-        return [fifo(net, "flatten"), net.flatten, fifo(net, "fc")]
+        return flatten_parts(cnn())
 
     def tail():
+        # and the register slice before fc1, as in Cnn
         net = cnn()
-        return [fifo(net, "flatten"), net.flatten, fifo(net, "fc"), net.mlp]
+        return [*flatten_parts(net), SkidBuffer(net.flatten.o.payload.shape()), net.mlp]
 
     makers = {"mlp": lambda: [cnn().mlp], "flatten": flatten, "tail": tail, "cnn": lambda: [cnn()]}
     for index, stage in enumerate(spec.stages):
