@@ -15,8 +15,8 @@ __all__ = ["GATHER_LATENCY", "QUEUE_DEPTH", "RESULT_LATENCY", "ROOM_LATENCY", "L
 
 #: Cycles from the neurons' ``accept`` of a vector's last element (all in the same cycle) to the
 #: first result on ``out`` in the CSR layout and the dense build: the neurons' output latency,
-#: the serializer's one-hot register and the output register slice. The direct layout adds one
-#: (its extra MAC stage), and in the CSR layout and the dense build the serializer waits
+#: the serializer's one-hot register and the output register slice. The direct layout adds two
+#: (its index and ROM-read stages), and in the CSR layout and the dense build the serializer waits
 #: :data:`GATHER_LATENCY` more for the slowest neuron.
 RESULT_LATENCY = 5
 
@@ -55,18 +55,19 @@ class Layer(wiring.Component):
 
     Direct layout (``layout="direct"``): a broadcast in lockstep. ``inp.ready`` is the AND of the
     neurons' ``done`` and every element takes exactly one cycle (the ROM is addressed by the
-    element's index); the results come two cycles later than a CSR neuron's (MAC stages).
+    element's index, each neuron's registered copy of it); the results come two cycles later
+    than a CSR neuron's (index and ROM-read stages).
 
     Output: when the neurons take a vector's last element in cycle ``t`` (the direct layout: all
     of them, in its ``accept`` cycle), their results are valid in cycle ``t + 3``
-    (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`; ``t + 4`` in the direct layout). In the
+    (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`; ``t + 5`` in the direct layout). In the
     direct layout the serializer takes them in that cycle; in the CSR layout and the dense build
     the neurons may finish in different cycles, ``t`` is the slowest one's, and the serializer
     takes them one cycle later (a registered AND of their ``out.valid``,
     :data:`GATHER_LATENCY`). It offers them in index order from the next cycle into a
     :class:`~rtl_gen.skid.SkidBuffer`, so the first one is on ``out`` two cycles after the
-    serializer took them (``t + 6`` in both layouts) and the others follow one per cycle while
-    ``out.ready`` is high, ``last`` on neuron ``M - 1``.
+    serializer took them (``t + 6``; ``t + 7`` in the direct layout) and the others follow one
+    per cycle while ``out.ready`` is high, ``last`` on neuron ``M - 1``.
     ``out.valid``, ``out.payload`` and the serializer's view of ``out.ready`` are registers: no
     combinational path crosses from one layer into the next. A neuron does not take a ``last``
     element while its previous result has not left.

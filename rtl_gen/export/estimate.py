@@ -100,8 +100,8 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
 
     FFs: accumulator, result register, the current ROM word's registers (the decoded weight,
     and in the CSR layout the relative index), ROM address and its look-ahead copy, and for
-    compressed builds the current column (``base``); in the direct layout no address
-    registers but the MAC stage (element value, valid, last) and the product stage; a circuit
+    compressed builds the current column; in the direct layout no address registers but the
+    index stage (element index, value, valid, last), the read stage and the product stage; a circuit
     activation's output register. DSP: one multiplier per neuron in
     the dense and codebook builds, none in the shift (pow2) build. LUTs are not estimated: the
     ROMs become logic whose size depends on their contents.
@@ -122,9 +122,9 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     # a circuit activation's output register (a table's is its ROM's read register)
     y_reg = 0 if weights.activation in ("sigmoid", "tanh") else weights.output_bits
     if layer.layout == "direct":
-        # no address counters: the element index addresses the ROM; a MAC stage holds the
-        # element's value and its valid and last bits, a product stage the product and its
-        # valid and last bits
+        # no address counters: the element index addresses the ROM; an index stage holds the
+        # element's index and value and its valid and last bits, a read stage the value and
+        # valid and last again, a product stage the product and its valid and last bits
         codebook = [abs(int(c)) for c in weights.codebook]
         if layer.build == "pow2":
             magnitude = max(max(c, 1).bit_length() for c in codebook)
@@ -132,7 +132,9 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
             magnitude = max(codebook).bit_length() + 1
         product = layer.x_shape.width + (0 if layer.x_shape.signed else 1) + magnitude
         ff = layer.acc_bits + weights.output_bits + weight_reg
-        return {"ff": ff + layer.x_shape.width + 2 + product + 2 + y_reg, "dsp": dsp}
+        index = _clog2(weights.in_features)
+        stages = (index + layer.x_shape.width + 2) + (layer.x_shape.width + 2) + (product + 2)
+        return {"ff": ff + stages + y_reg, "dsp": dsp}
     depth = len(weights.rom_words(index, layer.build))
     ff = layer.acc_bits + weights.output_bits + weight_reg + y_reg
     ff += 2 * _clog2(depth + 1)

@@ -14,7 +14,7 @@ from .weights import BUILDS
 __all__ = ["OUTPUT_LATENCY", "BroadcastSignature", "Neuron", "element_layout", "index_bits"]
 
 #: Cycles from the ``accept`` of a vector's last element to ``out.valid`` (CSR layout and dense
-#: build; the direct layout adds one): the product register, the result register, then the
+#: build; the direct layout adds two): the product register, the result register, then the
 #: activation's output register.
 OUTPUT_LATENCY = 3
 
@@ -63,10 +63,10 @@ class Neuron(wiring.Component):
 
     Timing (``layout="csr"`` and dense)
     -----------------------------------
-    The ROM word of the current entry and its decoded weight are registers, loaded on an advance
-    from a combinational read of the next entry (its address is a register), so walking the row
-    costs one cycle per entry and no bubble, also across vectors, and the product stage starts
-    from registers. For a broadcast element ``(j, x)``, in each cycle where ``inp.valid``:
+    The ROM word of the current entry, its decoded weight and its column are registers, loaded
+    on an advance from a combinational read of the next entry (its address is a register), so
+    walking the row costs one cycle per entry and no bubble, also across vectors, the column
+    compare starts from registers and so does the product stage. For a broadcast element ``(j, x)``, in each cycle where ``inp.valid``:
 
     - an entry with column ``< j`` is skipped (``done`` low): this only happens when zero inputs
       were not broadcast (zero-skipping), each skipped entry costs one cycle;
@@ -88,12 +88,13 @@ class Neuron(wiring.Component):
     ----------------------------
     ``done`` is high in every cycle where ``inp.valid`` (except, for a ``last`` element, while the
     previous result has not left or is still in the MAC stage): every broadcast element costs one
-    cycle, whatever was skipped before it. The element's index is the ROM address (a
-    combinational read): on ``accept`` the value and the word's decoded weight are registered,
-    the next cycle the product ``w * x`` of those is registered, and the cycle after the accumulate
-    stage does ``acc += w * x``. For the ``last`` element that stage captures ``acc + w * x`` in
-    the result register and returns ``acc`` to the bias, so ``out.valid`` rises 4 cycles after
-    the ``accept``: one cycle more than the CSR walk. No cycle is needed after reset.
+    cycle, whatever was skipped before it. On ``accept`` the element's index and value are
+    registered (the neuron's own copy); the next cycle that index addresses the ROM (a
+    combinational read) and the word's decoded weight is registered next to the value; the next
+    the product ``w * x`` of those is registered, and the cycle after the accumulate stage does
+    ``acc += w * x``. For the ``last`` element that stage captures ``acc + w * x`` in the result
+    register and returns ``acc`` to the bias, so ``out.valid`` rises 5 cycles after the
+    ``accept``: two cycles more than the CSR walk. No cycle is needed after reset.
 
     Parameters
     ----------
@@ -319,8 +320,7 @@ class Neuron(wiring.Component):
         addr = Signal(range(max(n, 1)))  # the entry in the word registers
         following = Signal(range(max(n, 1)), init=1 % max(n, 1))  # the entry after it
         col_width = (self.in_features + (1 << self.index_bits) + 1).bit_length()
-        base = Signal(col_width)  # column of the previous entry + 1
-        col = Signal(col_width)
+        col = Signal(col_width)  # column of the current entry
         acc = Signal(signed(self.acc_bits), init=self.bias)
         result = Signal(signed(self.acc_bits))
         act_wait = Signal()
@@ -344,8 +344,6 @@ class Neuron(wiring.Component):
             raw = word = Const(0, self.word_bits)
         if self.build == "dense":
             m.d.comb += col.eq(addr)
-        else:
-            m.d.comb += col.eq(base + word[: self.index_bits])
 
         valid = Signal()
         behind = Signal()
@@ -381,11 +379,20 @@ class Neuron(wiring.Component):
         with m.Elif(product_valid):
             m.d.sync += acc.eq(acc + product_reg)
         with m.If(restart):  # accepted, so valid
-            m.d.sync += [base.eq(0), exhausted.eq(int(n == 0))]
+            m.d.sync += exhausted.eq(int(n == 0))
         with m.Elif(advance):
-            m.d.sync += base.eq(col + 1)
             with m.If(following == 0):
                 m.d.sync += exhausted.eq(1)
+        if self.build != "dense":
+            # The current entry's column is a register, loaded with the word: the previous
+            # column + 1 (0 on a restart) plus the relative index of the word that becomes
+            # current (the one read now, or the one held on a restart without an advance:
+            # ROM[0], as the walk has wrapped), so no adder sits before the compare with the
+            # element's index.
+            rel = Mux(load, raw[: self.index_bits], word[: self.index_bits])
+            start = Mux(restart | ~primed, 0, col + 1)
+            with m.If(load | restart):
+                m.d.sync += col.eq(start + rel)
         if n:
             # The walk wraps to entry 0 after the last entry, so the word registers already
             # hold ROM[0] when the ``last`` element (column ``in_features - 1``, the row's last
@@ -406,22 +413,28 @@ class Neuron(wiring.Component):
         m = Module()
         element = self.inp.data
 
-        # MAC stage: the element accepted in the previous cycle and its ROM word
+        # Index stage: the element accepted in the previous cycle (index and value, this
+        # neuron's own copy); read stage: its ROM word decoded into registers, next to the value.
         stage_valid = Signal()
         stage_last = Signal()
+        stage_index = Signal.like(element.index, name="stage_index")
         stage_x = Signal(self.x_shape)
+        read_valid = Signal()
+        read_last = Signal()
+        read_x = Signal(self.x_shape)
         acc = Signal(signed(self.acc_bits), init=self.bias)
         result = Signal(signed(self.acc_bits))
         act_wait = Signal()
 
-        # The element's index addresses the ROM (a combinational read); the decoded weight of
-        # the word is registered in the accept cycle, next to ``stage_x``.
+        # The ROM is addressed by this neuron's registered copy of the element's index (a
+        # combinational read), so the layer's element register drives only register inputs
+        # and not the address logic of every neuron's ROM across the device.
         if self.rom_words:
             m.submodules.rom = rom = memory.Memory(
                 shape=self.word_bits, depth=self.in_features, init=self.rom_words
             )
             port = rom.read_port(domain="comb")
-            m.d.comb += port.addr.eq(element.index)
+            m.d.comb += port.addr.eq(stage_index)
             word = port.data
         else:
             word = Const(0, self.word_bits)
@@ -432,22 +445,34 @@ class Neuron(wiring.Component):
         product_last = Signal()
         m.d.comb += [
             restart.eq(product_valid & product_last),
-            out_free.eq(~self.out.valid & ~act_wait & ~restart & ~(stage_valid & stage_last)),
+            out_free.eq(
+                ~self.out.valid
+                & ~act_wait
+                & ~restart
+                & ~(stage_valid & stage_last)
+                & ~(read_valid & read_last)
+            ),
             self.inp.done.eq(self.inp.valid & (~element.last | out_free)),
         ]
-        m.d.sync += [stage_valid.eq(self.inp.accept), stage_last.eq(element.last)]
+        m.d.sync += [
+            stage_valid.eq(self.inp.accept),
+            stage_last.eq(element.last),
+            read_valid.eq(stage_valid),
+            read_last.eq(stage_valid & stage_last),
+            read_x.eq(stage_x),
+        ]
         # Loaded whenever this neuron is done (every accept among them): the per-neuron enable
         # keeps synthesis from merging the layer's copies into one register that would drive
-        # every neuron's product logic across the device.
+        # every neuron's ROM and product logic across the device.
         with m.If(self.inp.done):
-            m.d.sync += stage_x.eq(element.value)
-        # Product stage: the shift (or multiply) of the word just read, registered, so that
-        # the shared element register's fan-out and the accumulate adder are apart.
-        product = self._product(m, self._decode(m, word), stage_x)
+            m.d.sync += [stage_index.eq(element.index), stage_x.eq(element.value)]
+        # Product stage: the shift (or multiply) of the decoded word, registered, so that the
+        # accumulate adder starts from a register.
+        product = self._product(m, self._decode(m, word), read_x)
         product_reg = Signal.like(product, name="product_reg")
         m.d.sync += [
-            product_valid.eq(stage_valid),
-            product_last.eq(stage_valid & stage_last),
+            product_valid.eq(read_valid),
+            product_last.eq(read_valid & read_last),
             product_reg.eq(product),
         ]
         with m.If(restart):

@@ -40,9 +40,9 @@ __all__ = [
 #: :data:`GATHER_LATENCY`.
 RESULT_LATENCY = 4
 
-#: Extra cycles of the direct ROM layout: the product and accumulate stages after the
-#: synchronous ROM read.
-DIRECT_LATENCY = 2
+#: Extra cycles of the direct ROM layout: each neuron's registered copy of the element's index,
+#: then the decoded ROM word and the product registers before the accumulate stage.
+DIRECT_LATENCY = 3
 
 #: Input queue of each neuron of a CSR (or dense) layer: entries, and cycles from the layer's
 #: accept to the neuron's first look at the element.
@@ -279,7 +279,7 @@ def mlp_cycles(
 
     ``layout``: ROM layout of the compressed builds, ``"csr"``, ``"direct"``, ``"auto"`` or one
     per layer (:func:`layer_layouts`). A direct layer takes every broadcast element in one cycle
-    and its results come :data:`DIRECT_LATENCY` cycle later.
+    and its results come :data:`DIRECT_LATENCY` cycles later.
     """
     layouts = layer_layouts(layers, build, layout)
     if sparse_source is None:
