@@ -32,8 +32,8 @@ from tb.golden.mlp import mlp_cycles, mlp_forward
 from tb.mlp_tb import ElementFormat, _index_bits
 
 from .compiled import CompiledHarness, HarnessError
-from .mlp import BUILD, default_bundle, ensure_bundle
-from .selection import select_images
+from .mlp import BUILD, default_bundle, ensure_bundle, reference_mismatch
+from .selection import non_negative_int, positive_int, select_images
 
 __all__ = ["main"]
 
@@ -132,26 +132,24 @@ def main(argv=None) -> int:
     parser.add_argument("--bundle", type=Path, default=None)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--model", default="lenet300")
-    parser.add_argument("--images", type=int, default=None, help="how many (default: all)")
-    parser.add_argument("--offset", type=int, default=0, help="first test image")
+    parser.add_argument("--images", type=positive_int, default=None, help="how many (default: all)")
+    parser.add_argument("--offset", type=non_negative_int, default=0, help="first test image")
     parser.add_argument("--indices", default=None, help='explicit images, e.g. "0,5,100-199"')
     parser.add_argument("--layout", choices=("auto", "csr", "direct"), default="auto")
     parser.add_argument("--no-zero-skip", action="store_true", help="broadcast zero inputs too")
     parser.add_argument(
         "--line-buffers", type=int, default=None, help="cnn: N of every conv layer (default K - 1)"
     )
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--build-bundle", action="store_true", help="run compress if missing")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be a positive integer, not {args.jobs}")
     bundle = args.bundle or default_bundle(args.dataset, args.model)
     try:
         bundle = ensure_bundle(bundle, args.dataset, args.model, build=args.build_bundle)
-    except FileNotFoundError as exc:
+        manifest, arrays = load_bundle_any(bundle)
+    except (FileNotFoundError, ValueError) as exc:  # BundleError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    manifest, arrays = load_bundle_any(bundle)
     x_all = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)
     labels_all = np.asarray(arrays["reference.test_labels"], dtype=np.int64)
     try:
@@ -161,6 +159,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     x, labels = x_all[chosen], labels_all[chosen]
+    golden = setup.scores(x)
+    ref = np.asarray(arrays["reference.test_outputs"], dtype=np.int64)[chosen]
+    if not np.array_equal(golden, ref):  # the bundle contradicts itself: no RTL run can pass
+        print(f"error: {reference_mismatch(golden, ref, bundle, chosen)}", file=sys.stderr)
+        return 1
     dut, fout = setup.dut, setup.fout
     out_dir = BUILD / f"accuracy_{args.design}_{args.dataset}_{args.model}"
     harness = CompiledHarness(
@@ -190,7 +193,6 @@ def main(argv=None) -> int:
             return 1
     rtl_s = time.perf_counter() - started
 
-    golden = setup.scores(x)
     rtl = np.zeros_like(golden)
     count_errors = 0
     for i, r in enumerate(results):
@@ -208,7 +210,6 @@ def main(argv=None) -> int:
     model_s = time.perf_counter() - started
     cycles = np.array([r.cycles for r in results])
     cycle_errors = np.flatnonzero(cycles != model)
-    ref = np.asarray(arrays["reference.test_outputs"], dtype=np.int64)[chosen]
     rtl_pred = np.argmax(rtl, axis=1)
     rtl_acc = float(np.mean(rtl_pred == labels))
     ref_acc = float(np.mean(np.argmax(ref, axis=1) == labels))

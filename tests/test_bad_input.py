@@ -10,6 +10,10 @@ MNIST download leaves no empty directory behind.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -307,3 +311,117 @@ def test_damaged_bundle_files(tmp_path, design, damage, match):
     path = save_bundle(tmp_path / "bundle", manifest, arrays)
     damage(path)
     _one_line_error(path, match)
+
+
+# --- front ends ----------------------------------------------------------------------------
+
+
+def _front_end(name):
+    import importlib
+
+    return importlib.import_module(name).main
+
+
+FRONT_ENDS = ["sim.mlp", "sim.cnn", "sim.accuracy"]
+
+
+@pytest.mark.parametrize("module", FRONT_ENDS)
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--images", "0"], "argument --images: must be a positive integer, not 0"),
+        (["--images", "-5"], "argument --images: must be a positive integer, not -5"),
+        (["--images", "ten"], "argument --images: 'ten' is not an integer"),
+        (["--offset", "-1"], "argument --offset: must be an integer >= 0, not -1"),
+    ],
+)
+def test_image_counts_are_argparse_errors(module, args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        _front_end(module)(args)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
+def test_accuracy_jobs_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        _front_end("sim.accuracy")(["--jobs", "0"])
+    assert "argument --jobs: must be a positive integer, not 0" in capsys.readouterr().err
+
+
+def _cnn_bundle_with_reference(images=6):
+    from compress import integer_ref
+
+    manifest, arrays = synthetic_cnn_bundle(seed=1)
+    x = np.random.default_rng(2).integers(0, 256, (images, 144)).astype(np.uint8)
+    out = integer_ref.forward((manifest, arrays), x).astype(np.int32)
+    arrays.update(
+        {
+            "reference.test_inputs": x,
+            "reference.test_labels": np.arange(images) % 4,
+            "reference.test_outputs": out,
+            "reference.test_pred": np.argmax(out, axis=1),
+        }
+    )
+    manifest["reference"] = {"test_images": images}
+    return manifest, arrays
+
+
+@pytest.mark.parametrize("module", FRONT_ENDS)
+def test_malformed_bundle_is_a_one_line_error(module, tmp_path, capsys):
+    if module == "sim.cnn":
+        manifest, arrays = _cnn_bundle_with_reference()
+        _set("conv2.weight_int", 4, 128)(manifest, arrays)
+        want = r"layer conv2 \(conv2d\): conv2.weight_int\[0, 0, 1, 1\] = 128"
+    else:
+        manifest, arrays = _mlp_bundle()
+        _pow2_4096(manifest, arrays)
+        want = r"layer fc3 \(linear\): fc3.weight_int\[\d+, \d+\] = -?4096 is not 0 or ±2\*\*e"
+    path = _write(tmp_path / "bundle", manifest, arrays)
+    assert _front_end(module)(["--bundle", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {path}: ")
+    assert re.search(want, err)
+
+
+@pytest.mark.parametrize("module", FRONT_ENDS)
+def test_golden_against_bundle_reference_exits_1(module, tmp_path, capsys):
+    """A bundle whose weights do not give its own reference outputs: the front end stops with
+    status 1 before simulating (no RTL run could agree with both)."""
+    if module == "sim.cnn":
+        manifest, arrays = _cnn_bundle_with_reference()
+        args = ["--bundle"]
+    else:
+        manifest, arrays = _mlp_bundle()
+        args = ["--design", "mlp", "--bundle"] if module == "sim.accuracy" else ["--bundle"]
+    ref = arrays["reference.test_outputs"].copy()
+    ref[3, 1] += 1
+    arrays["reference.test_outputs"] = ref
+    path = _write(tmp_path / "bundle", manifest, arrays)
+    assert _front_end(module)([*args, str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert re.search(
+        r"error: .*: the golden model differs from reference.test_outputs on 1 of \d+ test "
+        r"images \(first: image 3, ",
+        err,
+    )
+
+
+def test_issue_bundle_exits_2_without_traceback(tmp_path):
+    """The issue's case end to end: ``python -m sim.mlp`` on a bundle whose fc3 holds a pow2
+    weight of 4096 (``pow2_max_exp`` 6) no longer runs and reports accuracy 0: status 2."""
+    manifest, arrays = _mlp_bundle()
+    _pow2_4096(manifest, arrays)
+    path = _write(tmp_path / "bundle", manifest, arrays)
+    out = subprocess.run(
+        [sys.executable, "-m", "sim.mlp", "--bundle", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert re.fullmatch(
+        r"error: .*fc3.weight_int\[\d+, \d+\] = -?4096 .*pow2_max_exp 6\n", out.stderr
+    )
