@@ -36,6 +36,13 @@ TEST_JOBS    ?= auto
 
 export SIM WAVES
 
+# WAVES is a switch: anything but 0 or 1 (WAVES=yes) would silently mean "no waveform"
+ifneq ($(WAVES),0)
+ifneq ($(WAVES),1)
+$(error WAVES must be 0 or 1, not '$(WAVES)')
+endif
+endif
+
 .PHONY: setup sim accuracy test lint format bench compress verilog synth timing report clean distclean
 
 setup: $(STAMP)

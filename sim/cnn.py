@@ -55,7 +55,6 @@ def main(argv=None) -> int:
         bundle = ensure_bundle(bundle, args.dataset, args.model, build=args.build_bundle)
         manifest, arrays = load_bundle_any(bundle)
         spec = cnn_from_bundle((manifest, arrays))
-        dut = Cnn(spec, line_buffers=args.line_buffers)
     except (FileNotFoundError, UnsupportedLayer, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -72,6 +71,11 @@ def main(argv=None) -> int:
         ref = arrays["reference.test_outputs"]
         print(f"error: {reference_mismatch(golden_all, ref, bundle)}", file=sys.stderr)
         return 1
+    try:  # built once nothing else can stop the run (an unused one warns at exit)
+        dut = Cnn(spec, line_buffers=args.line_buffers)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     golden_acc = float(np.mean(np.argmax(golden_all, 1) == labels_all))
     images, labels = x_all[chosen], labels_all[chosen]
     out_dir = BUILD / f"cnn_{args.dataset}_{args.model}"

@@ -9,6 +9,7 @@ MNIST download leaves no empty directory behind.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -425,3 +426,142 @@ def test_issue_bundle_exits_2_without_traceback(tmp_path):
     assert re.fullmatch(
         r"error: .*fc3.weight_int\[\d+, \d+\] = -?4096 .*pow2_max_exp 6\n", out.stderr
     )
+
+
+# --- export: part, clock, no half-written folder ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--clock-ns", "-5"], "error: --clock-ns (CLOCK_NS) must be a positive number of ns, "
+         "not -5.0"),
+        (["--clock-ns", "0"], "error: --clock-ns (CLOCK_NS) must be a positive number of ns, "
+         "not 0.0"),
+        (["--clock-ns", "nan"], "error: --clock-ns (CLOCK_NS) must be a positive number of ns, "
+         "not nan"),
+        (["--part", "nonsense"], "error: --part (PART) 'nonsense' is not a Xilinx part name"),
+        (["--part", "xc7z020"], "error: --part (PART) 'xc7z020' is not a Xilinx part name"),
+        (["--freq", "-100"], "error: --freq must be a positive number of MHz, not -100.0"),
+    ],
+)  # fmt: skip
+def test_export_bad_part_or_clock_writes_nothing(args, message, tmp_path, capsys):
+    from rtl_gen.export.__main__ import main
+
+    out = tmp_path / "verilog"
+    assert main(["verilog", "--width", "8", "--height", "6", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        "xc7z020clg400-1",
+        "xc7a35ticsg324-1L",
+        "xc7k325tffg900-2",
+        "xczu3eg-sbva484-1-e",
+        "xcvu9p-flga2104-2L-e",
+        "xck26-sfvc784-2LV-c",
+        "xcve2302-sfva784-1LP-e-S",
+        "xa7a35tcpg236-1Q",
+    ],
+)
+def test_xilinx_part_names_accepted(part):
+    from rtl_gen.export.vivado import check_part
+
+    assert check_part(part) == part
+
+
+def test_export_failure_leaves_no_half_written_folder(tmp_path, monkeypatch):
+    """The folder is written next to its target and renamed when complete: a failure in the
+    middle leaves neither a new folder nor a temporary one, and keeps an earlier export (and
+    its reports) as it was; a later export keeps ``reports/``."""
+    from rtl_gen.export import folder as folder_module
+    from rtl_gen.export.designs import conv_design
+
+    design = conv_design(line_buffers=2, width=8, height=6)
+    target = tmp_path / "verilog" / design.name
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(folder_module, "build_tcl", broken)  # after the Verilog and ROM files
+        with pytest.raises(RuntimeError, match="disk full"):
+            folder_module.export_design(design, target)
+    assert list((tmp_path / "verilog").iterdir()) == []
+
+    folder_module.export_design(design, target)
+    (target / "reports").mkdir()
+    (target / "reports" / "yosys_utilization.json").write_text("{}")
+    before = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+    with monkeypatch.context() as patch:
+        patch.setattr(folder_module, "build_tcl", broken)
+        with pytest.raises(RuntimeError):
+            folder_module.export_design(design, target)
+    assert {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == before
+    assert (target / "reports" / "yosys_utilization.json").exists()
+    folder_module.export_design(design, target, part="xczu3eg-sbva484-1-e")
+    assert "set PART xczu3eg-sbva484-1-e" in (target / "vivado" / "build.tcl").read_text()
+    assert (target / "reports" / "yosys_utilization.json").read_text() == "{}"
+    assert [p.name for p in (tmp_path / "verilog").iterdir()] == [design.name]
+    with pytest.raises(ValueError, match="part 'zynq' is not a Xilinx part name"):
+        folder_module.export_design(design, tmp_path / "other", part="zynq")
+    assert not (tmp_path / "other").exists()
+
+
+# --- make: WAVES, and the numbers it passes on ------------------------------------------------
+
+
+def _make_n(*args):
+    return subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", *args], cwd=ROOT, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("waves", ["yes", "2", "true"])
+def test_make_waves_only_0_or_1(waves):
+    out = _make_n("sim", f"WAVES={waves}")
+    assert out.returncode == 2
+    assert f"WAVES must be 0 or 1, not '{waves}'" in out.stderr
+    assert out.stderr.count("\n") == 1
+
+
+def test_make_passes_part_and_clock_to_the_checked_export():
+    out = _make_n("verilog", "WAVES=1", "CLOCK_NS=-5", "PART=nonsense")
+    assert out.returncode == 0
+    assert "--part nonsense --clock-ns -5" in out.stdout
+
+
+# --- data: a failed MNIST download leaves nothing behind ----------------------------------------
+
+
+def test_failed_mnist_download_leaves_no_directory(tmp_path, monkeypatch):
+    from compress import data
+
+    calls = []
+
+    def offline(url, timeout=None):
+        calls.append(url)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    target = tmp_path / "data" / "mnist"
+    with pytest.raises(FileNotFoundError, match=r"mnist: IDX files not found"):
+        data.load_idx_dataset("mnist", target)
+    assert calls and not (tmp_path / "data").exists()
+
+    # a download that fails after the first file keeps nothing half-written either
+    def second_fails(url, timeout=None):
+        calls.append(url)
+        if len(calls) > 2:
+            raise OSError("connection reset")
+        return io.BytesIO(b"\x1f\x8b not really gzip")
+
+    calls.clear()
+    monkeypatch.setattr(data.urllib.request, "urlopen", second_fails)
+    with pytest.raises(FileNotFoundError):
+        data.load_idx_dataset("mnist", target)
+    assert len(calls) == 3 and not (tmp_path / "data").exists()
