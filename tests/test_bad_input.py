@@ -3,8 +3,8 @@
 Malformed bundles (MLP and CNN) raise ``BundleError`` when they are loaded; the front ends
 (``python -m sim.mlp``, ``sim.cnn``, ``sim.accuracy``, ``rtl_gen.export``) turn bad numbers and
 bad bundles into a one-line ``error:`` and a non-zero exit before any simulation; an export
-that fails leaves no half-written folder; ``make`` rejects ``WAVES`` other than 0/1; a failed
-MNIST download leaves no empty directory behind.
+that fails leaves no half-written folder; ``make`` rejects ``WAVES``/``ZERO_SKIP`` other than
+0/1; a failed MNIST download leaves no empty directory behind.
 """
 
 from __future__ import annotations
@@ -521,12 +521,15 @@ def _make_n(*args):
     )
 
 
-@pytest.mark.parametrize("waves", ["yes", "2", "true"])
-def test_make_waves_only_0_or_1(waves):
-    out = _make_n("sim", f"WAVES={waves}")
+@pytest.mark.parametrize(
+    "variable,value", [("WAVES", "yes"), ("WAVES", "2"), ("WAVES", ""), ("ZERO_SKIP", "true")]
+)
+def test_make_switches_only_0_or_1(variable, value):
+    out = _make_n("sim", f"{variable}={value}")
     assert out.returncode == 2
-    assert f"WAVES must be 0 or 1, not '{waves}'" in out.stderr
+    assert f"{variable} must be 0 or 1, not '{value}'" in out.stderr
     assert out.stderr.count("\n") == 1
+    assert _make_n("sim", f"{variable}=1").returncode == 0
 
 
 def test_make_passes_part_and_clock_to_the_checked_export():
