@@ -134,8 +134,10 @@ def test_neuron_activation_saturates_exactly_at_the_bounds(activation, shift):
     assert got == want
 
 
-@pytest.mark.parametrize("line_buffers,pipeline", [(2, 0), (3, 3), (4, 4)])
-def test_conv_engine_accumulator_extremes(line_buffers, pipeline):
+@pytest.mark.parametrize(
+    "line_buffers,pipeline,lanes", [(2, 0, 1), (3, 3, 1), (4, 4, 1), (2, 2, 4), (4, 3, 2)]
+)
+def test_conv_engine_accumulator_extremes(line_buffers, pipeline, lanes):
     """Every coefficient at the bottom (-128) or top (+127) of ``coef_width`` times pixels of
     0 or 255, with the bias at either end of ``bias_width``: the sum of products and
     ``acc + bias`` reach the extremes the widths are sized for (``sum_width``,
@@ -158,6 +160,7 @@ def test_conv_engine_accumulator_extremes(line_buffers, pipeline):
                     height=6,
                     kernel=k,
                     line_buffers=line_buffers,
+                    pixels_per_clock=lanes,
                     pipeline=pipeline,
                     coefficients=np.full((k, k), coef),
                     bias=bias,
