@@ -579,6 +579,8 @@ def load_bundle(path) -> Bundle:
         manifest = json.loads(mf.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{mf}: invalid JSON ({exc})") from exc
+    except OSError as exc:
+        raise BundleError(f"{mf}: cannot read ({type(exc).__name__}: {exc})") from exc
     try:
         z = np.load(npz)
         if not isinstance(z, np.lib.npyio.NpzFile):  # an .npy array, not an archive

@@ -294,6 +294,10 @@ def test_malformed_cnn_bundle(tmp_path, edit, match):
         ),
         (lambda p: (p / "arrays.npz").unlink(), r"no arrays.npz \(not a bundle directory\)"),
         (lambda p: (p / "manifest.json").unlink(), r"no manifest.json \(not a bundle directory\)"),
+        (
+            lambda p: ((p / "manifest.json").unlink(), (p / "manifest.json").mkdir()),
+            r"manifest.json: cannot read \(IsADirectoryError",
+        ),
     ],
     ids=[
         "empty-manifest",
@@ -305,6 +309,7 @@ def test_malformed_cnn_bundle(tmp_path, edit, match):
         "npy-not-npz",
         "npz-missing",
         "manifest-missing",
+        "manifest-a-directory",
     ],
 )
 def test_damaged_bundle_files(tmp_path, design, damage, match):
