@@ -68,6 +68,36 @@ def test_conv_engine_saturates_exactly_at_the_bounds(line_buffers, relu):
     assert driven >= {hi, hi + 1, hi + 2, lo, lo - 1, lo - 2, 0, -1}
 
 
+@pytest.mark.parametrize("rounding", ["half_up", "truncate"])
+@pytest.mark.parametrize("shift", [1, 3])
+def test_conv_engine_rounding_edges(rounding, shift):
+    """K = 1, coefficient 1: ``acc + bias`` sweeps -128..127, so every residue modulo
+    ``2**shift`` is met on both sides of zero, the ties (``x.5``, which half-up rounds up,
+    towards +inf also for negatives) among them."""
+    image = np.arange(256, dtype=np.int64).reshape(16, 16)
+    params = ConvParams(
+        width=16,
+        height=16,
+        kernel=1,
+        line_buffers=1,
+        coefficients=[[1]],
+        bias=-128,
+        shift=shift,
+        rounding=rounding,
+        out_width=8,
+    )
+    want = conv2d(image, params).reshape(-1)
+    assert _engine_outputs(params, image) == want.tolist()
+    total = image.reshape(-1) - 128
+    half = 1 << (shift - 1)
+    ties = total[(total % (1 << shift)) == half]
+    assert len(ties) and (ties < 0).any()
+    if rounding == "half_up":  # -half rounds to 0, +half to 1 (shift 1: -1 -> 0, 1 -> 1)
+        assert want[total == -half][0] == 0 and want[total == half][0] == 1
+    else:
+        assert want[total == -1][0] == -1 and want[total == (1 << shift) - 1][0] == 0
+
+
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("pixels_per_clock", [2, 4])
 def test_conv_engine_bounds_in_every_lane(pixels_per_clock, relu):
