@@ -247,6 +247,23 @@ def test_cnn_conv_layer_saturates_exactly_at_the_bounds(weight_format, activatio
     assert driven >= {hi, hi + 1, hi + 2, lo, lo - 1, lo - 2, 0, -1}
 
 
+@pytest.mark.parametrize("shift", [1, 2])
+def test_cnn_conv_layer_rounding_ties(shift):
+    """Weight 1, bias -128: ``acc`` sweeps -128..127, every residue modulo ``2**shift`` on both
+    sides of zero; the rounding constant rides on the tree's constant leaf."""
+    frames = np.arange(256, dtype=np.int64).reshape(1, 1, 16, 16)
+    weights, bias = np.ones((1, 1, 1, 1), dtype=np.int64), np.array([-128])
+    dut = ConvLayer(
+        height=16, width=16, in_channels=1, weights=weights, bias=bias, shift=shift,
+        activation="none", out_bits=8,
+    )  # fmt: skip
+    want = conv_layer(frames, weights, bias, shift, "none", 8)
+    assert _cnn_conv_outputs(dut, frames) == pixel_beats(want).tolist()
+    flat = want.reshape(-1)
+    half = 1 << (shift - 1)
+    assert flat[128 - half] == 0 and flat[128 + half] == 1  # -half -> 0, +half -> 1
+
+
 def test_cnn_conv_layer_accumulator_extremes():
     """Two input channels, K = 3, every weight at the pow2 extreme ±64 and pixels 0 or 255:
     the adder tree's root reaches ±18 · 64 · 255 plus a bias of ±2**20; with 22-bit signed
