@@ -216,12 +216,11 @@ def _index(at: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, at)) + "]"
 
 
-def _int_array(where, spec, key, arrays, shape=None, size=None) -> np.ndarray:
+def _int_array(where, spec, key, arrays, size=None) -> np.ndarray:
+    """``arrays[key]`` as int64, after checking it holds integers (and ``size`` of them)."""
     a = np.asarray(arrays[key])
     if a.dtype.kind not in "iub":
         raise _layer_error(where, spec, f"{key} holds {a.dtype} values, not integers")
-    if shape is not None and a.shape != tuple(shape):
-        raise _layer_error(where, spec, f"{key} has shape {a.shape}, not {tuple(shape)}")
     if size is not None and a.size != size:
         raise _layer_error(where, spec, f"{key} has {a.size} values, not {size}")
     return a.astype(np.int64)
@@ -511,7 +510,8 @@ def _check_reference(manifest: dict, arrays, where: str) -> None:
             f"{where}: reference.test_inputs holds {x.min()}..{x.max()}, beyond input.bits "
             f"{manifest['input']['bits']} (0..{top})"
         )
-    declared = manifest.get("reference", {}).get("test_images")
+    meta = manifest.get("reference")
+    declared = meta.get("test_images") if isinstance(meta, dict) else None
     if declared is not None and declared != n:
         raise BundleError(f"{where}: reference.test_images is {declared}, the arrays hold {n}")
 
