@@ -36,6 +36,11 @@ TEST_JOBS    ?= auto
 
 export SIM WAVES
 
+# Switches: anything but 0 or 1 (WAVES=yes) would silently mean "off"
+switch_01 = $(if $(filter-out 0 1,$($(1)))$(filter-out 1,$(words $($(1)))),$(error $(1) must be 0 or 1, not '$($(1))'))
+$(call switch_01,WAVES)
+$(call switch_01,ZERO_SKIP)
+
 .PHONY: setup sim accuracy test lint format bench compress verilog synth timing report clean distclean
 
 setup: $(STAMP)

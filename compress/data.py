@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 import urllib.request
 from dataclasses import dataclass
@@ -187,17 +188,35 @@ def _candidate_dirs(name: str, data_dir) -> list[Path]:
 
 
 def _download_mnist(directory: Path) -> bool:
+    """Fetch the four MNIST files into ``directory``; False (and nothing left behind: no
+    partial file, no empty directory) when any of them cannot be fetched.
+
+    The files go to a temporary folder next to ``directory`` and move in when all four are
+    complete."""
+    directory = Path(directory)
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
+    temp = directory.parent / f".{directory.name}.download{os.getpid()}"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        temp.mkdir(parents=True, exist_ok=True)
         for stem in IDX_FILES.values():
-            target = directory / (stem + ".gz")
-            if not target.exists():
-                with urllib.request.urlopen(MNIST_URL + stem + ".gz", timeout=15) as r:  # noqa: S310
-                    data = r.read()
-                target.write_bytes(data)
+            if (directory / (stem + ".gz")).exists():
+                continue
+            with urllib.request.urlopen(MNIST_URL + stem + ".gz", timeout=15) as r:  # noqa: S310
+                (temp / (stem + ".gz")).write_bytes(r.read())
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in temp.iterdir():
+            path.replace(directory / path.name)
         return True
     except OSError:
         return False
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+        for path in created:  # innermost first; only what this call made and left empty
+            try:
+                if path.exists():
+                    path.rmdir()
+            except OSError:
+                break
 
 
 def load_idx_dataset(name: str, data_dir=None) -> Dataset:

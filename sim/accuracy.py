@@ -32,8 +32,8 @@ from tb.golden.mlp import mlp_cycles, mlp_forward
 from tb.mlp_tb import ElementFormat, _index_bits
 
 from .compiled import CompiledHarness, HarnessError
-from .mlp import BUILD, default_bundle, ensure_bundle
-from .selection import select_images
+from .mlp import BUILD, default_bundle, ensure_bundle, reference_mismatch
+from .selection import non_negative_int, positive_int, select_images
 
 __all__ = ["main"]
 
@@ -61,6 +61,14 @@ class _Setup:
     beats: Callable
     scores: Callable
     cycles: Callable
+
+
+def _golden_scores(design: str, manifest, arrays, x) -> np.ndarray:
+    """The golden model's scores of images ``x``, from the bundle alone (no DUT built)."""
+    if design == "cnn":
+        spec = cnn_from_bundle((manifest, arrays))
+        return cnn_forward(spec.stages, spec.fc, x)[1]
+    return mlp_forward(layers_from_bundle((manifest, arrays)), x)[-1]
 
 
 def _mlp_setup(manifest, arrays, args) -> _Setup:
@@ -132,35 +140,42 @@ def main(argv=None) -> int:
     parser.add_argument("--bundle", type=Path, default=None)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--model", default="lenet300")
-    parser.add_argument("--images", type=int, default=None, help="how many (default: all)")
-    parser.add_argument("--offset", type=int, default=0, help="first test image")
+    parser.add_argument("--images", type=positive_int, default=None, help="how many (default: all)")
+    parser.add_argument("--offset", type=non_negative_int, default=0, help="first test image")
     parser.add_argument("--indices", default=None, help='explicit images, e.g. "0,5,100-199"')
     parser.add_argument("--layout", choices=("auto", "csr", "direct"), default="auto")
     parser.add_argument("--no-zero-skip", action="store_true", help="broadcast zero inputs too")
     parser.add_argument(
         "--line-buffers", type=int, default=None, help="cnn: N of every conv layer (default K - 1)"
     )
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--build-bundle", action="store_true", help="run compress if missing")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be a positive integer, not {args.jobs}")
     bundle = args.bundle or default_bundle(args.dataset, args.model)
     try:
         bundle = ensure_bundle(bundle, args.dataset, args.model, build=args.build_bundle)
-    except FileNotFoundError as exc:
+        manifest, arrays = load_bundle_any(bundle)
+    except (FileNotFoundError, ValueError) as exc:  # BundleError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    manifest, arrays = load_bundle_any(bundle)
     x_all = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)
     labels_all = np.asarray(arrays["reference.test_labels"], dtype=np.int64)
     try:
         chosen = select_images(len(x_all), args.images, args.offset, args.indices)
-        setup = (_cnn_setup if args.design == "cnn" else _mlp_setup)(manifest, arrays, args)
+        golden = _golden_scores(args.design, manifest, arrays, x_all[chosen])
     except (ValueError, UnsupportedLayer) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     x, labels = x_all[chosen], labels_all[chosen]
+    ref = np.asarray(arrays["reference.test_outputs"], dtype=np.int64)[chosen]
+    if not np.array_equal(golden, ref):  # the bundle contradicts itself: no RTL run can pass
+        print(f"error: {reference_mismatch(golden, ref, bundle, chosen)}", file=sys.stderr)
+        return 1
+    try:  # the DUT is built once nothing else can stop the run
+        setup = (_cnn_setup if args.design == "cnn" else _mlp_setup)(manifest, arrays, args)
+    except (ValueError, UnsupportedLayer) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     dut, fout = setup.dut, setup.fout
     out_dir = BUILD / f"accuracy_{args.design}_{args.dataset}_{args.model}"
     harness = CompiledHarness(
@@ -190,7 +205,6 @@ def main(argv=None) -> int:
             return 1
     rtl_s = time.perf_counter() - started
 
-    golden = setup.scores(x)
     rtl = np.zeros_like(golden)
     count_errors = 0
     for i, r in enumerate(results):
@@ -208,7 +222,6 @@ def main(argv=None) -> int:
     model_s = time.perf_counter() - started
     cycles = np.array([r.cycles for r in results])
     cycle_errors = np.flatnonzero(cycles != model)
-    ref = np.asarray(arrays["reference.test_outputs"], dtype=np.int64)[chosen]
     rtl_pred = np.argmax(rtl, axis=1)
     rtl_acc = float(np.mean(rtl_pred == labels))
     ref_acc = float(np.mean(np.argmax(ref, axis=1) == labels))

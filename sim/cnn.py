@@ -20,8 +20,8 @@ import numpy as np
 from rtl_gen.cnn.network import Cnn
 from rtl_gen.cnn.spec import UnsupportedLayer, cnn_from_bundle
 from rtl_gen.neuron.weights import load_bundle_any
-from sim.mlp import BUILD, default_bundle, ensure_bundle, run_case
-from sim.selection import select_images
+from sim.mlp import BUILD, default_bundle, ensure_bundle, reference_mismatch, run_case
+from sim.selection import non_negative_int, positive_int, select_images
 from sim.tools import default_simulator
 from tb.golden.cnn_network import cnn_forward
 
@@ -38,8 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bundle", type=Path, default=None)
     parser.add_argument("--dataset", default="fashion")
     parser.add_argument("--model", default="lenet5")
-    parser.add_argument("--images", type=int, default=20, help="how many test images")
-    parser.add_argument("--offset", type=int, default=0, help="first test image")
+    parser.add_argument("--images", type=positive_int, default=20, help="how many test images")
+    parser.add_argument("--offset", type=non_negative_int, default=0, help="first test image")
     parser.add_argument("--indices", default=None, help='explicit images, e.g. "0,5,100-199"')
     parser.add_argument(
         "--line-buffers", type=int, default=None, help="N of every conv layer (default K - 1)"
@@ -55,7 +55,6 @@ def main(argv=None) -> int:
         bundle = ensure_bundle(bundle, args.dataset, args.model, build=args.build_bundle)
         manifest, arrays = load_bundle_any(bundle)
         spec = cnn_from_bundle((manifest, arrays))
-        dut = Cnn(spec, line_buffers=args.line_buffers)
     except (FileNotFoundError, UnsupportedLayer, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -68,6 +67,15 @@ def main(argv=None) -> int:
         return 2
     _, golden_all = cnn_forward(spec.stages, spec.fc, x_all)
     reference_equal = bool(np.array_equal(golden_all, arrays["reference.test_outputs"]))
+    if not reference_equal:  # the bundle contradicts itself: no RTL run can pass
+        ref = arrays["reference.test_outputs"]
+        print(f"error: {reference_mismatch(golden_all, ref, bundle)}", file=sys.stderr)
+        return 1
+    try:  # built once nothing else can stop the run (an unused one warns at exit)
+        dut = Cnn(spec, line_buffers=args.line_buffers)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     golden_acc = float(np.mean(np.argmax(golden_all, 1) == labels_all))
     images, labels = x_all[chosen], labels_all[chosen]
     out_dir = BUILD / f"cnn_{args.dataset}_{args.model}"
@@ -154,7 +162,10 @@ def main(argv=None) -> int:
     ok = results["passed"] and results["mismatches"] == 0 and results["cycles_equal_model"]
     ok = ok and reference_equal
     if not ok:
-        print("FAILED: RTL differs from the golden model or the cycle model", file=sys.stderr)
+        print(
+            "FAILED: RTL differs from the golden model, the cycle model or the bundle reference",
+            file=sys.stderr,
+        )
     return 0 if ok else 1
 
 

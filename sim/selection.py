@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
-__all__ = ["select_images"]
+__all__ = ["non_negative_int", "positive_int", "select_images"]
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type: an integer >= 1 (``--images 0`` is an argparse error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """``argparse`` type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {value}")
+    return value
 
 
 def select_images(total: int, images: int | None, offset: int, indices: str | None) -> np.ndarray:

@@ -22,6 +22,8 @@ def _pow2(rng, shape):
 def _number(fmt, **extra):
     base = dict(weight_frac_bits=6, input_frac_bits=4, output_frac_bits=4, output_bits=8,
                 activation="relu", weight_format=fmt)  # fmt: skip
+    if fmt == "pow2":
+        base.update(exp_bits=3, pow2_max_exp=6, codebook_bits=4, index_bits=4)
     return {**base, **extra}
 
 

@@ -258,7 +258,7 @@ def _bad(b, edit):
         (lambda m: m["layers"][0].update(kind="conv3d"), r"layer conv1 \(conv3d\): kind 'conv3d'"),
         (lambda m: m["layers"][1].update(stride=1), r"layer pool1 \(maxpool2d\): kernel_size 2"),
         (lambda m: m["layers"][4].update(order="chw"), r"layer flatten \(flatten\): order 'chw'"),
-        (lambda m: m["layers"][5].update(in_features=5), r"layer fc1 .*fc1\.weight_int has shape"),
+        (lambda m: m["layers"][5].update(in_features=5), r"layer fc1 .*in_features 5 but its"),
         (lambda m: m["layers"][3].update(out_shape=[1, 2, 3]), r"layer pool2 .*out_shape"),
         (lambda m: m["baseline"]["layers"][0].pop("padding"), r"layer conv1 .*lacks padding"),
         (lambda m: m.update(version=1), r"layer conv1 \(conv2d\): kind 'conv2d' is not one of"),

@@ -244,6 +244,8 @@ def _tiny_bundle():
         output_bits=8,
         codebook_bits=4,
         index_bits=4,
+        exp_bits=3,
+        pow2_max_exp=6,
     )
     layers = [
         dict(spec, name="fc1", in_features=3, out_features=2, activation="relu"),
@@ -255,6 +257,20 @@ def _tiny_bundle():
         "fc2.weight_int": w2,
         "fc2.bias_int": np.array([0, 3], np.int32),
     }
+    # the pow2 codebook and CSR rows the hardware reads (docs/bundle.md)
+    book = [0, *(1 << e for e in range(7)), *(-(1 << e) for e in range(7)), 0]
+    for name, w in (("fc1", w1), ("fc2", w2)):
+        codes = np.vectorize(book.index)(w).astype(np.uint8)
+        rel, code, rowptr = csr.encode(codes, 4)
+        arrays.update(
+            {
+                f"{name}.codebook": np.array(book, np.int32),
+                f"{name}.codes": codes,
+                f"{name}.csr_rel": rel,
+                f"{name}.csr_code": code,
+                f"{name}.csr_rowptr": rowptr,
+            }
+        )
     manifest = {
         "dataset": "t",
         "model": "m",
@@ -290,7 +306,16 @@ def test_integer_ref_matches_manual_computation():
 
 def test_bundle_round_trip_and_validation(tmp_path):
     manifest, arrays = _tiny_bundle()
-    arrays["reference.test_inputs"] = np.zeros((2, 3), np.uint8)
+    x = np.array([[0, 0, 0], [16, 200, 3]], np.uint8)
+    out = integer_ref.forward((manifest, arrays), x).astype(np.int32)
+    arrays.update(
+        {
+            "reference.test_inputs": x,
+            "reference.test_labels": np.array([0, 1]),
+            "reference.test_outputs": out,
+            "reference.test_pred": np.argmax(out, axis=1),
+        }
+    )
     path = save_bundle(tmp_path / "b", manifest, arrays)
     b = load_bundle(path)
     assert b.manifest["format"] == "compress2rtl-bundle" and b.manifest["version"] == 1

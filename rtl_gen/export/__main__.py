@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from .designs import conv_design
 from .folder import export_design
 from .timing import DEFAULT_CACHE, ecp5_timing, summary
-from .vivado import DEFAULT_PART
+from .vivado import DEFAULT_PART, check_part, check_period
 from .yosys import UTILIZATION_KEYS, synth_xilinx
 
 DEFAULT_BUNDLE = Path("build/compress/digits_lenet300/bundle")
@@ -90,7 +91,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+    try:  # the numbers first: nothing is built or written with a bad part or clock
+        check_part(args.part, "--part (PART)")
+        check_period(args.clock_ns, "--clock-ns (CLOCK_NS)")
+        if args.freq is not None and not (math.isfinite(args.freq) and args.freq > 0):
+            raise ValueError(f"--freq must be a positive number of MHz, not {args.freq!r}")
         design = build_design(args)
     except (ValueError, FileNotFoundError) as error:  # UnsupportedLayer is a ValueError
         print(f"error: {error}", file=sys.stderr)

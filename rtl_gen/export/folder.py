@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import shutil
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -14,7 +16,7 @@ from amaranth.back import verilog
 from .lint import WAIVER_FILE, waiver_text
 from .ports import top_ports
 from .roms import find_roms, with_rom_files, write_coe, write_mem
-from .vivado import DEFAULT_PART, build_tcl, constraints_xdc
+from .vivado import DEFAULT_PART, build_tcl, check_part, check_period, constraints_xdc
 
 
 @dataclass
@@ -61,10 +63,44 @@ def export_design(
     ``vivado/build.tcl``, ``verilator_waivers.vlt``, ``manifest.json``. Icarus compiles the
     folder alone (``iverilog <top>.v``); Vivado runs
     ``vivado -mode batch -source vivado/build.tcl``.
+
+    ``part`` and ``period_ns`` are checked first (``ValueError``); the folder is written to a
+    temporary folder next to ``out_dir`` and renamed into place when complete, so a failed
+    export leaves no half-written folder (and an earlier export of the same name intact). The
+    ``reports/`` of an earlier export (synthesis and timing results) move into the new folder.
     """
+    check_part(part)
+    check_period(period_ns)
     out_dir = Path(out_dir)
-    (out_dir / "roms").mkdir(parents=True, exist_ok=True)
-    (out_dir / "vivado").mkdir(exist_ok=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    temp = out_dir.parent / f".{out_dir.name}.tmp{os.getpid()}"
+    shutil.rmtree(temp, ignore_errors=True)
+    try:
+        _write_folder(design, temp, part, period_ns)
+        _replace(out_dir, temp)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _replace(out_dir: Path, temp: Path) -> None:
+    """Move the complete folder ``temp`` to ``out_dir``, keeping the old ``reports/``."""
+    if not out_dir.exists():
+        temp.rename(out_dir)
+        return
+    if (out_dir / "reports").is_dir():
+        (out_dir / "reports").rename(temp / "reports")
+    old = out_dir.parent / f".{out_dir.name}.old{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    out_dir.rename(old)
+    temp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_folder(design: Design, out_dir: Path, part: str, period_ns: float) -> None:
+    (out_dir / "roms").mkdir(parents=True)
+    (out_dir / "vivado").mkdir()
     text = verilog.convert(
         design.component, name=design.top, emit_src=False, strip_internal_attrs=True
     )
@@ -113,4 +149,3 @@ def export_design(
         "tools": tool_versions(),
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return out_dir

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 DEFAULT_PART = "xc7z020clg400-1"
+#: A Xilinx (AMD) part name as Vivado takes it: ``xc`` (or ``xa``/``xq``), the device and
+#: package, then the speed grade and any temperature grade after hyphens, e.g.
+#: ``xc7z020clg400-1``, ``xc7a35ticsg324-1L``, ``xczu3eg-sbva484-1-e``, ``xck26-sfvc784-2LV-c``.
+XILINX_PART = re.compile(r"x[acq][0-9a-z]+(-[0-9a-z]+)+", re.IGNORECASE)
 
 _OVERRIDE = r"""if {$argc >= 2} {
     set XDC [file join $ROOT reports clock_override.xdc]
@@ -12,10 +19,30 @@ _OVERRIDE = r"""if {$argc >= 2} {
 }"""
 
 
+def check_part(part, name: str = "part") -> str:
+    """``part`` if it looks like a Xilinx part name, else a ``ValueError`` naming it."""
+    if not isinstance(part, str) or not XILINX_PART.fullmatch(part):
+        raise ValueError(
+            f"{name} {part!r} is not a Xilinx part name (device, package and speed grade, "
+            f"e.g. {DEFAULT_PART} or xczu3eg-sbva484-1-e)"
+        )
+    return part
+
+
+def check_period(period_ns, name: str = "clock period") -> float:
+    """``period_ns`` if it is a positive, finite number of nanoseconds, else a ``ValueError``."""
+    if (
+        isinstance(period_ns, bool)
+        or not isinstance(period_ns, (int, float))
+        or not (math.isfinite(period_ns) and period_ns > 0)
+    ):
+        raise ValueError(f"{name} must be a positive number of ns, not {period_ns!r}")
+    return float(period_ns)
+
+
 def constraints_xdc(clock_port: str = "clk", period_ns: float = 10.0) -> str:
     """XDC constraining ``clock_port`` to ``period_ns``."""
-    if period_ns <= 0:
-        raise ValueError(f"clock period must be positive, not {period_ns!r} ns")
+    check_period(period_ns)
     return (
         f"# {1000 / period_ns:g} MHz; build.tcl -tclargs <part> <period_ns> overrides the period.\n"
         f"create_clock -name {clock_port} -period {period_ns:.3f} [get_ports {clock_port}]\n"
