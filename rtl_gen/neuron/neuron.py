@@ -66,7 +66,8 @@ class Neuron(wiring.Component):
     The ROM word of the current entry, its decoded weight and its column are registers, loaded
     on an advance from a combinational read of the next entry (its address is a register), so
     walking the row costs one cycle per entry and no bubble, also across vectors, the column
-    compare starts from registers and so does the product stage. For a broadcast element ``(j, x)``, in each cycle where ``inp.valid``:
+    compare starts from registers and so does the product stage. For a broadcast element
+    ``(j, x)``, in each cycle where ``inp.valid``:
 
     - an entry with column ``< j`` is skipped (``done`` low): this only happens when zero inputs
       were not broadcast (zero-skipping), each skipped entry costs one cycle;
