@@ -93,7 +93,7 @@ def test_conv_axis(run):
     assert ("tkeep" in top.m_axis.fields()) == (ppc > 1)
 
 
-# Verilator compiles the whole MLP for about 50 s: with AXIS_VERILATOR_MLP=1 only (the wrapper
+# Verilator compiles the whole MLP for about a minute: with AXIS_VERILATOR_MLP=1 only (the wrapper
 # is the same generator's, and Verilator runs it on the conv engine and the neuron)
 MLP_RUNS = [
     "icarus",
@@ -101,7 +101,7 @@ MLP_RUNS = [
         "verilator",
         marks=pytest.mark.skipif(
             not os.environ.get("AXIS_VERILATOR_MLP"),
-            reason="Verilator build of the MLP (~50 s): set AXIS_VERILATOR_MLP=1",
+            reason="Verilator build of the MLP (~1 min): set AXIS_VERILATOR_MLP=1",
         ),
     ),
 ]
