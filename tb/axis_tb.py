@@ -28,7 +28,7 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from tb.golden import cnn_network
@@ -71,7 +71,30 @@ class AxisTB:
 
     async def start(self) -> None:
         cocotb.start_soon(Clock(self.dut.aclk, 10, unit="ns").start())
+        self.violations = []
+        cocotb.start_soon(self.watch_master())
         await self.reset()
+
+    async def watch_master(self) -> None:
+        """AXI4-Stream rules on ``m_axis``: low ``tvalid`` in reset; once ``tvalid`` is high
+        it stays high, with ``tdata``/``tuser``/``tlast``/``tkeep`` unchanged, until
+        ``tready``."""
+        dut = self.dut
+        names = [n for n in ("tdata", "tuser", "tlast", "tkeep") if hasattr(dut, f"m_axis_{n}")]
+        held = None  # the beat offered and not taken in the previous cycle
+        while True:
+            await RisingEdge(dut.aclk)
+            await ReadOnly()
+            if not dut.aresetn.value:
+                if dut.m_axis_tvalid.value:
+                    self.violations.append("m_axis_tvalid high in reset")
+                held = None
+                continue
+            valid = bool(dut.m_axis_tvalid.value)
+            beat = tuple(str(getattr(dut, f"m_axis_{n}").value) for n in names)
+            if held is not None and (not valid or beat != held):
+                self.violations.append(f"m_axis beat {held} dropped or changed before tready")
+            held = beat if valid and not dut.m_axis_tready.value else None
 
     async def reset(self, cycles: int = 3) -> None:
         self.dut.aresetn.value = 0
@@ -143,14 +166,19 @@ class AxisTB:
         expected = self.expected() if expected is None else expected
         for frame in packets:
             await self.source.send(frame)
+        # a lost or held packet fails the test instead of hanging it: every beat may take
+        # a few cycles with the pauses, the designs' latencies are far below the slack
+        beats = sum(len(frame.tdata) for frame in packets)
+        budget_ns = 10 * (50 * beats + 20_000)
         got = []
         for _ in expected:
-            got.append(self.decode(await self.sink.recv()))
+            got.append(self.decode(await with_timeout(self.sink.recv(), budget_ns, "ns")))
         for _ in range(20):  # nothing more comes out
             await RisingEdge(self.dut.aclk)
         extra = not self.sink.empty()
         mismatches = sum(not self.equal(g, w) for g, w in zip(got, expected, strict=True))
         return {
+            "protocol_violations": self.violations[:5],
             "packets_in": len(packets),
             "packets_out": len(got),
             "mismatches": mismatches,

@@ -40,8 +40,10 @@ def _check(result, report, packets):
     assert run["packets_in"] == packets and run["packets_out"] == packets
     assert run["mismatches"] == 0, run["first_mismatch"]
     assert not run["extra_output"]
+    assert run["protocol_violations"] == []
     after = report["test_reset_mid_packet"]
     assert after["packets_out"] == 1 and after["mismatches"] == 0 and not after["extra_output"]
+    assert after["protocol_violations"] == []
 
 
 @pytest.fixture(scope="module")
