@@ -23,7 +23,6 @@ names; this way the folder's core file is the same file the core's own tests che
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from amaranth.hdl import Shape
@@ -284,7 +283,7 @@ def axis_top(component, core: str, module: str | None = None) -> AxisTop:
         header.append(f"    {_decl(port)}" + ("," if i < len(ports) - 1 else ""))
 
     body = []
-    si, mo = s.core, m.core
+    si, mo = s.core, m.core  # the core's member names: i / inp, o / out
     body.append(f"    wire [{s.payload_width - 1}:0] core_in;")
     body.append(f"    wire [{m.payload_width - 1}:0] core_out;")
     body.append("    wire core_in_ready;")
@@ -369,26 +368,3 @@ def axis_top(component, core: str, module: str | None = None) -> AxisTop:
         ]
     )
     return AxisTop(module, core, f"{module}.v", text, s, m, ports)
-
-
-_ATTR_PORT = re.compile(
-    r'\(\*\s*X_INTERFACE_INFO\s*=\s*"(\S+)\s+(\S+)\s+(\S+)"\s*\*\)\s*'
-    r'(?:\(\*\s*X_INTERFACE_PARAMETER\s*=\s*"([^"]*)"\s*\*\)\s*)?'
-    r"(input|output)\s+wire\s+(?:\[(\d+):(\d+)\]\s+)?(\w+)"
-)
-
-
-def attributed_ports(text: str) -> list[dict]:
-    """Every ``X_INTERFACE_INFO`` of a wrapper's text with the port it is attached to."""
-    return [
-        {
-            "vlnv": vlnv,
-            "interface": interface,
-            "logical": logical,
-            "parameters": params,
-            "direction": direction,
-            "width": int(hi) - int(lo) + 1 if hi else 1,
-            "port": port,
-        }
-        for vlnv, interface, logical, params, direction, hi, lo, port in _ATTR_PORT.findall(text)
-    ]
