@@ -79,10 +79,12 @@ def run_case(
     waves: bool = False,
     toplevel: str = "mlp",
     describe=None,
+    **sources,
 ):
     """Pickle ``case`` (the stimulus: images, labels, seed, stalls) with the description of
     ``component`` (:func:`dut_case`) next to the build, run the cocotb module; return
-    ``(SimResult, report)``. ``describe`` (default :func:`dut_case`) gives the DUT's part."""
+    ``(SimResult, report)``. ``describe`` (default :func:`dut_case`) gives the DUT's part;
+    ``sources`` (``extra_sources``, ``core_name``) go to :func:`~sim.runner.run_cocotb`."""
     case = {**case, **(describe or dut_case)(component)}
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +109,7 @@ def run_case(
             },
             testcase=testcase,
             waves=waves,
+            **sources,
         )
     finally:
         if old is None:

@@ -102,6 +102,8 @@ def run_cocotb(
     testcase: str | list[str] | None = None,
     seed: int | None = None,
     build_args: tuple[str, ...] = (),
+    extra_sources: dict[str, str] | None = None,
+    core_name: str | None = None,
 ) -> SimResult:
     """Convert ``component`` to Verilog, compile it for ``simulator``, run ``test_module``.
 
@@ -125,6 +127,13 @@ def run_cocotb(
         Run only these test functions.
     seed : int, optional
         cocotb's random seed.
+    extra_sources : dict, optional
+        More Verilog files, ``{file name: text}``, written next to the component's and compiled
+        with it (e.g. the AXI4-Stream wrapper of :mod:`rtl_gen.export.axis`; ``toplevel`` then
+        names the wrapper's module).
+    core_name : str, optional
+        Module name of ``component`` when ``toplevel`` is another module (default
+        ``toplevel``).
 
     Returns
     -------
@@ -149,6 +158,8 @@ def run_cocotb(
             testcase=testcase,
             seed=seed,
             build_args=build_args,
+            extra_sources=extra_sources,
+            core_name=core_name,
         )
 
 
@@ -164,6 +175,8 @@ def _run_cocotb(
     testcase: str | list[str] | None = None,
     seed: int | None = None,
     build_args: tuple[str, ...] = (),
+    extra_sources: dict[str, str] | None = None,
+    core_name: str | None = None,
 ) -> SimResult:
     """Body of :func:`run_cocotb`, with the build directory locked."""
     if simulator not in SIMULATORS:
@@ -175,7 +188,14 @@ def _run_cocotb(
     build_dir = Path(build_dir).resolve()
     sim_dir = build_dir / simulator
     sim_dir.mkdir(parents=True, exist_ok=True)
-    verilog_path = write_verilog(component, build_dir / f"{toplevel}.v", name=toplevel)
+    core = core_name or toplevel
+    verilog_path = write_verilog(component, build_dir / f"{core}.v", name=core)
+    sources = [verilog_path]
+    for name, text in (extra_sources or {}).items():
+        path = build_dir / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        sources.append(path)
 
     args = list(build_args)
     if simulator == "verilator":
@@ -184,7 +204,10 @@ def _run_cocotb(
 
     # Skip the compile when the same Verilog was built with the same options.
     key = hashlib.sha256(
-        json.dumps([verilog_path.read_text(), simulator, toplevel, bool(waves), args]).encode()
+        # (one source: the key of the builds before extra sources existed, so they stay cached)
+        json.dumps(
+            [*(p.read_text() for p in sources), simulator, toplevel, bool(waves), args]
+        ).encode()
     ).hexdigest()
     stamp = sim_dir / ".build-key"
     product = sim_dir / ("sim.vvp" if simulator == "icarus" else toplevel)
@@ -195,7 +218,7 @@ def _run_cocotb(
         stamp.unlink(missing_ok=True)
         with _waves_env(waves):
             runner.build(
-                sources=[verilog_path],
+                sources=sources,
                 hdl_toplevel=toplevel,
                 build_dir=sim_dir,
                 build_args=args,

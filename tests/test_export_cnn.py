@@ -24,6 +24,12 @@ def test_cnn_folder(tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert (folder / "cnn.v").exists() and manifest["top"] == "cnn"
     assert manifest["parameters"]["line_buffers"] == [3, 3]
+    # its AXI4-Stream top: a pixel per beat (one byte per channel), the scores with their index
+    axis = manifest["axis"]
+    assert axis["top"] == "cnn_axis" and (folder / "cnn_axis.v").exists()
+    channels = manifest["parameters"]["input_shape"][0]
+    assert len(axis["s_axis"]["lanes"]) == channels and axis["s_axis"]["tuser"] is None
+    assert axis["m_axis"]["tuser"]["meaning"] == "element index"
 
 
 def test_unsupported_layer_exits_2(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """``python -m rtl_gen.export {verilog,synth,timing} --design conv|neuron|mlp|cnn ...``
 
-``verilog`` writes a self-contained folder for Vivado under ``build/verilog/<name>/``;
+``verilog`` writes a self-contained folder for Vivado under ``build/verilog/<name>/`` (the core
+``<top>.v`` and its AXI4-Stream top ``<top>_axis.v``);
 ``synth`` also runs Yosys ``synth_xilinx`` on it and writes
 ``reports/yosys_utilization.json``; ``timing`` runs Yosys ``synth_ecp5`` and nextpnr-ecp5 on it
 (an ECP5-85k, not the Vivado part) and writes the Fmax after routing and the critical path to
@@ -104,6 +105,8 @@ def main(argv=None) -> int:
     manifest = json.loads((folder / "manifest.json").read_text())
     print(f"{design.name}: {folder}/")
     print(f"  top {design.top}.v, {len(manifest['roms'])} ROM(s), {manifest['rom_bits']} ROM bits")
+    axis = manifest["axis"]
+    print(f"  AXI4-Stream top {axis['top']} ({axis['source']}: aclk, aresetn, s_axis_*, m_axis_*)")
     print(f"  vivado -mode batch -source {folder}/vivado/build.tcl")
     if args.action == "synth":
         start = time.monotonic()

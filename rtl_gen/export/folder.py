@@ -13,6 +13,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from .axis import axis_top
 from .lint import WAIVER_FILE, waiver_text
 from .ports import top_ports
 from .roms import find_roms, with_rom_files, write_coe, write_mem
@@ -59,9 +60,11 @@ def export_design(
 ) -> Path:
     """Write ``design`` to ``out_dir`` and return the folder.
 
-    Layout: ``<top>.v``, ``roms/*.mem`` and ``roms/*.coe``, ``constraints.xdc``,
-    ``vivado/build.tcl``, ``verilator_waivers.vlt``, ``manifest.json``. Icarus compiles the
-    folder alone (``iverilog <top>.v``); Vivado runs
+    Layout: ``<top>.v``, its AXI4-Stream top ``<top>_axis.v`` (:mod:`rtl_gen.export.axis`),
+    ``roms/*.mem`` and ``roms/*.coe``, ``constraints.xdc``, ``vivado/build.tcl``,
+    ``verilator_waivers.vlt``, ``manifest.json`` (key ``axis``: the wrapper's module, ports and
+    bit fields). Icarus compiles the folder alone (``iverilog <top>.v``, or with the wrapper
+    ``iverilog <top>_axis.v <top>.v``); Vivado runs
     ``vivado -mode batch -source vivado/build.tcl``.
 
     ``part`` and ``period_ns`` are checked first (``ValueError``); the folder is written to a
@@ -108,6 +111,8 @@ def _write_folder(design: Design, out_dir: Path, part: str, period_ns: float) ->
     text = with_rom_files(text, roms, mem_dir="roms/")
     source = f"{design.top}.v"
     (out_dir / source).write_text("`timescale 1ns/1ps\n" + text)
+    axis = axis_top(design.component, design.top)
+    (out_dir / axis.source).write_text(axis.text)
 
     rom_entries = []
     for rom in roms:
@@ -128,7 +133,7 @@ def _write_folder(design: Design, out_dir: Path, part: str, period_ns: float) ->
     (out_dir / WAIVER_FILE).write_text(waiver_text([source]))
     (out_dir / "constraints.xdc").write_text(constraints_xdc("clk", period_ns))
     (out_dir / "vivado" / "build.tcl").write_text(
-        build_tcl(design.top, [source], mem_files, "constraints.xdc", part)
+        build_tcl(design.top, [source, axis.source], mem_files, "constraints.xdc", part)
     )
     manifest = {
         "name": design.name,
@@ -138,6 +143,7 @@ def _write_folder(design: Design, out_dir: Path, part: str, period_ns: float) ->
         "clock_period_ns": period_ns,
         "parameters": design.parameters,
         "ports": top_ports(text, design.top),
+        "axis": {**axis.manifest(), "sources": [axis.source, source]},
         "latency": design.latency,
         "cycle_model": design.cycle_model,
         "roms": rom_entries,
