@@ -41,7 +41,7 @@ switch_01 = $(if $(filter-out 0 1,$($(1)))$(filter-out 1,$(words $($(1)))),$(err
 $(call switch_01,WAVES)
 $(call switch_01,ZERO_SKIP)
 
-.PHONY: setup sim accuracy test lint format bench compress verilog synth timing report clean distclean
+.PHONY: setup sim accuracy test lint format bench compress verilog ip synth timing report clean distclean
 
 setup: $(STAMP)
 
@@ -114,6 +114,10 @@ compress: $(STAMP)
 
 verilog: $(STAMP) $(NEEDS_BUNDLE)
 	$(PY) -m rtl_gen.export verilog $(EXPORT_ARGS)
+
+# The same folder, and how to package it as an IP core for Vivado's IP catalog.
+ip: $(STAMP) $(NEEDS_BUNDLE)
+	$(PY) -m rtl_gen.export ip $(EXPORT_ARGS)
 
 synth: $(STAMP) $(NEEDS_BUNDLE)
 	$(PY) -m rtl_gen.export synth $(EXPORT_ARGS)

@@ -11,7 +11,7 @@ from rtl_gen.export import designs
 from rtl_gen.export.folder import export_design
 from rtl_gen.export.lint import lint
 
-from .test_export_tcl import run_tcl
+from .test_export_tcl import run_tcl, xdc_ports
 
 
 def _bundle(tmp_path_factory):
@@ -80,8 +80,15 @@ def test_verilator_lint_is_clean(exported):
 
 def test_tcl_reads_every_source_and_rom(exported, tmp_path):
     _, folder, manifest = exported
-    calls = run_tcl(folder, tmp_path)
-    read = [arg for cmd, arg in calls if cmd in ("read_verilog", "read_mem")]
+    calls = run_tcl(folder, tmp_path, "rom_files=1")
+    read = [arg for cmd, args in calls if cmd in ("read_verilog", "read_mem") for arg in args]
     on_disk = sorted(p for p in folder.rglob("*") if p.suffix in (".v", ".mem"))
     assert sorted(read) == [str(p.resolve()) for p in on_disk]
     assert len(manifest["roms"]) == len([p for p in on_disk if p.suffix == ".mem"])
+    assert dict(calls)["synth_design"][1] == manifest["axis"]["top"]
+    # every port the XDC names is a port of the top it constrains
+    ports = {p["name"] for p in manifest["axis"]["ports"]}
+    assert xdc_ports((folder / "constraints.xdc").read_text()) <= ports
+    calls = run_tcl(folder, tmp_path, script="package_ip.tcl")
+    added = [p for cmd, args in calls if cmd == "add_files" for p in args[1].split()]
+    assert sorted(added) == sorted(str(folder.resolve() / s) for s in manifest["axis"]["sources"])

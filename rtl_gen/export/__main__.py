@@ -1,7 +1,8 @@
-"""``python -m rtl_gen.export {verilog,synth,timing} --design conv|neuron|mlp|cnn ...``
+"""``python -m rtl_gen.export {verilog,ip,synth,timing} --design conv|neuron|mlp|cnn ...``
 
 ``verilog`` writes a self-contained folder for Vivado under ``build/verilog/<name>/`` (the core
-``<top>.v`` and its AXI4-Stream top ``<top>_axis.v``);
+``<top>.v`` and its AXI4-Stream top ``<top>_axis.v``); ``ip`` writes the same folder and prints
+how to package it (``vivado/package_ip.tcl``) and add it to Vivado's IP catalog;
 ``synth`` also runs Yosys ``synth_xilinx`` on it and writes
 ``reports/yosys_utilization.json``; ``timing`` runs Yosys ``synth_ecp5`` and nextpnr-ecp5 on it
 (an ECP5-85k, not the Vivado part) and writes the Fmax after routing and the critical path to
@@ -47,7 +48,7 @@ def build_design(args):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rtl_gen.export", description=__doc__)
-    parser.add_argument("action", choices=("verilog", "synth", "timing"))
+    parser.add_argument("action", choices=("verilog", "ip", "synth", "timing"))
     parser.add_argument("--design", choices=("conv", "neuron", "mlp", "cnn"), default="conv")
     parser.add_argument("--line-buffers", type=int, default=4)
     parser.add_argument("--pixels-per-clock", type=int, default=1)
@@ -107,7 +108,14 @@ def main(argv=None) -> int:
     print(f"  top {design.top}.v, {len(manifest['roms'])} ROM(s), {manifest['rom_bits']} ROM bits")
     axis = manifest["axis"]
     print(f"  AXI4-Stream top {axis['top']} ({axis['source']}: aclk, aresetn, s_axis_*, m_axis_*)")
-    print(f"  vivado -mode batch -source {folder}/vivado/build.tcl")
+    print(f"  implement (out of context): vivado -mode batch -source {folder}/vivado/build.tcl")
+    if args.action == "ip":
+        ip_dir = folder.resolve() / "ip"
+        package = f"{folder}/vivado/package_ip.tcl"
+        print(f"  package the IP:             vivado -mode batch -source {package}")
+        print(f"  then add {ip_dir} to the IP catalog: Settings > IP > Repository > +, or")
+        print(f"    set_property ip_repo_paths {{{ip_dir}}} [current_project]; update_ip_catalog")
+        print(f"  and add {axis['top']} (vendor compress2rtl) to a block design")
     if args.action == "synth":
         start = time.monotonic()
         figures, coarse = synth_xilinx(folder, manifest["sources"], design.top)

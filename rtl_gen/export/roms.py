@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROM_FILES_DEFINE = "COMPRESS2RTL_ROM_FILES"
+#: The folder (a string ending in ``/``) the ``$readmemh`` calls read from; default ``roms/``
+#: relative to the simulator's working directory, an absolute path from ``vivado/build.tcl``.
+ROM_DIR_DEFINE = "COMPRESS2RTL_ROM_DIR"
 
 _MODULE = re.compile(r"^module\s+(\\\S+|\w+)\s*\(", re.M)
 _MEMORY = re.compile(r"^\s*reg\s+(?:\[(\d+):(\d+)\]\s+)?(\\\S+|\w+)\s+\[(\d+):(\d+)\];", re.M)
@@ -92,11 +95,14 @@ def read_mem(path: Path) -> list[int]:
     return [int(line, 16) for line in path.read_text().split()]
 
 
-def with_rom_files(verilog_text: str, roms: list[RomImage], mem_dir: str = "") -> str:
+def with_rom_files(verilog_text: str, roms: list[RomImage], mem_dir: str = "roms/") -> str:
     """Give every ROM an alternative ``$readmemh`` initialisation.
 
     With ``COMPRESS2RTL_ROM_FILES`` defined, the ROMs load their ``.mem`` files, so weights can be
     swapped without regenerating; without it the inline contents are used, as Amaranth emitted them.
+    The files are read from ``{`COMPRESS2RTL_ROM_DIR, "<stem>.mem"}``: the define defaults to
+    ``mem_dir`` (relative to the working directory); Vivado's ``build.tcl`` sets it to the
+    folder's absolute ``roms/``.
     """
     by_module = {}
     for rom in roms:
@@ -104,13 +110,13 @@ def with_rom_files(verilog_text: str, roms: list[RomImage], mem_dir: str = "") -
     pieces = []
     for module, body in _modules(verilog_text) or [("", verilog_text)]:
         for rom in by_module.get(module, []):
-            path = f"{mem_dir}{rom.file_stem}.mem"
+            path = f'{{`{ROM_DIR_DEFINE}, "{rom.file_stem}.mem"}}'
 
             def guarded(match, rom=rom, path=path):
                 indent = match.group(1)
                 return (
                     f"`ifdef {ROM_FILES_DEFINE}\n"
-                    f'{indent}initial $readmemh("{path}", {rom.name} );\n'
+                    f"{indent}initial $readmemh({path}, {rom.name} );\n"
                     "`else\n"
                     f"{match.group(0)}"
                     "`endif\n"
@@ -120,4 +126,6 @@ def with_rom_files(verilog_text: str, roms: list[RomImage], mem_dir: str = "") -
         pieces.append(body)
     first = _MODULE.search(verilog_text)
     prefix = verilog_text[: first.start()] if first else ""
+    if roms:
+        prefix += f'`ifndef {ROM_DIR_DEFINE}\n`define {ROM_DIR_DEFINE} "{mem_dir}"\n`endif\n'
     return prefix + "".join(pieces)
