@@ -37,6 +37,26 @@ def conv_design(
         "serial": "(2H - K + 1)·W/P + latency",
         "overlapped": "(H + 1)·W/P + latency",
     }[engine.params.mode]
+    prm = engine.params
+    rounding = "+ 2**(shift-1) " if prm.rounding == "half_up" and prm.shift > 0 else ""
+    low = "0" if prm.relu else f"-2**{prm.out_width - 1}"
+    contract = {
+        "s_axis": {
+            "frac_bits": 0,
+            "meaning": f"pixel, an unsigned {prm.pixel_width}-bit integer, raster order, "
+            f"{width}x{height} per frame",
+        },
+        "m_axis": {
+            "frac_bits": 0,
+            "meaning": f"clamp((sum of the {kernel}x{kernel} window * coefficients + bias "
+            f"{rounding}) >> shift, {low}, 2**{prm.out_width - 1} - 1), shift {prm.shift}, "
+            "rounding " + prm.rounding + "; valid windows only, raster order",
+        },
+        "input_quantisation": {
+            "code": f"the pixel itself: an unsigned {prm.pixel_width}-bit integer",
+            "frac_bits": 0,
+        },
+    }
     name = f"conv_n{line_buffers}_k{kernel}_{width}x{height}"
     if ppc > 1:
         name += f"_p{ppc}"
@@ -58,6 +78,7 @@ def conv_design(
             "cycles_two_frames": conv_cycles(*shape, frames=2, **timing),
             "formula": formula,
         },
+        contract=contract,
     )
 
 
@@ -69,6 +90,70 @@ def _bundle_manifest(bundle) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no bundle at {bundle}: run `make compress` first")
     return json.loads(path.read_text())
+
+
+def _input_quantisation(manifest: dict) -> dict:
+    """How a real input value becomes the code the hardware reads (docs/bundle.md)."""
+    inp = manifest["input"]
+    bits, frac = int(inp["bits"]), int(inp["frac_bits"])
+    return {
+        "bits": bits,
+        "frac_bits": frac,
+        "signed": bool(inp.get("signed", False)),
+        "shape": inp["shape"],
+        "code": f"clip(round(x * 2**{frac}), 0, {2**bits - 1})",
+        "real_value": f"code * 2**-{frac}",
+        "dataset": manifest.get("dataset"),
+        "note": "x is the real pixel the network was trained on: the data set's stored integer "
+        f"pixel / 2**{frac} (digits: 0..16 with 4 fractional bits, IDX files such as "
+        "Fashion-MNIST: 0..255 with 8), so the stored pixel is the code",
+    }
+
+
+def _value_format(frac_bits: int, meaning: str) -> dict:
+    return {
+        "frac_bits": int(frac_bits),
+        "real_value": f"code * 2**-{int(frac_bits)}",
+        "meaning": meaning,
+    }
+
+
+def _output_meaning(layer: dict) -> str:
+    kind = "logit" if layer.get("activation") == "none" else f"{layer.get('activation')} output"
+    return f"{layer['name']} {kind}: {layer['output_bits']}-bit " + (
+        "signed, saturated" if layer.get("activation") == "none" else "unsigned, saturated"
+    )
+
+
+def _bundle_contract(manifest: dict, first: dict, last: dict, what_in: str, what_out: str) -> dict:
+    return {
+        "s_axis": _value_format(first["input_frac_bits"], what_in),
+        "m_axis": _value_format(last["output_frac_bits"], what_out + "; " + _output_meaning(last)),
+        "input_quantisation": _input_quantisation(manifest),
+    }
+
+
+def _mlp_cycle_figures(bundle, layers, mlp, build, zero_skip, images: int = 100) -> dict:
+    """Cycles per image of the cycle model over the bundle's first reference test images."""
+    import numpy as np
+
+    from tb.golden.mlp import mlp_cycles
+
+    path = __import__("pathlib").Path(bundle) / "arrays.npz"
+    with np.load(path) as arrays:
+        if "reference.test_inputs" not in arrays.files:
+            return {}
+        inputs = arrays["reference.test_inputs"][:images]
+    cycles = [mlp_cycles(layers, x, build, zero_skip=zero_skip, layout=mlp.layouts) for x in inputs]
+    return {
+        "images": len(cycles),
+        "of": "the bundle's reference.test_inputs, from the first",
+        "cycles_per_image_min": int(min(cycles)),
+        "cycles_per_image_mean": round(float(np.mean(cycles)), 2),
+        "cycles_per_image_max": int(max(cycles)),
+        "counted": "from the first input beat to the last output beat, both included "
+        "(full-rate source, always-ready sink, one image in flight)",
+    }
 
 
 def mlp_design(
@@ -91,9 +176,19 @@ def mlp_design(
         build = "dense"
     mlp = Mlp(layers, build=build, zero_skip=zero_skip, layout="csr" if baseline else layout)
     sizes = [layers[0].in_features] + [layer.out_features for layer in layers]
-    variant = "baseline" if baseline else build + ("_zs" if zero_skip else "")
+    variant = ("baseline" if baseline else build) + ("_zs" if zero_skip else "")
     if not baseline and layout != "csr":
         variant += f"_{layout}"
+    spec = manifest["baseline"]["layers"] if baseline else manifest["layers"]
+    contract = _bundle_contract(
+        manifest,
+        spec[0],
+        spec[-1],
+        "input element: a pixel code (index in tuser, tlast on the last element; with "
+        "zero-skipping zero elements may be left out, never the last)",
+        "one beat per class in index order (index in tuser, tlast on the last); the predicted "
+        "class is the argmax (first index on ties)",
+    )
     return Design(
         name=f"mlp_{manifest['dataset']}_{manifest['model']}_{variant}",
         top="mlp",
@@ -110,8 +205,10 @@ def mlp_design(
         cycle_model={
             "function": "tb.golden.mlp.mlp_cycles",
             "arguments": {"build": build, "zero_skip": zero_skip, "layout": mlp.layouts},
+            **_mlp_cycle_figures(bundle, layers, mlp, build, zero_skip),
         },
         bundle=bundle,
+        contract=contract,
     )
 
 
@@ -125,8 +222,16 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
     layer = Layer(layers_from_bundle(bundle)[0], build=build, layout=layout)
     layer._MustUse__silence = True  # only its first neuron is exported
     neuron = layer.neuron(0)
+    spec = manifest["layers"][0]
+    contract = _bundle_contract(
+        manifest,
+        spec,
+        spec,
+        "input element: a pixel code (index in tuser, tlast on the vector's last element)",
+        f"neuron 0 of {spec['name']}, one beat per input vector",
+    )
     return Design(
-        name=f"neuron_{manifest['dataset']}_{manifest['model']}_{build}",
+        name=f"neuron_{manifest['dataset']}_{manifest['model']}_{build}_{layer.layout}",
         top="neuron",
         component=neuron,
         parameters={
@@ -145,6 +250,7 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
         },
         cycle_model={"function": "tb.golden.mlp.layer_cycles"},
         bundle=bundle,
+        contract=contract,
     )
 
 
@@ -161,6 +267,16 @@ def cnn_design(bundle, line_buffers: int | None = None, baseline: bool = False):
     spec = cnn_from_bundle(bundle, baseline=baseline)
     cnn = Cnn(spec, line_buffers=line_buffers, zero_skip=not baseline)
     tag = "_".join(str(n) for n in cnn.line_buffers)
+    linear = [layer for layer in manifest["layers"] if layer["kind"] == "linear"]
+    contract = _bundle_contract(
+        manifest,
+        {"input_frac_bits": manifest["input"]["frac_bits"]},
+        (manifest["baseline"]["layers"] if baseline else linear)[-1],
+        "a pixel: one byte-aligned field per channel (pixel codes), raster order, one image "
+        "after the other",
+        "one beat per class in index order (index in tuser, tlast on the last); the predicted "
+        "class is the argmax (first index on ties)",
+    )
     variant = "_baseline" if baseline else ""
     return Design(
         name=f"cnn_{manifest['dataset']}_{manifest['model']}{variant}_n{tag}",
@@ -182,4 +298,5 @@ def cnn_design(bundle, line_buffers: int | None = None, baseline: bool = False):
             "arguments": cnn.timing_arguments,
         },
         bundle=bundle,
+        contract=contract,
     )
