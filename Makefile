@@ -30,6 +30,8 @@ LAYOUT       ?= auto
 PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 SEED         ?= 1
+# make verilog/ip/synth/timing: rename every module (core TOP, wrapper TOP_axis); default: the design's
+TOP          ?=
 PYTEST_ARGS  ?=
 # pytest workers (pytest-xdist): one per core by default; TEST_JOBS=0 runs in this process
 TEST_JOBS    ?= auto
@@ -52,11 +54,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-EXPORT_ARGS = --design $(DESIGN) --line-buffers $(LINE_BUFFERS) --pixels-per-clock $(PIXELS_PER_CLOCK) \
-	$(if $(PIPELINE),--pipeline $(PIPELINE)) \
-	--kernel $(K) --width $(WIDTH) \
-	--height $(HEIGHT) --bundle $(BUNDLE) --build $(BUILD) $(if $(filter 1,$(ZERO_SKIP)),--zero-skip) --layout $(LAYOUT) \
-	--part $(PART) --clock-ns $(CLOCK_NS)
+# make verilog/ip/synth/timing pass the export only what the user set (command line or
+# environment): its defaults (python -m rtl_gen.export --help) are the ones above, so
+# `make verilog DESIGN=mlp` and `python -m rtl_gen.export verilog --design mlp` build the same design.
+user_set = $(filter-out undefined default file,$(origin $(1)))
+export_opt = $(if $(call user_set,$(1)),$(2) $($(1)))
+EXPORT_ARGS = --design $(DESIGN) $(call export_opt,LINE_BUFFERS,--line-buffers) \
+	$(call export_opt,PIXELS_PER_CLOCK,--pixels-per-clock) $(if $(PIPELINE),--pipeline $(PIPELINE)) \
+	$(call export_opt,K,--kernel) $(call export_opt,WIDTH,--width) $(call export_opt,HEIGHT,--height) \
+	$(if $(or $(call user_set,BUNDLE),$(call user_set,DATASET),$(call user_set,MODEL)),--bundle $(BUNDLE)) \
+	$(call export_opt,BUILD,--build) \
+	$(if $(call user_set,ZERO_SKIP),$(if $(filter 1,$(ZERO_SKIP)),--zero-skip,--no-zero-skip)) \
+	$(call export_opt,LAYOUT,--layout) $(call export_opt,TOP,--top) \
+	$(call export_opt,PART,--part) $(call export_opt,CLOCK_NS,--clock-ns)
 # The MLP and neuron designs read the compress bundle; build it on first use.
 NEEDS_BUNDLE = $(if $(filter mlp neuron cnn,$(DESIGN)),$(BUNDLE)/manifest.json)
 

@@ -12,8 +12,10 @@ how to package it (``vivado/package_ip.tcl``) and add it to Vivado's IP catalog;
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,7 +26,18 @@ from .timing import DEFAULT_CACHE, ecp5_timing, summary
 from .vivado import DEFAULT_PART, check_part, check_period
 from .yosys import UTILIZATION_KEYS, synth_xilinx
 
+#: The bundle each design reads when ``--bundle`` is not given (the Makefile's defaults:
+#: ``DATASET``/``MODEL`` digits/lenet300, and fashion/lenet5 for the CNN).
 DEFAULT_BUNDLE = Path("build/compress/digits_lenet300/bundle")
+DEFAULT_CNN_BUNDLE = Path("build/compress/fashion_lenet5/bundle")
+#: The top module names of the designs, renamed with ``--top``.
+VERILOG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def bundle_path(args) -> Path:
+    if args.bundle is not None:
+        return args.bundle
+    return DEFAULT_CNN_BUNDLE if args.design == "cnn" else DEFAULT_BUNDLE
 
 
 def build_design(args):
@@ -39,11 +52,24 @@ def build_design(args):
         )
     from . import designs
 
+    bundle = bundle_path(args)
     if args.design == "neuron":
-        return designs.neuron_design(args.bundle, args.build, args.layout)
+        return designs.neuron_design(bundle, args.build, args.layout)
     if args.design == "cnn":
-        return designs.cnn_design(args.bundle, args.line_buffers)
-    return designs.mlp_design(args.bundle, args.build, args.zero_skip, args.baseline, args.layout)
+        return designs.cnn_design(bundle, args.line_buffers)
+    return designs.mlp_design(bundle, args.build, args.zero_skip, args.baseline, args.layout)
+
+
+def renamed(design, top: str | None):
+    """``design`` with every module renamed: the core ``top``, its submodules ``top.<path>``,
+    the AXI4-Stream top ``top_axis``; the folder name gains ``_top``."""
+    if top is None or top == design.top:
+        return design
+    if not VERILOG_NAME.fullmatch(top):
+        raise ValueError(
+            f"--top (TOP) {top!r} is not a Verilog module name ([A-Za-z_][A-Za-z0-9_]*)"
+        )
+    return dataclasses.replace(design, top=top, name=f"{design.name}_{top}")
 
 
 def parse_args(argv=None):
@@ -61,16 +87,32 @@ def parse_args(argv=None):
     parser.add_argument("--kernel", type=int, default=3)
     parser.add_argument("--width", type=int, default=28)
     parser.add_argument("--height", type=int, default=28)
-    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help=f"default {DEFAULT_BUNDLE}, for --design cnn {DEFAULT_CNN_BUNDLE}",
+    )
     parser.add_argument("--build", choices=("dense", "codebook", "pow2"), default="pow2")
-    parser.add_argument("--zero-skip", action="store_true")
+    parser.add_argument(
+        "--zero-skip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="MLP: skip zero inputs (default on, as make's ZERO_SKIP=1)",
+    )
     parser.add_argument(
         "--layout",
         choices=("csr", "direct", "auto"),
-        default="csr",
+        default="auto",
         help="ROM layout of the compressed neuron/MLP builds",
     )
     parser.add_argument("--baseline", action="store_true", help="the uncompressed dense MLP")
+    parser.add_argument(
+        "--top",
+        default=None,
+        help="rename every module: the core TOP, its submodules TOP.<path>, the AXI4-Stream "
+        "top TOP_axis (two networks in one Vivado project)",
+    )
     parser.add_argument("--part", default=DEFAULT_PART)
     parser.add_argument("--clock-ns", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1, help="timing: nextpnr placement seed")
@@ -98,7 +140,11 @@ def main(argv=None) -> int:
         check_period(args.clock_ns, "--clock-ns (CLOCK_NS)")
         if args.freq is not None and not (math.isfinite(args.freq) and args.freq > 0):
             raise ValueError(f"--freq must be a positive number of MHz, not {args.freq!r}")
-        design = build_design(args)
+        if args.top is not None and not VERILOG_NAME.fullmatch(args.top):
+            raise ValueError(
+                f"--top (TOP) {args.top!r} is not a Verilog module name ([A-Za-z_][A-Za-z0-9_]*)"
+            )
+        design = renamed(build_design(args), args.top)
     except (ValueError, FileNotFoundError) as error:  # UnsupportedLayer is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
