@@ -1,15 +1,18 @@
 """Every generated design's export folder: Icarus alone, Verilator lint, Tcl, manifest ports."""
 
 import json
+import re
+import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from amaranth.lib import wiring
 
 from rtl_gen.export import designs
 from rtl_gen.export.folder import export_design
-from rtl_gen.export.lint import lint
+from rtl_gen.export.lint import WAIVER_FILE, lint
 
 from .test_export_tcl import run_tcl, xdc_ports
 
@@ -72,10 +75,34 @@ def test_icarus_compiles_the_folder_alone(exported, tmp_path):
 
 
 def test_verilator_lint_is_clean(exported):
+    """The manifest's lint command, run as written from the folder with a bare PATH (no venv on
+    it), passes; every waiver names one rule on one line, none a whole file."""
     _, folder, manifest = exported
-    result = lint(folder, manifest["sources"], manifest["top"])
+    command = shlex.split(manifest["verilator_lint"])
+    assert Path(command[0]).is_absolute()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(folder)}
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "%Warning" not in result.stderr
+    waivers = [
+        li for li in (folder / WAIVER_FILE).read_text().splitlines() if li.startswith("lint")
+    ]
+    assert waivers and all(re.fullmatch(r'lint_off -rule [A-Z]+ -file "\*\S+" -lines \d+', w)
+                           for w in waivers)  # fmt: skip
+
+
+def test_waivers_are_per_line(exported, tmp_path):
+    """Dropping one waiver brings its warning back: each covers its own line only."""
+    _, folder, manifest = exported
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    text = (copy / WAIVER_FILE).read_text().splitlines()
+    first = next(i for i, li in enumerate(text) if li.startswith("lint_off"))
+    rule, line = re.search(r"-rule (\w+) .* -lines (\d+)", text[first]).groups()
+    (copy / WAIVER_FILE).write_text("\n".join(text[:first] + text[first + 1 :]) + "\n")
+    result = lint(copy, manifest["sources"], manifest["top"])
+    assert result.returncode != 0
+    warned = re.findall(r"%Warning-(\w+): [^:]+:(\d+):", result.stderr)
+    assert warned == [(rule, line)], result.stderr[-2000:]
 
 
 def test_tcl_reads_every_source_and_rom(exported, tmp_path):

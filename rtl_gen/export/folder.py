@@ -14,7 +14,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from .axis import axis_top
-from .lint import WAIVER_FILE, waiver_text
+from .lint import lint_command_text, write_waivers
 from .ports import top_ports
 from .readme import folder_readme
 from .roms import (
@@ -153,7 +153,7 @@ def _write_folder(design: Design, out_dir: Path, part: str, period_ns: float) ->
             }
         )
     mem_files = [entry["mem"] for entry in rom_entries]
-    (out_dir / WAIVER_FILE).write_text(waiver_text([source]))
+    write_waivers(out_dir, [source], design.top)
     (out_dir / "constraints.xdc").write_text(constraints_xdc(CLOCK_PORT, period_ns))
     (out_dir / "vivado" / "build.tcl").write_text(
         build_tcl(axis.module, [source, axis.source], mem_files, "constraints.xdc", part)
@@ -208,7 +208,7 @@ def _write_folder(design: Design, out_dir: Path, part: str, period_ns: float) ->
         "rom_bits": sum(entry["bits"] for entry in rom_entries),
         "rom_files_define": ROM_FILES_DEFINE,
         "rom_dir_define": ROM_DIR_DEFINE,
-        "verilator_lint": f"verilator --lint-only -Wall {WAIVER_FILE} {source}",
+        "verilator_lint": lint_command_text(design.top, [source]),
         "vivado": {
             "build": "vivado -mode batch -source vivado/build.tcl "
             "[-tclargs part=<part> period=<ns> rom_files=0|1]",
