@@ -132,3 +132,13 @@ def test_folder_names_tell_designs_apart(tmp_path):
         folder = export_design(built[what], tmp_path / "out" / built[what].name)
         texts[what] = (folder / "neuron.v").read_text()
     assert texts["neuron csr"] != texts["neuron direct"]
+
+
+def test_ip_action_writes_the_folder_and_says_how_to_add_it(tmp_path, capsys):
+    out = tmp_path / "verilog"
+    assert main(["ip", "--width", "8", "--height", "6", "--out", str(out)]) == 0
+    folder = out / "conv_n4_k3_8x6"
+    printed = capsys.readouterr().out
+    assert (folder / "vivado" / "package_ip.tcl").exists() and (folder / "README.md").exists()
+    assert f"vivado -mode batch -source {folder}/vivado/package_ip.tcl" in printed
+    assert f"set_property ip_repo_paths {{{folder.resolve()}/ip}} [current_project]" in printed
