@@ -30,6 +30,18 @@ def test_cnn_folder(tmp_path):
     channels = manifest["parameters"]["input_shape"][0]
     assert len(axis["s_axis"]["lanes"]) == channels and axis["s_axis"]["tuser"] is None
     assert axis["m_axis"]["tuser"]["meaning"] == "element index"
+    # the interface contract: the bundle's formats, and the cycle model's figures
+    spec = json.loads((bundle / "manifest.json").read_text())
+    last = [layer for layer in spec["layers"] if layer["kind"] == "linear"][-1]
+    assert {lane["frac_bits"] for lane in axis["s_axis"]["lanes"]} == {spec["input"]["frac_bits"]}
+    assert axis["m_axis"]["lanes"][0]["frac_bits"] == last["output_frac_bits"]
+    assert manifest["input_quantisation"]["shape"] == spec["input"]["shape"]
+    model = manifest["cycle_model"]
+    if "reference" in spec:  # figures over the reference test images
+        assert model["images"] >= 1 and model["latency_cycles_min"] <= model["latency_cycles_max"]
+    else:
+        assert "images" not in model
+    assert (folder / "README.md").exists()
 
 
 def test_unsupported_layer_exits_2(tmp_path, capsys):

@@ -156,6 +156,41 @@ def _mlp_cycle_figures(bundle, layers, mlp, build, zero_skip, images: int = 100)
     }
 
 
+def _cnn_cycle_figures(bundle, cnn, images: int = 4) -> dict:
+    """Cycles of the CNN's cycle model on the bundle's first reference test images: each alone
+    (first pixel to last score) and all of them back to back (cycles per image)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from tb.golden.cnn_network import cnn_timing
+
+    with np.load(Path(bundle) / "arrays.npz") as arrays:
+        if "reference.test_inputs" not in arrays.files:
+            return {}
+        inputs = np.asarray(arrays["reference.test_inputs"][:images], dtype=np.int64)
+
+    def timing(x):
+        return cnn_timing(cnn.spec.stages, cnn.spec.fc, x, **cnn.timing_arguments)
+
+    alone = []
+    for x in inputs:
+        one = timing(x[None])
+        alone.append(int(one.image_end[0] - int(one.pixel_accepts[0]) + 1))
+    figures = {
+        "images": len(alone),
+        "of": "the bundle's reference.test_inputs, from the first",
+        "latency_cycles_min": min(alone),
+        "latency_cycles_max": max(alone),
+        "counted": "alone: first pixel offered to last score transferred, both included "
+        "(full-rate source, always-ready sink)",
+    }
+    if len(inputs) > 1:
+        ends = timing(inputs).image_end
+        figures["back_to_back_cycles_per_image"] = round((ends[-1] - ends[0]) / (len(ends) - 1), 2)
+    return figures
+
+
 def mlp_design(
     bundle,
     build: str = "pow2",
@@ -296,6 +331,7 @@ def cnn_design(bundle, line_buffers: int | None = None, baseline: bool = False):
         cycle_model={
             "function": "tb.golden.cnn_network.cnn_timing",
             "arguments": cnn.timing_arguments,
+            **_cnn_cycle_figures(bundle, cnn),
         },
         bundle=bundle,
         contract=contract,
