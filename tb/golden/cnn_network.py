@@ -180,7 +180,7 @@ def cnn_timing(
     # the flatten, behind its pixel FIFO
     c, h, w = values.shape[-3:]
     elements = blocks.flatten_elements(values, drop_zeros=zero_skip)
-    frame = np.concatenate(([0], np.cumsum([e[2] for e in elements[:-1]])))
+    frame = np.concatenate(([0], np.cumsum([e[2] for e in elements[:-1]], dtype=np.int64)))
     pixel = frame * (h * w) + np.array([e[0] for e in elements]) // c
     counts = np.bincount(pixel, minlength=n * h * w)
     accepted, element_times = blocks.flatten_times(t + FIFO_LATENCY, counts)
