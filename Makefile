@@ -31,6 +31,9 @@ PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 SEED         ?= 1
 PYTEST_ARGS  ?=
+# make formal: seconds per proof before it counts as TIMEOUT; extra arguments (-k NAME, --mutants)
+FORMAL_TIMEOUT ?= 600
+FORMAL_ARGS  ?=
 # pytest workers (pytest-xdist): one per core by default; TEST_JOBS=0 runs in this process
 TEST_JOBS    ?= auto
 
@@ -41,7 +44,7 @@ switch_01 = $(if $(filter-out 0 1,$($(1)))$(filter-out 1,$(words $($(1)))),$(err
 $(call switch_01,WAVES)
 $(call switch_01,ZERO_SKIP)
 
-.PHONY: setup sim accuracy test lint format bench compress verilog synth timing report clean distclean
+.PHONY: setup sim accuracy test formal lint format bench compress verilog synth timing report clean distclean
 
 setup: $(STAMP)
 
@@ -99,6 +102,10 @@ endif
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(TEST_JOBS) --durations=10 $(PYTEST_ARGS)
+
+# SymbiYosys proofs of the stream tops (docs/formal.md): table, build/formal/results.json
+formal: $(STAMP)
+	$(PY) -m formal --timeout $(FORMAL_TIMEOUT) $(FORMAL_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -35,15 +35,18 @@ def _fragments(fragment, path=()):
         yield from _fragments(sub, (*path, name))
 
 
-def find_signal(fragment, name: str, *, under: tuple = ()) -> Signal:
+def find_signal(fragment, name: str, *, under: tuple = (), domain: str | None = None) -> Signal:
     """The one signal called ``name`` assigned in ``fragment``'s hierarchy below the
-    submodule path ``under`` (names as in ``m.submodules``). Raises ``LookupError`` when it
-    is missing or ambiguous, so a renamed register breaks the harness loudly."""
+    submodule path ``under`` (names as in ``m.submodules``), in ``domain`` if given
+    (``"sync"``: a register). Raises ``LookupError`` when it is missing or ambiguous, so a
+    renamed register breaks the harness loudly."""
     found = {}
     for path, frag in _fragments(fragment):
         if path[: len(under)] != tuple(under):
             continue
-        for statements in getattr(frag, "statements", {}).values():
+        for dom, statements in getattr(frag, "statements", {}).items():
+            if domain is not None and dom != domain:
+                continue
             for stmt in statements:
                 for sig in stmt._lhs_signals():
                     if sig.name == name:
