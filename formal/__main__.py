@@ -30,7 +30,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mutants", action="store_true", help="also the deliberate bugs (expect FAIL)")
     ap.add_argument("-k", dest="only", action="append", default=[], help="name substring")
     ap.add_argument("--timeout", type=int, default=None, help="seconds per proof (default 600)")
-    ap.add_argument("--json", type=Path, default=BUILD / "results.json")
+    ap.add_argument("--build", type=Path, default=BUILD, help="work folder, one per proof")
+    ap.add_argument("--json", type=Path, default=None, help="default: BUILD/results.json")
     ap.add_argument("--list", action="store_true", help="list the proofs and exit")
     a = ap.parse_args(argv)
     if a.timeout is not None and a.timeout < 1:
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     for p in proofs:
         if a.timeout is not None:
             p.timeout = a.timeout
-        r = run_proof(p)
+        r = run_proof(p, a.build / p.name)
         results.append(r)
         flag = "" if r.ok else "   <-- " + (r.detail or "unexpected")[:120]
         depth = "-" if r.mode == "netlist" else str(r.depth)
@@ -66,6 +67,7 @@ def main(argv=None) -> int:
     bad = [r for r in results if not r.ok]
     print("-" * len(header))
     print(f"{len(results) - len(bad)} / {len(results)} as expected, {total:.1f} s")
+    a.json = a.json or a.build / "results.json"
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(
         json.dumps(
