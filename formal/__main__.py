@@ -45,7 +45,8 @@ def main(argv=None) -> int:
         ap.error("no proof matches")
     if a.list:
         for p in proofs:
-            print(f"{p.name:30} {p.mode:8} {p.depth:>5}  expect {p.expect}")
+            depth = "-" if p.mode == "netlist" else p.depth
+            print(f"{p.name:30} {p.mode:8} {depth:>5}  expect {p.expect}")
         return 0
     header = f"{'proof':30} {'mode':8} {'depth':>5} {'result':8} {'expect':6} {'seconds':>8}"
     print(header)

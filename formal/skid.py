@@ -90,6 +90,9 @@ MUTANT_READY = (
     "self.i.ready.eq(~spare_valid | self.o.ready)",
 )
 
+#: the output register's valid bit is not reset: a reset leaves a stale payload offered
+MUTANT_RESET = ("rtl_gen.skid", "out_valid = Signal()", "out_valid = Signal(reset_less=True)")
+
 
 def _under(mutant, build):
     def run():
@@ -115,4 +118,12 @@ MUTANT_PROOFS = [
         fast=True,
     ),
     Proof("skid_ready_bug", _under(MUTANT_READY, ready_netlist), "netlist", expect="fail"),
+    Proof(
+        "skid_reset_bug",
+        _under(MUTANT_RESET, lambda: harness(helpers=False)),
+        "bmc",
+        8,
+        expect="fail",
+        fast=True,
+    ),
 ]
