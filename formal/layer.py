@@ -171,9 +171,8 @@ def netlist(layout: str):
     sinks = ["out__valid", "out__payload"]
     if layout == "csr":  # registered: "inp.ready is a register" (docs/mlp.md)
         sinks.append("inp__ready")
-        return text, inputs, sinks
-    # direct: inp.ready is the AND of the neurons' done (input-dependent by design), but
-    # not of out.ready
+    # direct: inp.ready is the AND of the neurons' done, which follows inp.valid by design
+    # (direct_ready_netlist checks that it does not follow out.ready)
     return text, inputs, sinks
 
 
