@@ -33,6 +33,9 @@ SEED         ?= 1
 # make verilog/ip/synth/timing: rename every module (core TOP, wrapper TOP_axis); default: the design's
 TOP          ?=
 PYTEST_ARGS  ?=
+# make formal: seconds per proof before it counts as TIMEOUT; extra arguments (-k NAME, --mutants)
+FORMAL_TIMEOUT ?= 600
+FORMAL_ARGS  ?=
 # pytest workers (pytest-xdist): one per core by default; TEST_JOBS=0 runs in this process
 TEST_JOBS    ?= auto
 
@@ -43,7 +46,7 @@ switch_01 = $(if $(filter-out 0 1,$($(1)))$(filter-out 1,$(words $($(1)))),$(err
 $(call switch_01,WAVES)
 $(call switch_01,ZERO_SKIP)
 
-.PHONY: setup sim accuracy test lint format bench compress verilog ip synth timing report clean distclean
+.PHONY: setup sim accuracy test formal lint format bench compress verilog ip synth timing report clean distclean
 
 setup: $(STAMP)
 
@@ -109,6 +112,10 @@ endif
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(TEST_JOBS) --durations=10 $(PYTEST_ARGS)
+
+# SymbiYosys proofs of the stream tops (docs/formal.md): table, build/formal/results.json
+formal: $(STAMP)
+	$(PY) -m formal --timeout $(FORMAL_TIMEOUT) $(FORMAL_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
