@@ -36,6 +36,14 @@ class Config:
     batch: int = 32
     lr: float = 1e-3
     l1: float = 0.0  # optional L1 regularisation during float training
+    train_schedule: str = "constant"  # or "cosine": the float training's learning rate
+    weight_decay: float = 0.0  # Adam weight decay of the float training
+    # training-time augmentation (train.AUGMENTATIONS: none, shift, flip, shift+flip) of the
+    # float training and of the fine-tuning phases (Taylor steps, pruning rounds, centroids,
+    # power of two, biases); the validation and test images and the calibration are never
+    # augmented
+    augment: str = "none"
+    finetune_augment: str = "none"
     finetune_epochs: int = 8
     finetune_lr: float = 5e-4
     finetune_schedule: str = "constant"  # or "cosine": each fine-tuning phase's learning rate
