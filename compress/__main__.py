@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, nargs="+", help="hidden widths after Taylor pruning")
     p.add_argument(
+        "--filters", type=int, nargs=2, help="lenet5: conv1 and conv2 filters after Taylor pruning"
+    )
+    p.add_argument(
         "--sparsity",
         type=float,
         nargs="+",
@@ -71,6 +74,7 @@ def main(argv=None) -> int:
         finetune_augment=a.finetune_augment,
         train_schedule=a.train_schedule,
         hidden_targets=tuple(a.hidden) if a.hidden else None,
+        conv_targets=tuple(a.filters) if a.filters else None,
         layer_sparsity=tuple(a.sparsity) if a.sparsity else None,
         prune_rounds=a.prune_rounds,
         criterion=a.criterion,
