@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .pipeline import config_for, run
+from .train import AUGMENTATIONS
 
 
 def main(argv=None) -> int:
@@ -18,8 +19,24 @@ def main(argv=None) -> int:
     p.add_argument("--finetune-epochs", type=int, help="epochs of each fine-tuning phase")
     p.add_argument("--batch", type=int)
     p.add_argument("--l1", type=float, help="L1 regularisation weight during float training")
+    p.add_argument(
+        "--augment",
+        choices=AUGMENTATIONS,
+        help="training-time augmentation of the float training (random shifts by up to 2 px "
+        "with zero fill, horizontal flips)",
+    )
+    p.add_argument(
+        "--finetune-augment",
+        choices=AUGMENTATIONS,
+        help="the same for the fine-tuning phases (Taylor steps, pruning rounds, centroids, "
+        "power of two, biases)",
+    )
+    p.add_argument("--train-schedule", choices=["constant", "cosine"], help="float training LR")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, nargs="+", help="hidden widths after Taylor pruning")
+    p.add_argument(
+        "--filters", type=int, nargs=2, help="lenet5: conv1 and conv2 filters after Taylor pruning"
+    )
     p.add_argument(
         "--sparsity",
         type=float,
@@ -52,7 +69,12 @@ def main(argv=None) -> int:
         finetune_epochs=a.finetune_epochs,
         batch=a.batch,
         seed=a.seed,
+        l1=a.l1,
+        augment=a.augment,
+        finetune_augment=a.finetune_augment,
+        train_schedule=a.train_schedule,
         hidden_targets=tuple(a.hidden) if a.hidden else None,
+        conv_targets=tuple(a.filters) if a.filters else None,
         layer_sparsity=tuple(a.sparsity) if a.sparsity else None,
         prune_rounds=a.prune_rounds,
         criterion=a.criterion,

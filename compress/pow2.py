@@ -95,6 +95,7 @@ def finetune(
     val=None,
     history: list | None = None,
     schedule: str = "constant",
+    augment: str = "none",
 ):
     """Straight-through fine-tuning: the forward pass uses the snapped weights, the gradient
     updates the float shadow weights (masked). Ends with the snapped weights in the model.
@@ -102,13 +103,16 @@ def finetune(
     ``val=(x_val, y_val)``: after every epoch the snapped model's validation accuracy is measured
     (appended to ``history``); the model ends with the snapped weights and biases of the best
     epoch (the latest of equal ones). ``schedule``: ``constant`` learning rate, or ``cosine``
-    (decayed to 0 over the steps of all epochs, so the shadow weights settle on their snap)."""
+    (decayed to 0 over the steps of all epochs, so the shadow weights settle on their snap).
+    ``augment``: the training batches are augmented (`train.augment_batch`)."""
     import copy
 
     from tqdm import tqdm
 
-    from .train import accuracy
+    from .train import AUGMENTATIONS, accuracy, augment_batch
 
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {augment!r} ({', '.join(AUGMENTATIONS)})")
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -133,7 +137,8 @@ def finetune(
                 for m, mask in masks.items():
                     m.weight.copy_(snap(shadow[m], mask, formats[m]))
             opt.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            xb = x[idx] if augment == "none" else augment_batch(x[idx], augment, gen)
+            F.cross_entropy(model(xb), y[idx]).backward()
             with torch.no_grad():
                 for m, mask in masks.items():
                     m.weight.grad.mul_(mask)

@@ -87,11 +87,26 @@ def share_model(masks: dict, k: int, method: str = "linear", seed: int = 0) -> l
 
 
 def finetune_centroids(
-    model, shared: list[SharedLayer], x, y, epochs=3, lr=1e-4, batch=64, seed=0, quiet=True
+    model,
+    shared: list[SharedLayer],
+    x,
+    y,
+    epochs=3,
+    lr=1e-4,
+    batch=64,
+    seed=0,
+    quiet=True,
+    augment: str = "none",
 ):
-    """Train the centroids (assignments fixed) and the biases."""
+    """Train the centroids (assignments fixed) and the biases (``augment``: the training
+    batches augmented, `train.augment_batch`)."""
     import torch.nn.functional as F
     from tqdm import tqdm
+
+    from .train import AUGMENTATIONS, augment_batch
+
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {augment!r} ({', '.join(AUGMENTATIONS)})")
 
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
@@ -109,7 +124,8 @@ def finetune_centroids(
             idx = perm[i : i + batch]
             model.zero_grad()
             opt.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            xb = x[idx] if augment == "none" else augment_batch(x[idx], augment, gen)
+            F.cross_entropy(model(xb), y[idx]).backward()
             for s in shared:
                 s.set_grad()
             opt.step()

@@ -76,6 +76,9 @@ def train_float(cfg, data, log) -> Trained:
         batch=cfg.batch,
         seed=cfg.seed,
         l1=cfg.l1,
+        weight_decay=cfg.weight_decay,
+        schedule=cfg.train_schedule,
+        augment=cfg.augment,
         desc="train",
         quiet=cfg.quiet,
         val=(data.x_val, data.y_val),
@@ -120,6 +123,7 @@ def _retrain(cfg, model, data, seed: int, desc: str, masks=None) -> tuple[float,
         quiet=cfg.quiet,
         val=(data.x_val, data.y_val),
         schedule=cfg.finetune_schedule,
+        augment=cfg.finetune_augment,
     )
     return before, on_val(model, data)
 
@@ -284,6 +288,7 @@ def share_weights(cfg, model, pruned: PruneResult, data, sweep_seed: int) -> Sha
         batch=cfg.batch,
         seed=cfg.seed + 300,
         quiet=cfg.quiet,
+        augment=cfg.finetune_augment,
     )
     return ShareResult(sweep, acc_shared, on_test(model, data), val_shared, on_val(model, data))
 
@@ -326,6 +331,7 @@ def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result
         val=(data.x_val, data.y_val),
         history=epoch_val,
         schedule=cfg.pow2_schedule,
+        augment=cfg.finetune_augment,
     )
     bias_val = []
     if cfg.bias_epochs:
@@ -345,6 +351,7 @@ def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result
             seed=cfg.seed + 500,
             desc="biases",
             quiet=cfg.quiet,
+            augment=cfg.finetune_augment,
             val=(data.x_val, data.y_val),
             history=bias_val,
         )

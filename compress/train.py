@@ -10,7 +10,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-__all__ = ["evaluate", "seed_everything", "test_line", "train"]
+__all__ = ["AUGMENTATIONS", "augment_batch", "evaluate", "seed_everything", "test_line", "train"]
+
+# training-time augmentation of image batches (``train(augment=...)``, ``Config.augment``):
+# "none", "shift" (random shift by up to ``SHIFT`` pixels, zero fill), "flip" (horizontal
+# mirror with probability 1/2) or "shift+flip"
+AUGMENTATIONS = ("none", "shift", "flip", "shift+flip")
+SHIFT = 2
 
 
 def seed_everything(seed: int) -> None:
@@ -43,6 +49,32 @@ def test_line(loss: float, correct: int, total: int) -> str:
     )
 
 
+def augment_batch(x, mode: str, gen: torch.Generator, shift: int = SHIFT) -> torch.Tensor:
+    """A randomly augmented copy of the image batch ``x`` (``(B, C, H, W)``); the labels are
+    unchanged. ``shift``: every image moves by its own ``(dy, dx)``, each uniform in
+    ``[-shift, shift]``, the pixels shifted in are zero (the background of Fashion-MNIST and
+    MNIST). ``flip``: every image is mirrored left-right with probability 1/2. The draws come
+    from ``gen``, so a seeded generator gives the same batch every time."""
+    if mode not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {mode!r} ({', '.join(AUGMENTATIONS)})")
+    x = torch.as_tensor(x)
+    if x.dim() != 4:
+        raise ValueError(f"augmentation needs image batches (B, C, H, W), not {tuple(x.shape)}")
+    b, _, h, w = x.shape
+    if "shift" in mode and shift > 0:
+        d = torch.randint(-shift, shift + 1, (2, b), generator=gen)
+        pad = torch.nn.functional.pad(x, (shift, shift, shift, shift))
+        # output pixel (i, j) of image n is input pixel (i - dy, j - dx): padded (i - dy + s, ...)
+        rows = torch.arange(h)[None, :] - d[0][:, None] + shift  # (B, H)
+        cols = torch.arange(w)[None, :] - d[1][:, None] + shift  # (B, W)
+        n = torch.arange(b)[:, None, None]
+        x = pad.permute(0, 2, 3, 1)[n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if "flip" in mode:
+        flip = torch.rand(b, generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x.contiguous()
+
+
 def accuracy(model, x, y) -> float:
     _, correct, total = evaluate(model, x, y)
     return correct / max(total, 1)
@@ -67,6 +99,7 @@ def train(
     val=None,
     history: list | None = None,
     schedule: str = "constant",
+    augment: str = "none",
 ):
     """Adam training. ``masks`` (``{module: bool tensor}``): gradients of pruned weights are
     zeroed and the mask is re-applied after every step, so pruned weights stay exactly zero even
@@ -75,7 +108,10 @@ def train(
     ``val=(x_val, y_val)``: epoch selection on the validation split. The validation accuracy is
     measured after every epoch (appended to ``history``) and the model ends with the parameters
     of the best epoch (the latest of equal ones). ``schedule``: ``constant`` learning rate or
-    ``cosine`` (decayed to 0 over all the steps)."""
+    ``cosine`` (decayed to 0 over all the steps). ``augment``: the training batches are
+    augmented (`augment_batch`, drawn from the same seeded generator as the batch order)."""
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {augment!r} ({', '.join(AUGMENTATIONS)})")
     gen = torch.Generator().manual_seed(seed)
     x, y = _tensor(x), _tensor(y)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -99,7 +135,8 @@ def train(
         for i in bar:
             idx = perm[i : i + batch]
             opt.zero_grad()
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            xb = x[idx] if augment == "none" else augment_batch(x[idx], augment, gen)
+            loss = F.cross_entropy(model(xb), y[idx])
             if l1:  # L1 regularisation pushes weights toward zero before pruning
                 loss = loss + l1 * sum(
                     m.weight.abs().sum()

@@ -145,12 +145,22 @@ def test_lenet5_run_reports_sizes(tmp_path):
             "300",
             "--test-limit",
             "100",
+            "--filters",
+            "3",
+            "9",
+            "--finetune-augment",
+            "shift",
+            "--train-schedule",
+            "cosine",
         ]
     )
     assert rc == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["model"] == "lenet5" and s["integer_accuracy"] is not None
-    assert s["architecture"]["filters"] == [4, 10]
+    # the command line reaches the configuration
+    assert s["architecture"]["filters"] == [3, 9]
+    assert s["config"]["finetune_augment"] == "shift" and s["config"]["augment"] == "none"
+    assert s["config"]["train_schedule"] == "cosine"
     assert s["compressed_bytes"] < s["dense_bytes"]
     assert [r["name"] for r in s["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
     # 8x8 digits, K = 3: conv2's output is 1x1, so there is no pool2

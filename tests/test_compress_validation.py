@@ -113,6 +113,7 @@ def test_quantize_pow2_cosine_and_bias_retraining_keep_the_codes():
         pow2_lr=0.01,
         pow2_schedule="cosine",
         bias_epochs=3,
+        finetune_augment="none",
         batch=16,
         seed=0,
         quiet=True,
