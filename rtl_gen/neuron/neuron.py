@@ -321,7 +321,10 @@ class Neuron(wiring.Component):
         addr = Signal(range(max(n, 1)))  # the entry in the word registers
         following = Signal(range(max(n, 1)), init=1 % max(n, 1))  # the entry after it
         col_width = (self.in_features + (1 << self.index_bits) + 1).bit_length()
-        col = Signal(col_width)  # column of the current entry
+        # column of the current entry; after reset entry 0's (its relative index), so the
+        # first cycle's ROM read need not load it
+        first_rel = self.rom_words[0] & ((1 << self.index_bits) - 1) if n else 0
+        col = Signal(col_width, init=0 if self.build == "dense" else first_rel)
         acc = Signal(signed(self.acc_bits), init=self.bias)
         result = Signal(signed(self.acc_bits))
         act_wait = Signal()
@@ -389,10 +392,12 @@ class Neuron(wiring.Component):
             # column + 1 (0 on a restart) plus the relative index of the word that becomes
             # current (the one read now, or the one held on a restart without an advance:
             # ROM[0], as the walk has wrapped), so no adder sits before the compare with the
-            # element's index.
-            rel = Mux(load, raw[: self.index_bits], word[: self.index_bits])
-            start = Mux(restart | ~primed, 0, col + 1)
-            with m.If(load | restart):
+            # element's index. ``primed`` is kept out of it (the reset value is entry 0's
+            # column): synthesis merges the neurons' identical ``primed`` flags into one
+            # register, whose fan-out to every neuron's column logic cost 8 ns of routing.
+            rel = Mux(advance, raw[: self.index_bits], word[: self.index_bits])
+            start = Mux(restart, 0, col + 1)
+            with m.If(advance | restart):
                 m.d.sync += col.eq(start + rel)
         if n:
             # The walk wraps to entry 0 after the last entry, so the word registers already
