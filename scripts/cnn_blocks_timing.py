@@ -105,28 +105,24 @@ def random_blocks(zeros: float):
     w1 = pow2_weights(rng, (4, 1, 5, 5), zeros)
     w2 = pow2_weights(rng, (10, 4, 5, 5), zeros)
     conv = dict(shift=7, activation="relu", out_bits=8, in_bits=8)
+
+    def conv_block(size, weights):
+        # the bias is drawn when the block is built, as the blocks are built one at a time
+        return lambda: [
+            ConvLayer(
+                height=size,
+                width=size,
+                in_channels=weights.shape[1],
+                weights=weights,
+                bias=rng.integers(-99, 99, weights.shape[0]),
+                **conv,
+            )  # fmt: skip
+        ]
+
     return {
-        "conv1": lambda: [
-            ConvLayer(
-                height=28,
-                width=28,
-                in_channels=1,
-                weights=w1,
-                bias=rng.integers(-99, 99, 4),
-                **conv,
-            )  # fmt: skip
-        ],
+        "conv1": conv_block(28, w1),
         "pool1": lambda: [MaxPool2(height=24, width=24, channels=4, bits=8)],
-        "conv2": lambda: [
-            ConvLayer(
-                height=12,
-                width=12,
-                in_channels=4,
-                weights=w2,
-                bias=rng.integers(-99, 99, 10),
-                **conv,
-            )  # fmt: skip
-        ],
+        "conv2": conv_block(12, w2),
         "pool2": lambda: [MaxPool2(height=8, width=8, channels=10, bits=8)],
         "flatten": lambda: [Flatten(height=4, width=4, channels=10, bits=8, drop_zeros=True)],
     }

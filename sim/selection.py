@@ -9,26 +9,24 @@ import numpy as np
 __all__ = ["non_negative_int", "positive_int", "select_images"]
 
 
-def positive_int(text: str) -> int:
-    """``argparse`` type: an integer >= 1 (``--images 0`` is an argparse error)."""
+def _int_at_least(text: str, low: int, wanted: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, not {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type: an integer >= 1 (``--images 0`` is an argparse error)."""
+    return _int_at_least(text, 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
     """``argparse`` type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {value}")
-    return value
+    return _int_at_least(text, 0, "an integer >= 0")
 
 
 def select_images(total: int, images: int | None, offset: int, indices: str | None) -> np.ndarray:

@@ -23,7 +23,7 @@ import pytest
 from compress.bundle import BundleError, load_bundle, save_bundle
 from tb.golden.mlp import synthetic_bundle
 
-from .test_cnn_bundle import synthetic_cnn_bundle
+from .test_cnn_bundle import synthetic_cnn_bundle, with_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -355,21 +355,7 @@ def test_accuracy_jobs_must_be_positive(capsys):
 
 
 def _cnn_bundle_with_reference(images=6):
-    from compress import integer_ref
-
-    manifest, arrays = synthetic_cnn_bundle(seed=1)
-    x = np.random.default_rng(2).integers(0, 256, (images, 144)).astype(np.uint8)
-    out = integer_ref.forward((manifest, arrays), x).astype(np.int32)
-    arrays.update(
-        {
-            "reference.test_inputs": x,
-            "reference.test_labels": np.arange(images) % 4,
-            "reference.test_outputs": out,
-            "reference.test_pred": np.argmax(out, axis=1),
-        }
-    )
-    manifest["reference"] = {"test_images": images}
-    return manifest, arrays
+    return with_reference(*synthetic_cnn_bundle(seed=1), images, seed=2)
 
 
 @pytest.mark.parametrize("module", FRONT_ENDS)

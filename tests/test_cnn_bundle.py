@@ -75,6 +75,25 @@ def synthetic_cnn_bundle(seed=0, size=12, channels=(2, 3), hidden=6, classes=4):
     return manifest, arrays
 
 
+def with_reference(manifest, arrays, images, seed):
+    """The bundle with ``images`` random reference inputs and the integer reference's outputs,
+    as compress writes them (``reference.*`` arrays, ``manifest["reference"]``)."""
+    size = int(np.prod(manifest["input"]["shape"]))
+    classes = manifest["layers"][-1]["out_features"]
+    x = np.random.default_rng(seed).integers(0, 256, (images, size)).astype(np.uint8)
+    out = integer_ref.forward((manifest, arrays), x).astype(np.int32)
+    arrays.update(
+        {
+            "reference.test_inputs": x,
+            "reference.test_labels": np.arange(images) % classes,
+            "reference.test_outputs": out,
+            "reference.test_pred": np.argmax(out, axis=1),
+        }
+    )
+    manifest["reference"] = {"test_images": images}
+    return manifest, arrays
+
+
 def test_golden_from_bundle_equals_integer_reference():
     manifest, arrays = synthetic_cnn_bundle(seed=3)
     spec = cnn_from_bundle((manifest, arrays))

@@ -3,28 +3,14 @@ one-line error with exit status 2 before anything is written."""
 
 import json
 
-import numpy as np
-
-from compress import integer_ref
 from compress.bundle import save_bundle
 from rtl_gen.export.__main__ import main
-from tests.test_cnn_bundle import synthetic_cnn_bundle
+from tests.test_cnn_bundle import synthetic_cnn_bundle, with_reference
 
 
 def _bundle(tmp_path, images=5):
-    manifest, arrays = synthetic_cnn_bundle(seed=2)
     # reference images, as compress writes them: the manifest's cycle figures come from them
-    x = np.random.default_rng(3).integers(0, 256, (images, 144)).astype(np.uint8)
-    out = integer_ref.forward((manifest, arrays), x).astype(np.int32)
-    arrays.update(
-        {
-            "reference.test_inputs": x,
-            "reference.test_labels": np.arange(images) % 4,
-            "reference.test_outputs": out,
-            "reference.test_pred": np.argmax(out, axis=1),
-        }
-    )
-    manifest["reference"] = {"test_images": images}
+    manifest, arrays = with_reference(*synthetic_cnn_bundle(seed=2), images, seed=3)
     manifest = {k: v for k, v in manifest.items() if k not in ("format", "version")}
     manifest.update(dataset="synthetic", model="lenet5")
     return save_bundle(tmp_path / "bundle", manifest, arrays)
