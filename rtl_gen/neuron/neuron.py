@@ -464,7 +464,7 @@ class Neuron(wiring.Component):
             stage_valid.eq(self.inp.accept),
             stage_last.eq(element.last),
             read_valid.eq(stage_valid),
-            read_last.eq(stage_valid & stage_last),
+            read_last.eq(stage_last),  # used only with read_valid
             read_x.eq(stage_x),
         ]
         # Loaded whenever this neuron is done (every accept among them): the per-neuron enable
