@@ -53,8 +53,10 @@ class Layer(wiring.Component):
     accepted in cycle ``t`` is at the head of the queues in cycle ``t + 2``. Without skipped
     entries the queues hold two elements and the layer takes one element per cycle.
 
-    Direct layout (``layout="direct"``): a broadcast in lockstep. ``inp.ready`` is the AND of the
-    neurons' ``done`` and every element takes exactly one cycle (the ROM is addressed by the
+    Direct layout (``layout="direct"``): a broadcast in lockstep. ``inp.ready`` is high for every
+    element but a ``last`` one, which waits while the previous vector's results are in the
+    neurons or the serializer (a layer-wide register, equal to the AND of the neurons' ``done``),
+    and every element takes exactly one cycle (the ROM is addressed by the
     element's index, each neuron's registered copy of it); the results come two cycles later
     than a CSR neuron's (index and ROM-read stages).
 
@@ -181,25 +183,39 @@ class Layer(wiring.Component):
         if self.drop_zeros:
             element = self.inp.payload
             m.d.comb += drop.eq(self.inp.valid & (element.value == 0) & ~element.last)
+        sent = self._serializer(m, neurons)
         if self.layout == "direct":
-            self._broadcast(m, neurons, drop)
+            self._broadcast(m, neurons, drop, sent)
         else:
             self._queues(m, neurons, drop)
-        self._serializer(m, neurons)
         return m
 
-    def _broadcast(self, m, neurons, drop):
-        """Lockstep: every neuron takes the element in the cycle all of them are done."""
-        all_done = Signal()
+    def _broadcast(self, m, neurons, drop, sent):
+        """Lockstep: every neuron takes the element in the same cycle.
+
+        Every neuron is done with an element in every cycle, except with a ``last`` element
+        while its previous result is in its pipeline or waits on ``out``. In lockstep that is
+        the same for all of them, from the accept of a ``last`` element to the cycle the
+        serializer sends the last result (``sent``): one layer-wide register, ``busy``, equal
+        to the AND of the neurons' ``done``, so that no path runs from the neurons' pipelines
+        through a layer-wide AND into ``inp.ready``.
+        """
+        busy = Signal()
+        take = Signal()
+        m.d.comb += [
+            take.eq(self.inp.valid & ~drop & (~self.inp.payload.last | ~busy)),
+            self.inp.ready.eq(drop | take),
+        ]
         for neuron in neurons:
             m.d.comb += [
                 neuron.inp.data.eq(self.inp.payload),
                 neuron.inp.valid.eq(self.inp.valid & ~drop),
-                neuron.inp.accept.eq(self.inp.valid & ~drop & all_done),
+                neuron.inp.accept.eq(take),
             ]
-        done_bits = Signal(len(neurons))
-        m.d.comb += [done_bits[i].eq(n.inp.done) for i, n in enumerate(neurons)]
-        m.d.comb += [all_done.eq(done_bits.all()), self.inp.ready.eq(drop | all_done)]
+        with m.If(take & self.inp.payload.last):
+            m.d.sync += busy.eq(1)
+        with m.Elif(sent):
+            m.d.sync += busy.eq(0)
 
     def _queues(self, m, neurons, drop):
         """An input queue per neuron; the layer accepts while a registered AND of registered
@@ -303,3 +319,6 @@ class Layer(wiring.Component):
         ]
         for i, neuron in enumerate(neurons):
             m.d.comb += neuron.out.ready.eq((emit & current[i]) | (load & ~keep[i]))
+        sent = Signal()  # the last result of a vector leaves
+        m.d.comb += sent.eq(emit & current[count - 1])
+        return sent

@@ -83,8 +83,6 @@ class Neuron(wiring.Component):
     register or a table's synchronous read); it holds until ``out.ready``. ``done`` drives only
     register enables and the queue's read: the ROM address is a register.
 
-    After reset the neuron needs one cycle to read its first ROM word (``done`` is low).
-
     Timing (``layout="direct"``)
     ----------------------------
     ``done`` is high in every cycle where ``inp.valid`` (except, for a ``last`` element, while the
@@ -236,34 +234,38 @@ class Neuron(wiring.Component):
             output_bits=self.output_bits,
         )
 
-    def _decode(self, m, word, enable=None):
+    def _decode(self, m, word, enable=None, init_word=0):
         """The weight of ROM word ``word``, decoded from its code and registered (loaded when
-        ``enable``, every cycle when ``None``): the ROM is read combinationally and its decode
-        sits before the register, so the product stage starts from registers (the codebook
-        lookup, or the power-of-two decode, is not on the path into the shifter or the
-        multiplier). Returns the registered fields: ``{"weight"}`` (dense, codebook) or
-        ``{"zero", "negative", "exp"}`` (pow2)."""
+        ``enable``, every cycle when ``None``; after reset the decode of ``init_word``): the ROM
+        is read combinationally and its decode sits before the register, so the product stage
+        starts from registers (the codebook lookup, or the power-of-two decode, is not on the
+        path into the shifter or the multiplier). Returns the registered fields: ``{"weight"}``
+        (dense, codebook) or ``{"zero", "negative", "exp"}`` (pow2)."""
         fields = {}
         if self.build == "dense":
-            fields["weight"] = (word.as_signed(), signed(self.weight_bits))
+            init = init_word - (init_word >> (self.weight_bits - 1) << self.weight_bits)
+            fields["weight"] = (word.as_signed(), signed(self.weight_bits), init)
         else:
             code = word if self.layout == "direct" else word[self.index_bits :]
+            direct = self.layout == "direct"
+            init = self.codebook[init_word if direct else init_word >> self.index_bits]
             if self.build == "codebook":
                 wbits = max(abs(c) for c in self.codebook).bit_length() + 1
                 table = Array(Const(c, signed(wbits)) for c in self.codebook)
-                fields["weight"] = (table[code], signed(wbits))
+                fields["weight"] = (table[code], signed(wbits), init)
             else:
                 exps = [max(abs(c), 1).bit_length() - 1 for c in self.codebook]
                 exp_bits = max(max(exps).bit_length(), 1)
                 zero = Array(Const(int(c == 0), 1) for c in self.codebook)
                 negative = Array(Const(int(c < 0), 1) for c in self.codebook)
                 exponent = Array(Const(e, unsigned(exp_bits)) for e in exps)
-                fields["zero"] = (zero[code], unsigned(1))
-                fields["negative"] = (negative[code], unsigned(1))
-                fields["exp"] = (exponent[code], unsigned(exp_bits))
+                fields["zero"] = (zero[code], unsigned(1), int(init == 0))
+                fields["negative"] = (negative[code], unsigned(1), int(init < 0))
+                init_exp = max(abs(init), 1).bit_length() - 1
+                fields["exp"] = (exponent[code], unsigned(exp_bits), init_exp)
         decoded = {}
-        for name, (value, shape) in fields.items():
-            reg = Signal(shape, name=f"w_{name}")
+        for name, (value, shape, init) in fields.items():
+            reg = Signal(shape, name=f"w_{name}", init=init)
             if enable is None:
                 m.d.sync += reg.eq(value)
             else:
@@ -316,55 +318,52 @@ class Neuron(wiring.Component):
         n = len(self.rom_words)
         element = self.inp.data
 
-        primed = Signal()  # the word registers hold ROM[addr]
         exhausted = Signal(init=int(n == 0))  # every entry of the row has been passed
         addr = Signal(range(max(n, 1)))  # the entry in the word registers
         following = Signal(range(max(n, 1)), init=1 % max(n, 1))  # the entry after it
         col_width = (self.in_features + (1 << self.index_bits) + 1).bit_length()
-        # column of the current entry; after reset entry 0's (its relative index), so the
-        # first cycle's ROM read need not load it
+        # column of the current entry; after reset entry 0's (its relative index)
         first_rel = self.rom_words[0] & ((1 << self.index_bits) - 1) if n else 0
         col = Signal(col_width, init=0 if self.build == "dense" else first_rel)
         acc = Signal(signed(self.acc_bits), init=self.bias)
         result = Signal(signed(self.acc_bits))
         act_wait = Signal()
-
-        m.d.sync += primed.eq(1)
+        valid = Signal()
+        behind = Signal()
+        match = Signal()
+        advance = Signal()
 
         # The current entry's ROM word and its decoded weight are registers, loaded from a
-        # combinational read of the next entry when the walk advances (and of entry 0 in the
-        # first cycle after reset).
-        load = Signal()
+        # combinational read of the next entry when the walk advances; their reset values are
+        # entry 0's, so no cycle after reset reads it and no "primed" flag gates the walk
+        # (synthesis would merge the neurons' identical flags into one register that fans out
+        # to every neuron's handshake across the device).
         if n:
             m.submodules.rom = rom = memory.Memory(
                 shape=self.word_bits, depth=n, init=self.rom_words
             )
             port = rom.read_port(domain="comb")
             raw = port.data
-            word = Signal(self.word_bits, name="word")
-            with m.If(load):
+            word = Signal(self.word_bits, name="word", init=self.rom_words[0])
+            with m.If(advance):
                 m.d.sync += word.eq(raw)
         else:
             raw = word = Const(0, self.word_bits)
         if self.build == "dense":
             m.d.comb += col.eq(addr)
 
-        valid = Signal()
-        behind = Signal()
-        match = Signal()
-        advance = Signal()
         out_free = Signal()
         closing = Signal()  # the last element was taken in the previous cycle
         m.d.comb += [
-            valid.eq(self.inp.valid & primed),
+            valid.eq(self.inp.valid),
             behind.eq(~exhausted & (col < element.index)),
             match.eq(~exhausted & (col == element.index)),
             advance.eq(valid & (behind | match)),
             out_free.eq(~self.out.valid & ~act_wait & ~closing),
             self.inp.done.eq(valid & ~behind & (~element.last | out_free)),
-            load.eq(advance | ~primed),
         ]
-        product = self._product(m, self._decode(m, raw, load), element.value)
+        first = self.rom_words[0] if n else 0
+        product = self._product(m, self._decode(m, raw, advance, first), element.value)
         # Product stage: ``w * x`` of a matched entry is registered and added the next cycle,
         # so the queue head, the shifter (or multiplier) and the accumulator's adder are apart.
         product_reg = Signal.like(product, name="product_reg")
@@ -392,9 +391,7 @@ class Neuron(wiring.Component):
             # column + 1 (0 on a restart) plus the relative index of the word that becomes
             # current (the one read now, or the one held on a restart without an advance:
             # ROM[0], as the walk has wrapped), so no adder sits before the compare with the
-            # element's index. ``primed`` is kept out of it (the reset value is entry 0's
-            # column): synthesis merges the neurons' identical ``primed`` flags into one
-            # register, whose fan-out to every neuron's column logic cost 8 ns of routing.
+            # element's index. After reset it holds entry 0's column.
             rel = Mux(advance, raw[: self.index_bits], word[: self.index_bits])
             start = Mux(restart, 0, col + 1)
             with m.If(advance | restart):
@@ -410,7 +407,7 @@ class Neuron(wiring.Component):
                     addr.eq(following),
                     following.eq(Mux(following == n - 1, 0, following + 1)),
                 ]
-            m.d.comb += port.addr.eq(Mux(primed, following, 0))
+            m.d.comb += port.addr.eq(following)
 
         self._output_stage(m, result, closing, act_wait)
         return m
