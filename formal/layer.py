@@ -3,8 +3,9 @@
 A tiny random pow2 network (``tb.golden.mlp.synthetic_layer``: 4-bit inputs, 4 inputs, 3
 neurons; the MLP 4 → 3 → 2) in both input handshakes: the queued one (CSR layout, a
 ``SyncFIFOBuffered`` per neuron, registered ``inp.ready``) and the lockstep broadcast (direct
-layout, ``inp.ready`` the AND of the neurons' ``done``). The solver sends any vectors that
-follow the stream's rules (indices increase within a vector, ``last`` exactly on index
+layout, ``inp.ready`` high but for a ``last`` element while the layer's ``busy`` register says
+the previous vector's results are still in the neurons or the serializer). The solver sends any
+vectors that follow the stream's rules (indices increase within a vector, ``last`` exactly on index
 ``in_features - 1``, elements may be missing) and any ``out.ready``.
 
 Properties: the stream rules at the output; results leave in index order ``0 .. M - 1``
@@ -171,8 +172,8 @@ def netlist(layout: str):
     sinks = ["out__valid", "out__payload"]
     if layout == "csr":  # registered: "inp.ready is a register" (docs/mlp.md)
         sinks.append("inp__ready")
-    # direct: inp.ready is the AND of the neurons' done, which follows inp.valid by design
-    # (direct_ready_netlist checks that it does not follow out.ready)
+    # direct: inp.ready follows inp.valid and the element's last bit by design (a last element
+    # waits on the busy register; direct_ready_netlist checks that it does not follow out.ready)
     return text, inputs, sinks
 
 
@@ -208,6 +209,9 @@ MUTANTS = {
         "self.inp.ready.eq(drop | room),",
         "self.inp.ready.eq(drop | room | self.out.ready),",
     ),
+    # the direct layer forgets that a vector's results are still under way: a last element
+    # restarts the neurons while their previous results wait
+    "busy": ("rtl_gen.layer", "m.d.sync += busy.eq(1)", "m.d.sync += busy.eq(0)"),
 }
 
 
@@ -225,5 +229,6 @@ MUTANT_PROOFS = [
     Proof(
         "layer_ready_bug", _mutant("ready", lambda: netlist("csr")), "netlist", 0, "fail", fast=True
     ),
+    Proof("layer_busy_bug", _mutant("busy", lambda: layer_harness("direct")), "bmc", 20, "fail"),
     Proof("mlp_last_bug", _mutant("last", mlp_harness), "bmc", 26, "fail"),
 ]
