@@ -46,7 +46,7 @@ switch_01 = $(if $(filter-out 0 1,$($(1)))$(filter-out 1,$(words $($(1)))),$(err
 $(call switch_01,WAVES)
 $(call switch_01,ZERO_SKIP)
 
-.PHONY: setup sim accuracy test formal lint format bench compress verilog ip synth timing report clean distclean
+.PHONY: setup sim accuracy test formal lint format bench compress verilog ip synth timing board report clean distclean
 
 setup: $(STAMP)
 
@@ -138,6 +138,11 @@ ip: $(STAMP) $(NEEDS_BUNDLE)
 
 synth: $(STAMP) $(NEEDS_BUNDLE)
 	$(PY) -m rtl_gen.export synth $(EXPORT_ARGS)
+
+# The PYNQ-Z2 path (DESIGN=mlp|cnn): the folder plus board/ (block design Tcl: PS7 + AXI DMA +
+# the IP; the pynq driver <top>_driver.py; board.json), docs/export.md "Board (PYNQ-Z2)".
+board: $(STAMP) $(NEEDS_BUNDLE)
+	$(PY) -m rtl_gen.export board $(EXPORT_ARGS)
 
 # Fmax after place-and-route on an ECP5-85k (Yosys synth_ecp5 + nextpnr-ecp5), not the Vivado part.
 timing: $(STAMP) $(NEEDS_BUNDLE)

@@ -1,4 +1,4 @@
-"""``python -m rtl_gen.export {verilog,ip,synth,timing} --design conv|neuron|mlp|cnn ...``
+"""``python -m rtl_gen.export {verilog,ip,synth,timing,board} --design conv|neuron|mlp|cnn ...``
 
 ``verilog`` writes a self-contained folder for Vivado under ``build/verilog/<name>/`` (the core
 ``<top>.v`` and its AXI4-Stream top ``<top>_axis.v``); ``ip`` writes the same folder and prints
@@ -6,7 +6,8 @@ how to package it (``vivado/package_ip.tcl``) and add it to Vivado's IP catalog;
 ``synth`` also runs Yosys ``synth_xilinx`` on it and writes
 ``reports/yosys_utilization.json``; ``timing`` runs Yosys ``synth_ecp5`` and nextpnr-ecp5 on it
 (an ECP5-85k, not the Vivado part) and writes the Fmax after routing and the critical path to
-``reports/timing_ecp5.json``.
+``reports/timing_ecp5.json``; ``board`` (MLP and CNN) also writes ``board/``: a PYNQ-Z2 block
+design (PS7, AXI DMA, the packaged IP) and a Python driver (:mod:`rtl_gen.export.board`).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def renamed(design, top: str | None):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rtl_gen.export", description=__doc__)
-    parser.add_argument("action", choices=("verilog", "ip", "synth", "timing"))
+    parser.add_argument("action", choices=("verilog", "ip", "synth", "timing", "board"))
     parser.add_argument("--design", choices=("conv", "neuron", "mlp", "cnn"), default="conv")
     parser.add_argument("--line-buffers", type=int, default=4)
     parser.add_argument("--pixels-per-clock", type=int, default=1)
@@ -148,6 +149,14 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as error:  # UnsupportedLayer is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.action == "board":
+        from .board import design_kind
+
+        try:  # before anything is written
+            design_kind({"name": design.name, "parameters": design.parameters})
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     folder = export_design(design, args.out / design.name, args.part, args.clock_ns)
     manifest = json.loads((folder / "manifest.json").read_text())
     print(f"{design.name}: {folder}/")
@@ -162,6 +171,22 @@ def main(argv=None) -> int:
         print(f"  then add {ip_dir} to the IP catalog: Settings > IP > Repository > +, or")
         print(f"    set_property ip_repo_paths {{{ip_dir}}} [current_project]; update_ip_catalog")
         print(f"  and add {axis['top']} (vendor compress2rtl) to a block design")
+    if args.action == "board":
+        from .board import board_layout, overlay_class, write_board
+
+        board = write_board(folder)
+        layout = board_layout(manifest)
+        top = layout["top"]
+        print(f"  board (PYNQ-Z2, {args.part}): {board}/")
+        print(f"    block design + bitstream: vivado -mode batch -source {board}/block_design.tcl")
+        print(
+            f"    DMA words: MM2S {layout['mm2s']['dma_width']} bits, "
+            f"S2MM {layout['s2mm']['dma_width']} bits (board.json)"
+        )
+        print(
+            f"    driver: {board}/{top}_driver.py ({overlay_class(top)}(...).predict(images)), "
+            f"with overlay/{top}.bit and overlay/{top}.hwh"
+        )
     if args.action == "synth":
         start = time.monotonic()
         figures, coarse = synth_xilinx(folder, manifest["sources"], design.top)
