@@ -130,7 +130,10 @@ def finetune(
         model.train()
         perm = torch.randperm(len(x), generator=gen)
         for i in tqdm(
-            range(0, len(x), batch), desc=f"pow2 {epoch + 1}/{epochs}", leave=False, disable=quiet
+            range(0, len(x), batch),
+            desc=f"pow2 {epoch + 1}/{epochs}",
+            leave=False,
+            disable=True if quiet else None,  # None: off when not a terminal (logs)
         ):
             idx = perm[i : i + batch]
             with torch.no_grad():

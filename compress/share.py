@@ -119,7 +119,7 @@ def finetune_centroids(
             range(0, len(x), batch),
             desc=f"centroids {epoch + 1}/{epochs}",
             leave=False,
-            disable=quiet,
+            disable=True if quiet else None,  # None: off when not a terminal (logs)
         ):
             idx = perm[i : i + batch]
             model.zero_grad()

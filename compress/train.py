@@ -129,7 +129,7 @@ def train(
             range(0, n, batch),
             desc=f"{desc} {epoch + 1}/{epochs}",
             leave=False,
-            disable=quiet,
+            disable=True if quiet else None,  # None: off when not a terminal (logs)
             mininterval=1.0,
         )
         for i in bar:

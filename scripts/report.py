@@ -5,7 +5,9 @@ baseline (original network, 16-bit weights), pruned (CSR + codebook, multipliers
 (CSR + power-of-two codes, shifts), shift-quantized with zero-skipping, and the same with each
 layer's ROM in the smaller of the CSR and direct layouts (``auto``); the LeNet-5 CNN of a
 version-2 bundle (``--cnn-bundle``) and its dense 16-bit baseline. Writes
-``build/report/report.md``, ``report.json`` and PNG bar charts; prints the table.
+``build/report/report.md``, ``report.json`` and ``report.png`` (a panel row per design family,
+values on the bars, extrapolated baselines hatched, the Zynq-7020's capacity on the resource
+panels); prints a progress line per row and synthesis, then the table.
 
 Resources come from Yosys ``synth_xilinx``: the conv engines and the compressed MLPs are
 synthesized whole (under a minute each); the dense baseline (hundreds of neurons) is synthesized
@@ -43,13 +45,25 @@ RESOURCES = ("lut", "ff", "carry4", "dsp", "ramb18", "ramb36", "lutram")
 
 
 TIMING = {"enabled": True, "cache": DEFAULT_CACHE}
+STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    """One line per step as the report runs (``make report`` takes minutes)."""
+    print(f"[{time.monotonic() - STARTED:5.0f} s] {message}", flush=True)
 
 
 def synth(design: Design, out: Path) -> dict:
     folder = export_design(design, out / design.name)
     manifest = json.loads((folder / "manifest.json").read_text())
+    progress(f"  {design.name}: Yosys synth_xilinx ...")
+    started = time.monotonic()
     figures, coarse = synth_xilinx(folder, manifest["sources"], design.top)
     figures["mul_cells"] = coarse.get("$mul", 0)
+    progress(
+        f"  {design.name}: {figures['lut']} LUT, {figures['ff']} FF, {figures['dsp']} DSP "
+        f"({time.monotonic() - started:.0f} s)"
+    )
     figures["fmax_mhz"] = None
     if TIMING["enabled"]:
         started = time.monotonic()
@@ -60,7 +74,7 @@ def synth(design: Design, out: Path) -> dict:
             " -> " + (timing.get("critical_path") or {}).get("end", "?")
         )
         how = "cached" if timing.get("cached") else f"{time.monotonic() - started:.0f} s"
-        print(f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k), {how}", flush=True)
+        progress(f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k), {how}")
     return figures
 
 
@@ -73,6 +87,7 @@ def clock_for(figures: dict, clock_mhz: float) -> float:
 def conv_rows(kernel: int, size: int, clock_mhz: float, out: Path) -> list[dict]:
     rows = []
     for n in (kernel - 1, kernel, kernel + 1):
+        progress(f"conv K={kernel} N={n} {size}x{size}")
         design = designs.conv_design(n, kernel, size, size)
         figures = synth(design, out)
         one = conv_cycles(size, size, kernel, n)
@@ -136,10 +151,11 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, mode: str = "auto") -> l
     ]
     rows = []
     for label, options in variants:
+        progress(label)
         try:
             design = designs.mlp_design(bundle, **options)
         except ValueError as error:  # e.g. a codebook build of a pow2-only bundle
-            print(f"  {label}: skipped ({error})")
+            progress(f"  {label}: skipped ({error})")
             continue
         mlp = design.component
         layers = [layer.weights for layer in mlp.layers]
@@ -254,6 +270,7 @@ def cnn_rows(bundle: Path, clock_mhz: float, out: Path, images: int = 100) -> li
     x = np.asarray(arrays["reference.test_inputs"], dtype=np.int64)[:images]
     rows = []
     for label, baseline in (("CNN dense baseline", True), ("CNN LeNet-5 compressed", False)):
+        progress(label)
         design = designs.cnn_design(bundle, baseline=baseline)
         cnn = design.component
         latency, steady = cnn_cycles(cnn, x)
@@ -307,29 +324,108 @@ def markdown(rows: list[dict], clock_mhz: float) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], path: Path) -> None:
+#: Zynq-7020 (xc7z020, the PYNQ-Z2's part) capacity: the dashed line on the resource panels.
+ZYNQ_7020 = {"lut": 53_200, "ff": 106_400, "dsp": 220, "bram36": 140}
+#: The panels of report.png: (key, title, capacity key or None, scale).
+PANELS = (
+    ("lut", "LUT", "lut", "symlog"),
+    ("ff", "FF", "ff", "symlog"),
+    ("dsp", "DSP48E1", "dsp", "symlog"),
+    ("bram36", "BRAM (RAMB36 equiv.)", "bram36", "symlog"),
+    ("rom_bits", "ROM bits", None, "log"),
+    ("latency_us", "latency (µs)", None, "log"),
+    ("throughput_per_s", "throughput (/s)", None, "log"),
+)
+GROUPS = (("conv", "conv engine", "#4c72b0"), ("MLP", "MLP", "#dd8452"),
+          ("CNN", "CNN", "#55a868"))  # fmt: skip
+#: The rows whose resources are extrapolated from synthesized parts (the dense baselines).
+EXTRAPOLATED = ("median", "scaled")
+
+
+def extrapolated(row: dict) -> bool:
+    return any(word in row.get("resources_from", "") for word in EXTRAPOLATED)
+
+
+def panel_value(row: dict, key: str) -> float:
+    if key == "bram36":  # a RAMB18 is half a RAMB36
+        return row["ramb36"] + row["ramb18"] / 2
+    return row[key]
+
+
+def compact(value: float) -> str:
+    """A bar's label: 53200 -> 53.2k, 1234567 -> 1.23M, 8.07, 0."""
+    if value == 0:
+        return "0"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= div:
+            return f"{value / div:.3g}{suffix}"
+    if float(value).is_integer():
+        return f"{int(value)}"
+    return f"{value:.3g}"
+
+
+def figure(rows: list[dict]):
+    """The report's bar charts: one panel row per design family present (conv engine, MLP,
+    CNN), one column per figure; each bar carries its value, the dense baselines' extrapolated
+    resources are hatched (and labelled in the legend), and the LUT/FF/DSP/BRAM panels draw the
+    Zynq-7020's capacity as a dashed line. Returns the matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    names = [r["design"].replace(" ", "\n", 2) for r in rows]
-    panels = [
-        ("LUT", [r["lut"] for r in rows]),
-        ("DSP48E1", [r["dsp"] for r in rows]),
-        ("ROM bits", [r["rom_bits"] for r in rows]),
-        ("latency (µs)", [r["latency_us"] for r in rows]),
-    ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5))
-    for ax, (title, values) in zip(axes, panels, strict=True):
-        colors = {"conv": "#4c72b0", "MLP": "#dd8452", "CNN": "#55a868"}
-        ax.bar(range(len(values)), values, color=[colors[r["design"].split()[0]] for r in rows])
-        ax.set_xticks(range(len(values)), names, rotation=60, ha="right", fontsize=7)
-        ax.set_title(title)
-        if title in ("LUT", "ROM bits", "latency (µs)"):
-            ax.set_yscale("log")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    groups = [g for g in GROUPS if any(r["design"].split()[0] == g[0] for r in rows)]
+    fig, axes = plt.subplots(
+        len(groups), len(PANELS), figsize=(3.6 * len(PANELS), 4.2 * len(groups)), squeeze=False
+    )
+    for axes_row, (prefix, family, color) in zip(axes, groups, strict=True):
+        members = [r for r in rows if r["design"].split()[0] == prefix]
+        names = [r["design"].removeprefix(prefix).strip() or r["design"] for r in members]
+        for ax, (key, title, capacity, scale) in zip(axes_row, PANELS, strict=True):
+            values = [panel_value(r, key) for r in members]
+            hatched = [capacity is not None and extrapolated(r) for r in members]
+            bars = ax.bar(range(len(values)), values, color=color, edgecolor="black", linewidth=0.5)
+            for bar, hatch in zip(bars, hatched, strict=True):
+                if hatch:
+                    bar.set_hatch("//")
+                    bar.set_facecolor("white")
+                    bar.set_edgecolor(color)
+            labels = [
+                compact(v) + (" *" if h else "") for v, h in zip(values, hatched, strict=True)
+            ]
+            ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
+            ax.set_xticks(range(len(values)), names, rotation=35, ha="right", fontsize=7)
+            ax.set_title(f"{family}: {title}", fontsize=9)
+            if scale == "symlog":
+                ax.set_yscale("symlog", linthresh=1)
+            else:
+                ax.set_yscale("log")
+            top = max([*values, 1])
+            if capacity is not None:
+                limit = ZYNQ_7020[capacity]
+                ax.axhline(limit, color="red", linestyle="--", linewidth=1,
+                           label=f"Zynq-7020: {limit:,}")  # fmt: skip
+                top = max(top, limit)
+                ax.legend(loc="upper left", fontsize=6, frameon=False)
+            ax.set_ylim(0 if scale == "symlog" else None, top * 8)
+    handles = [Patch(facecolor=c, edgecolor="black", label=f) for _, f, c in groups]
+    if any(extrapolated(r) for r in rows):
+        handles.append(
+            Patch(facecolor="white", edgecolor="black", hatch="//",
+                  label="* extrapolated: dense baseline synthesized in parts, scaled")
+        )  # fmt: skip
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return fig
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
