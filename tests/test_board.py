@@ -195,38 +195,77 @@ def test_predict_with_a_stand_in_dma(driver, bundle, mlp):
     assert np.array_equal(d.predict(codes, codes=True), golden)
 
 
+def _through_the_rtl(design, folder, real, expected, build, seed=11):
+    """Run ``tb.board_tb``: the generated driver's bytes through the stream path of the block
+    design (:func:`dma_harness` around ``design``'s AXI4-Stream top) under Icarus."""
+    if "icarus" not in available_simulators():
+        pytest.skip("Icarus Verilog is not installed")
+    pytest.importorskip("cocotbext.axi")
+    driver_path = folder / "board" / f"{design.top}_driver.py"
+    layout = load_module(driver_path).LAYOUT
+    top = axis_top(design.component, design.top)
+    harness, text = dma_harness(layout)
+    case = {"driver": str(driver_path), "images": real, "expected": expected, "seed": seed}
+    result, report = run_case(
+        design.component, case, BUILD / "test_board" / build, "icarus",
+        test_module="tb.board_tb", toplevel=harness, describe=lambda _: {},
+        extra_sources={top.source: top.text, f"{harness}.v": text}, core_name=design.top,
+    )  # fmt: skip
+    assert result.passed, result.log_tail()
+    run = report["test_driver_bytes"]
+    assert run["images"] == len(expected) and not run["extra_output"]
+    assert run["mismatches"] == 0, (run["got"], run["expected"])
+    assert run["got"] == np.asarray(expected).tolist()
+    return run
+
+
 @pytest.mark.hardware
 @pytest.mark.slow
 def test_driver_bytes_through_the_axis_top(folder, driver, bundle, mlp):
     """The driver's MM2S bytes through the subset converters' remapping and the MLP's
     AXI4-Stream top (Icarus, random pauses), its unpacking of the S2MM bytes equal to the
     golden scores bit for bit, for the bundle's first test images."""
-    if "icarus" not in available_simulators():
-        pytest.skip("Icarus Verilog is not installed")
-    pytest.importorskip("cocotbext.axi")
     from tb.golden.mlp import mlp_forward
 
-    layout = driver.LAYOUT
     codes, real = _images(bundle)
     expected = mlp_forward(layers_from_bundle(bundle), codes)[-1]
-    top = axis_top(mlp.component, mlp.top)
-    harness, text = dma_harness(layout)
-    case = {"driver": str(folder / "board" / "mlp_driver.py"), "images": real,
-            "expected": expected, "seed": 11}  # fmt: skip
-    result, report = run_case(
-        mlp.component, case, BUILD / "test_board" / "mlp", "icarus", test_module="tb.board_tb",
-        toplevel=harness, describe=lambda _: {},
-        extra_sources={top.source: top.text, f"{harness}.v": text}, core_name=mlp.top,
-    )  # fmt: skip
-    assert result.passed, result.log_tail()
-    run = report["test_driver_bytes"]
-    assert run["images"] == IMAGES and not run["extra_output"]
+    run = _through_the_rtl(mlp, folder, real, expected, "mlp")
     assert run["codes"] == codes.tolist()
-    assert run["mismatches"] == 0, (run["got"], run["expected"])
-    assert run["got"] == expected.tolist()
     # what went in is what the driver packed (zero elements left out)
     assert run["sent_bytes"][0] == driver.pack_image(codes[0]).tobytes().hex()
     assert len(run["sent_bytes"][0]) // 4 == np.count_nonzero(codes[0][:-1]) + 1
+
+
+@pytest.mark.hardware
+@pytest.mark.slow
+def test_cnn_driver_bytes_through_the_axis_top(tmp_path):
+    """The same for a CNN (the small random one of tests/test_cnn_hw.py, exported with a
+    CNN's parameters and contract): 8-bit MM2S words, a pixel per beat, no tuser in."""
+    from rtl_gen.cnn.network import Cnn
+    from rtl_gen.export.folder import Design
+    from tb.golden import cnn_network
+
+    from .test_cnn_network import small_spec
+
+    spec = small_spec(seed=1)
+    shape = list(spec.input_shape)
+    quant = {"bits": 8, "frac_bits": 8, "signed": False, "shape": shape,
+             "code": "clip(round(x * 2**8), 0, 255)", "real_value": "code * 2**-8",
+             "note": "synthetic"}  # fmt: skip
+    contract = {"s_axis": {"frac_bits": 8}, "m_axis": {"frac_bits": 0}, "input_quantisation": quant}
+    params = {"input_shape": shape, "fc": [layer.out_features for layer in spec.fc]}
+    design = Design("cnn_small", "cnn", Cnn(spec), params, contract=contract)
+    folder = export_design(design, tmp_path / "cnn_small")
+    write_board(folder)
+    layout = json.loads((folder / "board" / "board.json").read_text())
+    assert (layout["mm2s"]["dma_width"], layout["mm2s"]["tuser"]) == (8, None)
+    rng = np.random.default_rng(22)
+    codes = rng.integers(0, 256, size=(3, int(np.prod(shape))))
+    codes[1, :60] = 0
+    expected = cnn_network.cnn_forward(spec.stages, spec.fc, codes)[1]
+    run = _through_the_rtl(design, folder, codes / 256.0, expected, "cnn_small")
+    assert run["codes"] == codes.tolist()
+    assert run["sent_bytes"][0] == bytes(codes[0].astype(np.uint8)).hex()  # a byte per pixel
 
 
 # --- the block design under tclsh -------------------------------------------------------------
