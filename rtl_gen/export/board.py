@@ -104,8 +104,10 @@ def board_layout(manifest: dict) -> dict:
     s, m = axis["s_axis"], axis["m_axis"]
     if m.get("tkeep") or s.get("tkeep"):
         raise ValueError("make board: a stream with tkeep has no DMA layout here")
-    if kind == "mlp" and not (s["tuser"] and m["tuser"]):
-        raise ValueError("make board: the MLP's streams must carry the index in tuser")
+    if not m["tuser"] or (kind == "mlp" and not s["tuser"]):
+        raise ValueError(
+            "make board: the scores (and the MLP's inputs) must carry their index in tuser"
+        )
 
     def side(fields: dict, to_dma: bool) -> dict:
         tdata_bytes = fields["tdata_bytes"]
