@@ -64,3 +64,15 @@ def test_a_vanished_anchor_is_an_error(mutate, tmp_path):
     )
     with pytest.raises(ValueError, match="not a generator"):
         mutate.load(bad)
+
+
+def test_list_and_selection(mutate, capsys):
+    assert mutate.main(["--list", "-k", "ring-", "-k", "skid-"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    want = [m.name for m in mutate.load() if "ring-" in m.name or "skid-" in m.name]
+    assert len(want) >= 2 and out[-1] == f"{len(want)} mutations"
+    assert [line.split()[0] for line in out[:-1]] == want
+    with pytest.raises(SystemExit):
+        mutate.main(["-k", "no-such-mutation"])
+    with pytest.raises(SystemExit):
+        mutate.main(["--list", "-j", "0"])
