@@ -1,5 +1,5 @@
-"""The AXI4-Stream tops (``<core>_axis.v``, rtl_gen/export/axis.py) of the conv engine and the
-MLP, bounded proofs at the AXI boundary.
+"""The AXI4-Stream tops (``<core>_axis.v``, rtl_gen/export/axis.py) of the conv engine (streaming
+and serial row-scan modes) and the MLP, bounded proofs at the AXI boundary.
 
 The harness instantiates the generated Verilog wrapper (``Instance``) around the core converted
 to Verilog exactly as the export writes them (:func:`rtl_gen.verilog.to_verilog`,
@@ -128,15 +128,20 @@ def mlp_harness():
     return m, files
 
 
-#: conv: N = 2 (streaming), P = 1, 4x4 frames, as formal/conv.py; its depth covers a frame
-#: from reset and the drain bound after its end
+#: conv: N = 2 (streaming: s_axis_tready follows m_axis_tready) and N = 3 (serial row scan:
+#: a registered ready), P = 1, 4x4 frames, as formal/conv.py; each depth covers a frame from
+#: reset and the drain bound after its end
 CONV = conv.params(2, conv.WIDTH, conv.HEIGHT)
 CONV_DEPTH = 26
+CONV_SERIAL = conv.params(3, conv.WIDTH, conv.HEIGHT)
+CONV_SERIAL_DEPTH = 36
 MLP_DEPTH = 26
 
 PROOFS = [
     Proof("axis_conv_bmc", lambda: conv_harness(CONV), "bmc", CONV_DEPTH, fast=True),
     Proof("axis_conv_cover", lambda: conv_harness(CONV), "cover", CONV_DEPTH, fast=True),
+    Proof("axis_conv_n3_bmc", lambda: conv_harness(CONV_SERIAL), "bmc", CONV_SERIAL_DEPTH),
+    Proof("axis_conv_n3_cover", lambda: conv_harness(CONV_SERIAL), "cover", CONV_SERIAL_DEPTH),
     Proof("axis_mlp_bmc", mlp_harness, "bmc", MLP_DEPTH),
     Proof("axis_mlp_cover", mlp_harness, "cover", MLP_DEPTH),
 ]
