@@ -36,6 +36,8 @@ PYTEST_ARGS  ?=
 # make formal: seconds per proof before it counts as TIMEOUT; extra arguments (-k NAME, --mutants)
 FORMAL_TIMEOUT ?= 600
 FORMAL_ARGS  ?=
+# make mutate: extra arguments (-k NAME, --list, -j N, --head); not part of make test
+MUTATE_ARGS  ?=
 # pytest workers (pytest-xdist): one per core by default; TEST_JOBS=0 runs in this process
 TEST_JOBS    ?= auto
 
@@ -46,7 +48,7 @@ switch_01 = $(if $(filter-out 0 1,$($(1)))$(filter-out 1,$(words $($(1)))),$(err
 $(call switch_01,WAVES)
 $(call switch_01,ZERO_SKIP)
 
-.PHONY: setup sim accuracy test formal lint format bench compress verilog ip synth timing board report clean distclean
+.PHONY: setup sim accuracy test formal mutate lint format bench compress verilog ip synth timing board report clean distclean
 
 setup: $(STAMP)
 
@@ -116,6 +118,10 @@ test: $(STAMP)
 # SymbiYosys proofs of the stream tops (docs/formal.md): table, build/formal/results.json
 formal: $(STAMP)
 	$(PY) -m formal --timeout $(FORMAL_TIMEOUT) $(FORMAL_ARGS)
+
+# Mutations of the generators, each must fail its tests (docs/mutate.md): build/mutate/results.json
+mutate: $(STAMP)
+	$(PY) scripts/mutate.py $(MUTATE_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -16,11 +16,16 @@ from .sby import BUILD, run_proof
 
 
 def all_proofs(mutants: bool = False):
-    from . import conv, layer, skid
+    from . import axis, conv, layer, skid
 
-    proofs = [*skid.PROOFS, *conv.PROOFS, *layer.PROOFS]
+    proofs = [*skid.PROOFS, *conv.PROOFS, *layer.PROOFS, *axis.PROOFS]
     if mutants:
-        proofs += [*skid.MUTANT_PROOFS, *conv.MUTANT_PROOFS, *layer.MUTANT_PROOFS]
+        proofs += [
+            *skid.MUTANT_PROOFS,
+            *conv.MUTANT_PROOFS,
+            *layer.MUTANT_PROOFS,
+            *axis.MUTANT_PROOFS,
+        ]
     return proofs
 
 

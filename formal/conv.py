@@ -66,22 +66,43 @@ def acc_bounds(p) -> tuple[int, int]:
 
 def harness(p):
     from rtl_gen.conv import ConvEngine
-    from rtl_gen.conv.window import first_result_beat
 
     m = Module()
     dut = ConvEngine(p)
     m.submodules.dut = frag = props.elaborated(dut)
     i, o = dut.i, dut.o
-    k, lanes, beats, h = p.kernel, p.pixels_per_clock, p.beats_per_row, p.height
-    first = first_result_beat(k, lanes)
-    out_beats_row = beats - first
-    out_beats_frame = p.out_rows * out_beats_row
+    lanes = p.pixels_per_clock
 
     props.drive_source(m, i)
     m.d.comb += o.ready.eq(AnySeq(1))
     props.source_rules(m, i)
     props.sink_rules(m, o)
     props.idle_after_reset(m, i, o)
+    check_frames(m, p, i, o)
+
+    # the accumulator and the biased sum stay within the exact range of any input
+    lo, hi = acc_bounds(p)
+    offset = p.bias + ((1 << (p.shift - 1)) if p.rounding == "half_up" and p.shift else 0)
+    for lane in range(lanes):
+        acc = props.find_signal(frag, f"acc{lane}", under=("mac",))
+        biased = props.find_signal(frag, f"biased{lane}", under=("mac",))
+        m.d.comb += Assert((acc >= lo) & (acc <= hi))
+        m.d.comb += Assert((biased >= lo + offset) & (biased <= hi + offset))
+    return m
+
+
+def check_frames(m, p, i, o) -> None:
+    """Beats counted in and out of an engine with parameters ``p`` (input ``i``, output ``o``:
+    ``valid``, ``ready``, ``o.payload.last`` and, with ``P > 1``, ``o.payload.keep``): nothing
+    invented, one ``last`` per frame on its last beat, ``keep`` per beat, never more frames
+    out than in, a finished frame drained within :func:`drain_bound` ready cycles; cover: a
+    frame's ``last`` leaves."""
+    from rtl_gen.conv.window import first_result_beat
+
+    k, lanes, beats, h = p.kernel, p.pixels_per_clock, p.beats_per_row, p.height
+    first = first_result_beat(k, lanes)
+    out_beats_row = beats - first
+    out_beats_frame = p.out_rows * out_beats_row
     take, give = i.valid & i.ready, o.valid & o.ready
 
     # input position, counted by the harness
@@ -137,16 +158,6 @@ def harness(p):
         m.d.sync += waited.eq(waited + 1)
     m.d.comb += Assert(waited <= bound)
     props.cover(m, give_last)
-
-    # the accumulator and the biased sum stay within the exact range of any input
-    lo, hi = acc_bounds(p)
-    offset = p.bias + ((1 << (p.shift - 1)) if p.rounding == "half_up" and p.shift else 0)
-    for lane in range(lanes):
-        acc = props.find_signal(frag, f"acc{lane}", under=("mac",))
-        biased = props.find_signal(frag, f"biased{lane}", under=("mac",))
-        m.d.comb += Assert((acc >= lo) & (acc <= hi))
-        m.d.comb += Assert((biased >= lo + offset) & (biased <= hi + offset))
-    return m
 
 
 def drain_bound(p) -> int:

@@ -32,9 +32,11 @@ class Proof:
     """One proof task.
 
     ``build`` returns the harness (an Elaboratable without ports: every input is ``AnySeq``)
-    for ``mode`` ``"prove"``, ``"bmc"`` or ``"cover"``; for ``mode == "netlist"`` it returns
-    ``(component, sources, sinks)`` and the proof is that no combinational path runs from any
-    of ``sources`` to any of ``sinks`` (port names of the component, e.g. ``"i__valid"``).
+    for ``mode`` ``"prove"``, ``"bmc"`` or ``"cover"``, or ``(harness, {file name: Verilog
+    text})`` when the harness instantiates Verilog modules (read before the harness); for
+    ``mode == "netlist"`` it returns ``(component, sources, sinks)`` and the proof is that no
+    combinational path runs from any of ``sources`` to any of ``sinks`` (port names of the
+    component, e.g. ``"i__valid"``).
     ``expect`` is the sby result the task must give (``"pass"``; ``"fail"`` for a mutant).
     ``fast``: part of ``make test``.
     """
@@ -78,7 +80,8 @@ def _tool(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def _sby_text(mode: str, depth: int, timeout: int) -> str:
+def _sby_text(mode: str, depth: int, timeout: int, verilog=()) -> str:
+    verilog = list(verilog)
     return "\n".join(
         [
             "[options]",
@@ -90,10 +93,12 @@ def _sby_text(mode: str, depth: int, timeout: int) -> str:
             "smtbmc yices",
             "",
             "[script]",
+            *(f"read_verilog {name}" for name in verilog),
             "read_rtlil top.il",
             "prep -top top",
             "",
             "[files]",
+            *verilog,
             "top.il",
             "",
         ]
@@ -129,9 +134,13 @@ def run_proof(proof: Proof, workdir: Path | None = None) -> Result:
             detail,
             str(workdir),
         )
-    top = proof.build()
+    top, verilog = proof.build(), {}
+    if isinstance(top, tuple):  # a harness around Verilog modules: (harness, {file: text})
+        top, verilog = top
+    for name, text in verilog.items():
+        (workdir / name).write_text(text)
     (workdir / "top.il").write_text(rtlil.convert(top, name="top", ports=[]))
-    (workdir / "proof.sby").write_text(_sby_text(proof.mode, proof.depth, proof.timeout))
+    (workdir / "proof.sby").write_text(_sby_text(proof.mode, proof.depth, proof.timeout, verilog))
     try:
         run = subprocess.run(
             [_tool("yowasp-sby"), "-f", "proof.sby"],

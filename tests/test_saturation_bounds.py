@@ -387,3 +387,30 @@ def test_neuron_builds_accumulator_extremes(build, layout):
         if output_bits == acc_bits:
             assert got[0][:2] == [n * big * 255 - 3, n * small * 255 + 5]
             assert max(max(r) for r in got) == hi and min(min(r) for r in got) == lo
+
+
+@pytest.mark.parametrize(
+    ("build", "layout"), NEURON_BUILDS, ids=[f"{b}-{a}" for b, a in NEURON_BUILDS]
+)
+@pytest.mark.parametrize("sign", [1, -1])
+def test_neuron_accumulator_width_one_sided(build, layout, sign):
+    """Weights of one sign only, so that one end of ``acc_range`` alone sets ``acc_bits``
+    (with both signs, as above, the two ends need the same width and a width one bit short on
+    either side would go unnoticed). The accumulator reaches that end; with ``output_bits =
+    acc_bits`` and shift 0 the output is the accumulator itself."""
+    big = sign * {"dense": 32767 if sign > 0 else 32768, "pow2": 64, "codebook": 200}[build]
+    n = 6
+    weights = [[big] * n, [big, 0] * (n // 2)]
+    bias = [-sign, 0]
+    vectors = np.array([[255] * n, [0] * n, [255, 0] * (n // 2)])
+    probe = _edge_layer(build, weights, bias, shift=0, activation="none", output_bits=8)
+    lo, hi = probe.acc_range()
+    end = n * big * 255 - sign
+    assert (lo, hi) == ((-1, end) if sign > 0 else (end, 1))
+    layer = _edge_layer(
+        build, weights, bias, shift=0, activation="none", output_bits=probe.acc_bits()
+    )
+    runs = stream_vectors(Layer(layer, build=build, layout=layout), vectors, sparse=False)
+    got = [dense_vector(outputs, 2) for outputs, _ in runs]
+    assert got == golden_mlp.layer_forward(layer, vectors).tolist()
+    assert got[0][0] == end
