@@ -506,3 +506,44 @@ def write_synthetic_bundle(path, manifest, arrays):
     (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
     np.savez(path / "arrays.npz", **arrays)
     return path
+
+
+def redrawn_layers(layers, rng):
+    """Layers of the same shape and formats as ``layers`` with other weights and biases (a
+    "retrained" network for the ``WEIGHTS=ram`` tests): each layer's nonzero codebook entries
+    permuted, the codes of every row shuffled over the columns, the rows permuted, the biases
+    permuted with every other sign flipped."""
+    from rtl_gen.neuron import LayerWeights
+
+    out = []
+    for layer in layers:
+        book = layer.codebook.copy()
+        live = np.flatnonzero(book)
+        book[live] = book[rng.permutation(live)]
+        codes = np.stack([layer.row_code_vector(j) for j in range(layer.out_features)])
+        codes = np.stack([rng.permutation(row) for row in codes])[rng.permutation(len(codes))]
+        rel, code, rowptr = _csr(codes, layer.index_bits)
+        bias = layer.bias_int[rng.permutation(layer.out_features)].copy()
+        bias[::2] = -bias[::2]
+        out.append(
+            LayerWeights(
+                name=layer.name,
+                weight_int=book[codes],
+                bias_int=bias,
+                shift=layer.shift,
+                activation=layer.activation,
+                in_bits=layer.in_bits,
+                in_signed=layer.in_signed,
+                output_bits=layer.output_bits,
+                output_frac_bits=layer.output_frac_bits,
+                weight_format=layer.weight_format,
+                codebook=book,
+                csr_rel=rel,
+                csr_code=code,
+                csr_rowptr=rowptr,
+                index_bits=layer.index_bits,
+                code_bits=layer.code_bits,
+                max_exp=layer.max_exp,
+            )
+        )
+    return out

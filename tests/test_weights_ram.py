@@ -1,0 +1,171 @@
+"""``WEIGHTS=ram``: the MLP whose weights and biases load at run time (rtl_gen.neuron.ram).
+
+Pure checks of the word format, the capacity rule, the refusals and the address map; then the
+RTL under Icarus: built from bundle A, bundle B (same shape, weights and biases re-drawn:
+:func:`tb.golden.mlp.redrawn_layers`) loaded through the AXI4-Lite slave of the AXI4-Stream top
+with cocotbext-axi's ``AxiLiteMaster``, logits bit for bit against B's golden model (A's without
+the load), and the inference cycles exactly the cycle model's (the direct layout's).
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from rtl_gen.mlp import Mlp
+from rtl_gen.neuron.ram import check_fits, ram_format, ram_map, ram_writes
+from tb.golden import mlp as golden
+
+SIZES = (20, 12, 8, 5)
+
+
+def _layers(seed=3):
+    rng = np.random.default_rng(seed)
+    a = golden.synthetic_mlp(rng, SIZES, density=0.6)
+    b = golden.redrawn_layers(a, rng)
+    return a, b
+
+
+def test_words_round_trip():
+    a, _ = _layers()
+    for layer in a:
+        fmt = ram_format(layer, "pow2")
+        assert fmt.word_bits == 2 + 3  # zero, negative, exponents 0..6
+        for w in np.unique(layer.weight_int):
+            assert fmt.weight(fmt.word(int(w))) == w
+        book = dataclasses.replace(layer, weight_format="codebook")
+        cfmt = ram_format(book, "codebook")
+        for w in np.unique(layer.weight_int):
+            assert cfmt.weight(cfmt.word(int(w))) == w
+
+
+def test_capacity_holds_any_weights_of_the_format():
+    """The accumulator holds every weight of the format at every input (one more bit for the
+    bias): a layer with every weight at the largest magnitude still fits."""
+    a, b = _layers()
+    for la, lb in zip(a, b, strict=True):
+        fmt = ram_format(la, "pow2")
+        check_fits(lb, fmt)
+        worst = dataclasses.replace(lb)
+        worst.weight_int = np.full_like(lb.weight_int, -(1 << fmt.max_exp))
+        check_fits(worst, fmt)
+        assert fmt.acc_bits >= la.acc_bits()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (dict(shift=8), "fc1.shift"),
+        (dict(activation="none"), "fc1.activation"),
+        (dict(output_bits=7), "fc1.output_bits"),
+    ],
+)
+def test_refuses_a_different_fixed_field(change, field):
+    a, b = _layers()
+    fmt = ram_format(a[0], "pow2")
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")) as error:
+        check_fits(dataclasses.replace(b[0], **change), fmt)
+    assert "\n" not in str(error.value)
+
+
+def test_refuses_weights_and_biases_that_do_not_fit():
+    a, b = _layers()
+    fmt = ram_format(a[0], "pow2")
+    big = dataclasses.replace(b[0])
+    big.weight_int = big.weight_int.copy()
+    big.weight_int[0, 0] = 1 << (fmt.max_exp + 1)
+    with pytest.raises(ValueError, match=r"fc1\.pow2_max_exp"):
+        check_fits(big, fmt)
+    wide = dataclasses.replace(b[0])
+    wide.bias_int = wide.bias_int.copy()
+    wide.bias_int[0] = 1 << fmt.acc_bits
+    with pytest.raises(ValueError, match=r"fc1\.acc_bits"):
+        check_fits(wide, fmt)
+    with pytest.raises(ValueError, match="layers"):
+        ram_writes(b[:2], ram_map(ram_format(w, "pow2") for w in a))
+    with pytest.raises(ValueError, match="compressed build"):
+        ram_format(a[0], "dense")
+
+
+def test_writes_cover_the_map_once():
+    a, b = _layers()
+    mlp = Mlp(a, build="pow2", zero_skip=True, weights="ram")
+    mlp._MustUse__silence = True
+    amap = mlp.ram_map
+    writes = ram_writes(b, amap)
+    addresses = [addr for addr, _ in writes]
+    assert (
+        len(set(addresses))
+        == len(addresses)
+        == sum((w.in_features + 1) * w.out_features for w in b)
+    )
+    assert max(addresses) < 1 << amap.byte_address_bits
+    assert all(addr % 4 == 0 and 0 <= data < 1 << 32 for addr, data in writes)
+    # the bias of neuron 2 of layer 1, sign-extended to 32 bits
+    bias = int(b[1].bias_int[2])
+    assert dict(writes)[amap.byte_address(1, 2, b[1].in_features)] == bias & 0xFFFFFFFF
+    # every layer is direct, whatever ``layout`` says
+    assert mlp.layouts == ["direct"] * len(a)
+
+
+@pytest.mark.hardware
+def test_load_bundle_b_through_axi_lite(tmp_path):
+    """Build from A, load B through ``s_axi`` (cocotbext-axi ``AxiLiteMaster``, Icarus): B's
+    logits bit for bit, A's without the load, B's again after a reset."""
+    pytest.importorskip("cocotbext.axi")
+    from rtl_gen.export.folder import Design
+    from sim.axis import run_axis
+    from sim.mlp import BUILD
+    from sim.tools import available_simulators
+
+    if "icarus" not in available_simulators():
+        pytest.skip("Icarus is not installed")
+    a, b = _layers()
+    mlp = Mlp(a, build="pow2", zero_skip=True, weights="ram")
+    images = golden.random_images(np.random.default_rng(9), 6, SIZES[0])
+    case = dict(
+        layers=a, layers_b=b, writes=ram_writes(b, mlp.ram_map), images=images, zero_skip=True
+    )
+    design = Design("mlp_ram", "mlp", mlp, {})
+    result, report, top = run_axis(
+        design, "mlp", case, BUILD / "test_weights_ram", "icarus", test_module="tb.ram_tb"
+    )
+    assert result.passed, result.log_tail()
+    assert top.lite is not None and top.lite.address_bits == mlp.ram_map.byte_address_bits
+    initial = report["test_initial_weights"]
+    assert initial["mismatches"] == 0 and initial["packets_out"] == len(images)
+    assert not initial["extra_output"] and initial["protocol_violations"] == []
+    run = report["test_load_weights"]
+    assert run["b_differs_from_a"]
+    assert run["before"]["mismatches"] == 0 and run["before"]["packets_out"] == 1
+    assert run["load"]["writes"] == len(case["writes"]) and run["load"]["bad_responses"] == 0
+    for key, count in (("after", len(images)), ("after_reset", 2)):
+        assert run[key]["packets_out"] == count and run[key]["mismatches"] == 0, run[key]
+        assert not run[key]["extra_output"] and run[key]["protocol_violations"] == []
+    assert run["read"] == {"data": 0, "okay": True}
+
+
+@pytest.mark.hardware
+def test_ram_build_cycles_are_the_models(tmp_path):
+    """The RAM build's inference (no load) is the direct layout's: bit-exact with A's golden
+    model and every image's cycles exactly the cycle model's (``tb.mlp_tb``, Icarus)."""
+    from sim.mlp import BUILD, run_case
+    from sim.tools import available_simulators
+
+    if "icarus" not in available_simulators():
+        pytest.skip("Icarus is not installed")
+    a, _ = _layers()
+    mlp = Mlp(a, build="pow2", zero_skip=True, weights="ram")
+    images = golden.random_images(np.random.default_rng(4), 8, SIZES[0])
+    case = dict(images=images, seed=11, stall_images=6, gap=0.3, backpressure=0.4)
+    result, report = run_case(
+        mlp, case, BUILD / "test_weights_ram_cycles", "icarus", testcase="test_images"
+    )
+    assert result.passed, result.log_tail()
+    run = report["test_images"]
+    assert run["mismatches"] == 0
+    assert run["cycles"] == run["model_cycles"]
+    assert run["model_cycles"] == [
+        golden.mlp_cycles(a, x, "pow2", zero_skip=True, layout="direct") for x in images
+    ]
+    np.testing.assert_array_equal(run["outputs"], golden.mlp_forward(a, images)[-1])
