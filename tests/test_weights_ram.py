@@ -268,3 +268,117 @@ def test_folder_lints_and_compiles(ram_folder, tmp_path):
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
         assert manifest["axis"]["source"] not in run.stderr, run.stderr
+
+
+def _bundle_b(bundle_a, path, rng_seed=5, change=None):
+    """Bundle B on disk: bundle A's manifest with its layers re-drawn
+    (:func:`tb.golden.mlp.redrawn_layers`); ``change`` edits the first layer's manifest entry."""
+    import json
+
+    from rtl_gen.neuron import layers_from_bundle
+    from rtl_gen.neuron.weights import load_bundle_any
+
+    manifest, arrays = load_bundle_any(bundle_a)
+    manifest, arrays = json.loads(json.dumps(manifest)), dict(arrays)
+    layers = golden.redrawn_layers(layers_from_bundle(bundle_a), np.random.default_rng(rng_seed))
+    for layer in layers:
+        arrays[f"{layer.name}.weight_int"] = layer.weight_int.astype(np.int32)
+        arrays[f"{layer.name}.bias_int"] = layer.bias_int.astype(np.int32)
+        arrays[f"{layer.name}.codebook"] = layer.codebook.astype(np.int32)
+        arrays[f"{layer.name}.csr_rel"] = layer.csr_rel.astype(np.uint8)
+        arrays[f"{layer.name}.csr_code"] = layer.csr_code.astype(np.uint8)
+        arrays[f"{layer.name}.csr_rowptr"] = layer.csr_rowptr.astype(np.int32)
+    manifest["layers"][0].update(change or {})
+    return golden.write_synthetic_bundle(path, manifest, arrays), layers
+
+
+@pytest.fixture(scope="module")
+def ram_board(ram_folder):
+    from rtl_gen.export.board import write_board
+    from tests.test_board import load_module
+
+    out, manifest, bundle = ram_folder
+    board = write_board(out)
+    return out, manifest, bundle, load_module(board / "mlp_driver.py")
+
+
+def test_driver_writes_are_the_hardware_writes(ram_board, tmp_path):
+    """The driver's ``weight_writes`` (numpy only, on the board) gives exactly the writes
+    ``ram_writes`` computes, the ones the cocotb test loads into the RTL; ``load_weights``
+    hands them to the MMIO in that order; the bundle's own writes restore it."""
+    from rtl_gen.neuron import layers_from_bundle
+    from rtl_gen.neuron.ram import RamMap, ram_format
+
+    out, manifest, bundle, driver = ram_board
+    b_path, b_layers = _bundle_b(bundle, tmp_path / "b")
+    a_layers = layers_from_bundle(bundle)
+    weights = manifest["weights"]
+    amap = RamMap(
+        tuple(ram_format(w, "pow2") for w in a_layers),
+        weights["entry_bits"],
+        weights["neuron_bits"],
+        weights["layer_bits"],
+    )
+    amap = RamMap(
+        tuple(
+            dataclasses.replace(f, acc_bits=entry["bias_bits"])
+            for f, entry in zip(amap.layers, weights["layers"], strict=True)
+        ),
+        amap.entry_bits,
+        amap.neuron_bits,
+        amap.layer_bits,
+    )
+    want_b = ram_writes(b_layers, amap)
+    assert driver.weight_writes(b_path) == want_b
+    assert driver.weight_writes(bundle) == ram_writes(a_layers, amap)
+    assert want_b != ram_writes(a_layers, amap)
+
+    class Mmio:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, address, word):
+            self.writes.append((address, word))
+
+    mmio = Mmio()
+    drv = driver.Driver(None, dma=object(), allocate=lambda shape, dtype: np.zeros(shape, dtype))
+    assert drv.load_weights(b_path, mmio=mmio) == len(want_b)
+    assert mmio.writes == want_b
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"output_frac_bits": 3}, r"^fc1\.shift is \d+, the RAM build has \d+"),
+        ({"activation": "none"}, r"^fc1\.activation is none"),
+        ({"out_features": 9}, r"^fc1\.out_features is 9"),
+    ],
+)
+def test_driver_refuses_an_incompatible_bundle(ram_board, tmp_path, change, message):
+    out, manifest, bundle, driver = ram_board
+    path, _ = _bundle_b(bundle, tmp_path / "bad", change=change)
+    with pytest.raises(ValueError, match=message) as error:
+        driver.weight_writes(path)
+    assert "\n" not in str(error.value)
+
+
+def test_block_design_wires_the_lite_port(ram_board, tmp_path):
+    """``make board`` of a RAM build: the control interconnect gets a second master port
+    wired to the IP's ``s_axi`` (clock, reset), under the stubbed Vivado Tcl."""
+    import shutil
+
+    from tests.test_board import run_board_tcl
+
+    if shutil.which("tclsh") is None:
+        pytest.skip("tclsh not installed")
+    out, manifest, _, _ = ram_board
+    calls = run_board_tcl(out, tmp_path)
+    core = f"{manifest['axis']['top']}_0"
+    intf = [args for cmd, args in calls if cmd == "connect_bd_intf_net"]
+    assert ["ctrl_interconnect/M01_AXI", f"{core}/s_axi"] in [
+        [a.split(" ")[-1] for a in pair] for pair in intf
+    ] or any("M01_AXI" in " ".join(pair) and f"{core}/s_axi" in " ".join(pair) for pair in intf)
+    nets = " ".join(" ".join(args) for cmd, args in calls if cmd == "connect_bd_net")
+    assert "ctrl_interconnect/M01_ACLK" in nets and "ctrl_interconnect/M01_ARESETN" in nets
+    text = (out / "board" / "block_design.tcl").read_text()
+    assert "CONFIG.NUM_MI {2}" in text

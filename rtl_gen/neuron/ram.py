@@ -227,6 +227,9 @@ class RamMap:
             "bus": "AXI4-Lite slave s_axi (32-bit data, byte addresses, WSTRB ignored: whole "
             "words only); reads return 0",
             "address_bits": self.byte_address_bits,
+            "entry_bits": self.entry_bits,
+            "neuron_bits": self.neuron_bits,
+            "layer_bits": self.layer_bits,
             "byte_address": "4 * (layer << "
             f"{self.neuron_bits + self.entry_bits} | neuron << {self.entry_bits} | entry)",
             "entry": "0 .. in_features - 1: the weight of that input (RAM word); in_features: "
@@ -246,10 +249,14 @@ class RamMap:
                     "word": _word_doc(f),
                     "bias_bits": f.acc_bits,
                     "fixed": {
+                        "in_features": f.in_features,
+                        "out_features": f.out_features,
                         "shift": f.shift,
                         "activation": f.activation,
                         "in_bits": f.in_bits,
+                        "in_signed": f.in_signed,
                         "output_bits": f.output_bits,
+                        "output_frac_bits": f.output_frac_bits,
                     },
                 }
                 for i, f in enumerate(self.layers)
@@ -260,12 +267,17 @@ class RamMap:
 def _word_doc(f: RamFormat) -> dict:
     if f.build == "pow2":
         return {
+            "format": "pow2",
             "bits": f.word_bits,
             "fields": {"zero": [0, 0], "negative": [1, 1], "exp": [f.word_bits - 1, 2]},
             "weight": "0 if zero else (-1 if negative else 1) * 2**exp",
             "max_exp": f.max_exp,
         }
-    return {"bits": f.word_bits, "weight": f"the value, {f.word_bits}-bit two's complement"}
+    return {
+        "format": "codebook",
+        "bits": f.word_bits,
+        "weight": f"the value, {f.word_bits}-bit two's complement",
+    }
 
 
 def ram_map(formats) -> RamMap:
