@@ -130,6 +130,14 @@ class Layer(wiring.Component):
         Entries of each neuron's input queue (CSR layout and dense build), at least 4; with
         less slack (``queue_depth - 1 - ROOM_LATENCY``) a neuron that skips entries stalls the
         layer sooner.
+    weight_memory : str
+        ``"rom"`` (default) or ``"ram"``: each neuron's weights in a RAM of decoded words in
+        the direct layout and its bias in a one-word memory (:mod:`rtl_gen.neuron.ram`),
+        written through the ``load`` port (:class:`LayerLoadSignature`, registered here, done
+        :data:`LOAD_LATENCY` cycles later); ``layout`` is then ignored.
+    load_bits : tuple or None
+        ``(neuron_bits, entry_bits, data_bits)`` of the ``load`` port (the MLP's map);
+        ``None``: this layer's own.
     """
 
     def __init__(

@@ -141,11 +141,22 @@ class Neuron(wiring.Component):
         Dense ROM word width.
     lut_bits : int
         Activation table address width.
+    weights : str
+        ``"rom"`` (default) or ``"ram"`` (``WEIGHTS=ram``, :mod:`rtl_gen.neuron.ram`; direct
+        layout only): ``rom_words`` are then the initial *decoded* words of a RAM
+        (``ram_word_bits`` wide: pow2 ``{exp, negative, zero}``, codebook the value) with a
+        write port, and the bias a one-word memory; both written through ``load``. The read
+        path and the cycles are the direct layout's.
+    ram_word_bits, load_data_bits : int
+        ``weights="ram"``: RAM word width; width of ``load.data`` (at least the word and
+        ``acc_bits``).
 
     Members
     -------
     inp : ``In(BroadcastSignature(element_layout(in_features, x_shape)))``
     out : ``Out(stream.Signature(output_shape(activation, output_bits)))``
+    load : ``In(LoadSignature(ceil_log2(in_features + 1), load_data_bits))``, ``weights="ram"``
+        only: ``addr < in_features`` writes that RAM word, ``addr == in_features`` the bias.
     """
 
     def __init__(
