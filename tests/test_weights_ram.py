@@ -382,3 +382,16 @@ def test_block_design_wires_the_lite_port(ram_board, tmp_path):
     assert "ctrl_interconnect/M01_ACLK" in nets and "ctrl_interconnect/M01_ARESETN" in nets
     text = (out / "board" / "block_design.tcl").read_text()
     assert "CONFIG.NUM_MI {2}" in text
+
+
+def test_find_roms_ignores_a_ram_written_at_a_sliced_address():
+    """The RAMs Amaranth emits are written as ``ram[load__addr[5:0]] <= ...``: not ROMs."""
+    from rtl_gen.export.roms import find_roms
+
+    head = "module m(clk);\n  reg [4:0] ram [63:0];\n  initial begin\n    ram[0] = 5'h01;\n  end\n"
+    written = (
+        head + "  always @(posedge clk)\n    if (en)\n      ram[a[5:0]] <= d[4:0];\nendmodule\n"
+    )
+    assert find_roms(written) == []
+    other = head + "  always @(posedge clk) xram[a[5:0]] <= d;\nendmodule\n"
+    assert [rom.name for rom in find_roms(other)] == ["ram"]

@@ -64,7 +64,7 @@ def find_roms(verilog_text: str) -> list[RomImage]:
             depth = abs(int(d_hi) - int(d_lo)) + 1
             block = _init_block(name).search(body)
             # a write: ``name[addr] <=``, the address possibly a slice (``name[a[5:0]] <=``)
-            written = re.search(rf"^\s*{re.escape(name)}\s*\[[^\n]*\]\s*<=", body, re.M)
+            written = re.search(rf"(?<![\w$.\\]){re.escape(name)}\s*\[[^\n;]*\]\s*<=", body)
             if block is None or written:
                 continue
             words = [0] * depth
