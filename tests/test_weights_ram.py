@@ -395,3 +395,39 @@ def test_find_roms_ignores_a_ram_written_at_a_sliced_address():
     assert find_roms(written) == []
     other = head + "  always @(posedge clk) xram[a[5:0]] <= d;\nendmodule\n"
     assert [rom.name for rom in find_roms(other)] == ["ram"]
+
+
+@pytest.mark.hardware
+@pytest.mark.slow
+def test_load_a_second_digits_network(tmp_path):
+    """The digits MLP as ``make verilog DESIGN=mlp WEIGHTS=ram`` builds it (the test bundle,
+    pow2, zero-skip), bundle B its layers re-drawn: every one of B's writes through ``s_axi``,
+    then the bundle's first test images give B's logits bit for bit (Icarus)."""
+    pytest.importorskip("cocotbext.axi")
+    from rtl_gen.export import designs
+    from rtl_gen.neuron import layers_from_bundle
+    from rtl_gen.neuron.weights import load_bundle_any
+    from sim.axis import run_axis
+    from sim.mlp import BUILD, bundle_for_tests
+    from sim.tools import available_simulators
+
+    if "icarus" not in available_simulators():
+        pytest.skip("Icarus is not installed")
+    bundle, _ = bundle_for_tests(tmp_path / "bundle")
+    design = designs.mlp_design(bundle, "pow2", True, layout="auto", weights="ram")
+    a = layers_from_bundle(bundle)
+    _, b = _bundle_b(bundle, tmp_path / "b")
+    _, arrays = load_bundle_any(bundle)
+    images = np.asarray(arrays["reference.test_inputs"][:4], dtype=np.int64)
+    writes = ram_writes(b, design.component.ram_map)
+    case = dict(layers=a, layers_b=b, writes=writes, images=images, zero_skip=True, seed=3)
+    result, report, _ = run_axis(
+        design, "mlp", case, BUILD / "test_weights_ram_digits", "icarus", test_module="tb.ram_tb"
+    )
+    assert result.passed, result.log_tail()
+    assert report["test_initial_weights"]["mismatches"] == 0
+    run = report["test_load_weights"]
+    assert run["b_differs_from_a"] and run["load"]["bad_responses"] == 0
+    assert run["load"]["writes"] == len(writes) == design.weights["writes"]
+    for key in ("before", "after", "after_reset"):
+        assert run[key]["mismatches"] == 0 and not run[key]["extra_output"], run[key]
