@@ -372,6 +372,8 @@ def test_block_design_wires_the_lite_port(ram_board, tmp_path):
     if shutil.which("tclsh") is None:
         pytest.skip("tclsh not installed")
     out, manifest, _, _ = ram_board
+    (out / "ip").mkdir(exist_ok=True)  # packaged already (package_ip.tcl: the next test)
+    (out / "ip" / "component.xml").write_text("<packaged/>")
     calls = run_board_tcl(out, tmp_path)
     core = f"{manifest['axis']['top']}_0"
     intf = [args for cmd, args in calls if cmd == "connect_bd_intf_net"]
@@ -431,3 +433,26 @@ def test_load_a_second_digits_network(tmp_path):
     assert run["load"]["writes"] == len(writes) == design.weights["writes"]
     for key in ("before", "after", "after_reset"):
         assert run[key]["mismatches"] == 0 and not run[key]["extra_output"], run[key]
+
+
+def test_package_ip_gives_s_axi_a_memory_map(ram_folder, tmp_path, monkeypatch):
+    """``vivado/package_ip.tcl`` of a RAM build checks that ``s_axi`` was inferred and gives it
+    a memory map: one address block over the whole address map (stubbed Vivado, tclsh)."""
+    import tests.test_export_tcl as tcl
+
+    out, manifest, _ = ram_folder
+    extra = "\n".join(
+        f"logged ipx::{cmd}"
+        for cmd in ("get_memory_maps", "add_memory_map", "get_address_blocks", "add_address_block")
+    )
+    monkeypatch.setattr(
+        tcl, "STUBS", tcl.STUBS.replace("foreach {name value}", extra + "\nforeach {name value}")
+    )
+    calls = tcl.run_tcl(out, tmp_path, script="package_ip.tcl")
+    checked = [args[0] for cmd, args in calls if cmd == "ipx::get_bus_interfaces"]
+    assert {"s_axis", "m_axis", "aclk", "aresetn", "s_axi"} <= set(checked)
+    props = {args[0]: args[1] for cmd, args in calls if cmd == "set_property"}
+    assert props["slave_memory_map_ref"] == "s_axi"
+    assert props["range"] == str(1 << manifest["weights"]["address_bits"])
+    order = [cmd for cmd, _ in calls]
+    assert order.index("ipx::get_address_blocks") < order.index("ipx::save_core")
