@@ -109,17 +109,18 @@ def test_writes_cover_the_map_once():
 
 
 @pytest.mark.hardware
-def test_load_bundle_b_through_axi_lite(tmp_path):
-    """Build from A, load B through ``s_axi`` (cocotbext-axi ``AxiLiteMaster``, Icarus): B's
-    logits bit for bit, A's without the load, B's again after a reset."""
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_load_bundle_b_through_axi_lite(tmp_path, simulator):
+    """Build from A, load B through ``s_axi`` (cocotbext-axi ``AxiLiteMaster``, Icarus and
+    Verilator): B's logits bit for bit, A's without the load, B's again after a reset."""
     pytest.importorskip("cocotbext.axi")
     from rtl_gen.export.folder import Design
     from sim.axis import run_axis
     from sim.mlp import BUILD
     from sim.tools import available_simulators
 
-    if "icarus" not in available_simulators():
-        pytest.skip("Icarus is not installed")
+    if simulator not in available_simulators():
+        pytest.skip(f"{simulator} is not installed")
     a, b = _layers()
     mlp = Mlp(a, build="pow2", zero_skip=True, weights="ram")
     images = golden.random_images(np.random.default_rng(9), 6, SIZES[0])
@@ -128,7 +129,7 @@ def test_load_bundle_b_through_axi_lite(tmp_path):
     )
     design = Design("mlp_ram", "mlp", mlp, {})
     result, report, top = run_axis(
-        design, "mlp", case, BUILD / "test_weights_ram", "icarus", test_module="tb.ram_tb"
+        design, "mlp", case, BUILD / "test_weights_ram", simulator, test_module="tb.ram_tb"
     )
     assert result.passed, result.log_tail()
     assert top.lite is not None and top.lite.address_bits == mlp.ram_map.byte_address_bits
