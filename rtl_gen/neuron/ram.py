@@ -16,10 +16,11 @@ stage:
 
 A RAM build fixes what its logic depends on: the shape, the input and output formats, the
 activation and the requantisation ``shift``; it holds any weights of its word format, and its
-accumulator (``acc_bits``) is wide enough for every such weight at every input plus one bit of
-headroom for the bias. A bundle that differs in a fixed field, or whose weights, biases or exact
-accumulator range do not fit, is refused by :func:`check_fits` with a one-line error naming the
-layer and the field.
+accumulator (``acc_bits``) is the ROM build's (the exact bound of the build's own bundle), so
+the accumulate and requantisation paths are the ROM build's (a wider accumulator lengthens the
+requantisation's compare). A bundle that differs in a fixed field, or whose weights, biases or
+exact accumulator range do not fit, is refused by :func:`check_fits` with a one-line error
+naming the layer and the field.
 
 Address map (:class:`RamMap`): 32-bit words, byte address ``4 * word``, word address
 ``layer << (neuron_bits + entry_bits) | neuron << entry_bits | entry``; ``entry`` ``< in_features``
@@ -136,11 +137,9 @@ def ram_format(layer: LayerWeights, build: str) -> RamFormat:
         acc_bits=0,
         **kw,
     )
-    # every weight of the format at every input, one more bit for the bias, and the rounding
-    xmax = (1 << (layer.in_bits - 1)) if layer.in_signed else (1 << layer.in_bits) - 1
-    reach = layer.in_features * fmt.max_weight * xmax + (1 << max(layer.shift - 1, 0))
-    acc_bits = max(_signed_bits(-reach, reach) + 1, layer.acc_bits())
-    return RamFormat(**{**fmt.__dict__, "acc_bits": acc_bits})
+    # the ROM build's accumulator (the exact bound of this bundle's weights): any wider and the
+    # requantisation path after it gets longer (docs/export.md, "Weights at run time")
+    return RamFormat(**{**fmt.__dict__, "acc_bits": layer.acc_bits()})
 
 
 def ram_words(layer: LayerWeights, fmt: RamFormat, j: int) -> list[int]:
