@@ -1,4 +1,5 @@
-"""cocotb: a ``WEIGHTS=ram`` MLP's AXI4-Stream top with its AXI4-Lite slave ``s_axi``.
+"""cocotb: a ``WEIGHTS=ram`` MLP's (or neuron's) AXI4-Stream top with its AXI4-Lite slave
+``s_axi``.
 
 The design is built from bundle A (``case["layers"]``); ``case["writes"]`` are the AXI4-Lite
 writes (:func:`rtl_gen.neuron.ram.ram_writes`, the board driver's ``load_weights``) that load
@@ -17,14 +18,14 @@ from cocotb.triggers import RisingEdge
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 
-from tb.axis_tb import MlpAxisTB
+from tb.axis_tb import TBS
 from tb.golden import mlp as mlp_golden
 from tb.mlp_tb import load_case, report
 
 
 async def _setup(dut):
     case = load_case()
-    tb = MlpAxisTB(dut, case)
+    tb = TBS[case["kind"]](dut, case)  # "mlp", or "neuron" (neuron 0 of the first layer)
     tb.lite = AxiLiteMaster(
         AxiLiteBus.from_prefix(dut, "s_axi"), dut.aclk, dut.aresetn, reset_active_level=False
     )
@@ -43,7 +44,12 @@ async def _load(tb, writes) -> dict:
     return {"writes": len(writes), "bad_responses": bad, "cycles": cycles}
 
 
-def _expected(layers, images):
+def _expected(case, which: str, images):
+    """The golden results of bundle ``which`` ("a" or "b") on ``images``."""
+    if case["kind"] == "neuron":
+        layer = case["layer"] if which == "a" else case["layer_b"]
+        return [[int(v)] for v in mlp_golden.layer_forward(layer, images)[:, 0]]
+    layers = case["layers"] if which == "a" else case["layers_b"]
     return list(mlp_golden.mlp_forward(layers, images)[-1])
 
 
@@ -61,9 +67,9 @@ async def test_load_weights(dut):
     tb, case = await _setup(dut)
     packets = tb.packets()
     images = case["images"]
-    entry = {"before": await tb.run(packets[:1], _expected(case["layers"], images[:1]))}
+    entry = {"before": await tb.run(packets[:1], _expected(case, "a", images[:1]))}
     entry["load"] = await _load(tb, case["writes"])
-    want_b = _expected(case["layers_b"], images)
+    want_b = _expected(case, "b", images)
     entry["after"] = await tb.run(packets, want_b)
     await tb.reset()
     tb.sink.clear()
@@ -72,7 +78,7 @@ async def test_load_weights(dut):
     entry["read"] = {"data": int.from_bytes(read.data, "little"), "okay": read.resp == AxiResp.OKAY}
     # the load changed the logits: B's differ from A's on these images
     entry["b_differs_from_a"] = not all(
-        np.array_equal(a, b) for a, b in zip(_expected(case["layers"], images), want_b, strict=True)
+        np.array_equal(a, b) for a, b in zip(_expected(case, "a", images), want_b, strict=True)
     )
     for _ in range(5):
         await RisingEdge(dut.aclk)

@@ -73,7 +73,7 @@ def test_weights_ram_is_for_the_mlp(tmp_path, capsys):
     out = tmp_path / "verilog"
     assert main(["verilog", "--design", "conv", "--weights", "ram", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --weights ram (WEIGHTS=ram) is for --design mlp")
+    assert err.startswith("error: --weights ram (WEIGHTS=ram) is for --design mlp or neuron")
     assert err.count("\n") == 1 and not out.exists()
 
 

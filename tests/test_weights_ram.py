@@ -504,3 +504,45 @@ def test_the_ram_neuron_is_no_deeper_than_the_rom_one(tmp_path, layer):
         (tmp_path / memory).mkdir()
         depth[memory] = _longest_path(built.neuron(0), tmp_path / memory)
     assert depth["ram"] <= depth["rom"], depth
+
+
+@pytest.mark.hardware
+def test_a_single_neuron_loads_too(tmp_path):
+    """``make verilog DESIGN=neuron WEIGHTS=ram``: neuron 0 of the first layer, its RAM and
+    bias written through ``s_axi`` (address ``4 * entry``) with bundle B's row, then B's
+    results bit for bit, A's before (Icarus)."""
+    pytest.importorskip("cocotbext.axi")
+    from rtl_gen.export import designs
+    from rtl_gen.neuron import layers_from_bundle
+    from rtl_gen.neuron.ram import neuron_writes
+    from sim.axis import run_axis
+    from sim.mlp import BUILD
+    from sim.tools import available_simulators
+
+    if "icarus" not in available_simulators():
+        pytest.skip("Icarus is not installed")
+    manifest, arrays = golden.synthetic_bundle(
+        np.random.default_rng(6), sizes=(16, 8, 6, 4), baseline_sizes=(16, 12, 8, 4), images=8
+    )
+    bundle = golden.write_synthetic_bundle(tmp_path / "a", manifest, arrays)
+    design = designs.neuron_design(bundle, "pow2", "direct", weights="ram")
+    a = layers_from_bundle(bundle)[0]
+    _, b_layers = _bundle_b(bundle, tmp_path / "b")
+    b = b_layers[0]
+    fmt = ram_format(a, "pow2")
+    writes = neuron_writes(b, fmt)
+    assert design.weights["writes"] == len(writes) == a.in_features + 1
+    assert design.name.endswith("_direct_ram")
+    images = np.asarray(arrays["reference.test_inputs"][:8], dtype=np.int64)
+    case = dict(layer=a, layer_b=b, writes=writes, images=images, seed=4)
+    result, report, top = run_axis(
+        design, "neuron", case, BUILD / "test_weights_ram_neuron", "icarus",
+        test_module="tb.ram_tb",
+    )  # fmt: skip
+    assert result.passed, result.log_tail()
+    assert top.lite.address_bits == design.weights["address_bits"]
+    assert report["test_initial_weights"]["mismatches"] == 0
+    run = report["test_load_weights"]
+    assert run["b_differs_from_a"] and run["load"]["bad_responses"] == 0
+    for key in ("before", "after", "after_reset"):
+        assert run[key]["mismatches"] == 0 and not run[key]["extra_output"], run[key]

@@ -42,10 +42,10 @@ def bundle_path(args) -> Path:
 
 
 def build_design(args):
-    if args.weights == "ram" and (args.design != "mlp" or args.baseline):
+    if args.weights == "ram" and (args.design not in ("mlp", "neuron") or args.baseline):
         raise ValueError(
-            "--weights ram (WEIGHTS=ram) is for --design mlp (the compressed network, not "
-            "--baseline)"
+            "--weights ram (WEIGHTS=ram) is for --design mlp or neuron (the compressed network, "
+            "not --baseline)"
         )
     if args.design == "conv":
         return conv_design(
@@ -60,7 +60,7 @@ def build_design(args):
 
     bundle = bundle_path(args)
     if args.design == "neuron":
-        return designs.neuron_design(bundle, args.build, args.layout)
+        return designs.neuron_design(bundle, args.build, args.layout, weights=args.weights)
     if args.design == "cnn":
         return designs.cnn_design(bundle, args.line_buffers)
     return designs.mlp_design(
@@ -118,7 +118,7 @@ def parse_args(argv=None):
         "--weights",
         choices=("rom", "ram"),
         default="rom",
-        help="MLP: rom (weights fixed at synthesis) or ram (weight RAMs and bias registers "
+        help="MLP, neuron: rom (weights fixed at synthesis) or ram (weight RAMs and biases "
         "written at run time through the AXI4-Lite slave s_axi; the direct layout)",
     )
     parser.add_argument("--baseline", action="store_true", help="the uncompressed dense MLP")

@@ -263,18 +263,18 @@ def mlp_design(
         },
         bundle=bundle,
         contract=contract,
-        weights=None if mlp.ram_map is None else _weights_entry(mlp, layers),
+        weights=None if mlp.ram_map is None else _weights_entry(mlp.ram_map, layers),
     )
 
 
-def _weights_entry(mlp, layers) -> dict:
-    """The manifest's ``weights`` key of a ``WEIGHTS=ram`` MLP: the address map, the rule,
-    what a bundle must share to load, and the writes of the build's own bundle."""
+def _weights_entry(amap, layers, writes: int | None = None) -> dict:
+    """The manifest's ``weights`` key of a ``WEIGHTS=ram`` MLP (or neuron, ``writes`` given):
+    the address map, the rule, what a bundle must share to load, the writes of a bundle."""
     from rtl_gen.neuron.ram import ram_writes
 
     return {
-        **mlp.ram_map.manifest(),
-        "writes": len(ram_writes(layers, mlp.ram_map)),
+        **amap.manifest(),
+        "writes": len(ram_writes(layers, amap)) if writes is None else writes,
         "initial": "the build's bundle (bundle.sha256): the design works without a load",
         "reset": "aresetn does not restore the initial weights: RAMs and bias memories keep "
         "what was loaded (a new bitstream does)",
@@ -287,16 +287,33 @@ def _weights_entry(mlp, layers) -> dict:
     }
 
 
-def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
-    """Neuron 0 of the bundle's first layer, alone, as top module ``neuron``."""
+def neuron_design(bundle, build: str = "pow2", layout: str = "csr", weights: str = "rom"):
+    """Neuron 0 of the bundle's first layer, alone, as top module ``neuron``. ``weights="ram"``:
+    its RAM and bias memory written through the AXI4-Lite slave (address ``4 * entry``,
+    ``entry == in_features`` the bias; the manifest's ``weights`` key)."""
+    import dataclasses
+
+    from amaranth.utils import ceil_log2
+
     from rtl_gen.layer import Layer
     from rtl_gen.neuron.neuron import OUTPUT_LATENCY
+    from rtl_gen.neuron.ram import RamMap, neuron_writes
     from rtl_gen.neuron.weights import layers_from_bundle
 
     manifest = _bundle_manifest(bundle)
-    layer = Layer(layers_from_bundle(bundle)[0], build=build, layout=layout)
+    first = layers_from_bundle(bundle)[0]
+    layer = Layer(first, build=build, layout=layout, weight_memory=weights)
     layer._MustUse__silence = True  # only its first neuron is exported
     neuron = layer.neuron(0)
+    entry = None
+    if weights == "ram":
+        fmt = dataclasses.replace(layer.ram, out_features=1)
+        neuron.ram_map = RamMap((fmt,), ceil_log2(first.in_features + 1), 0, 0)
+        entry = _weights_entry(neuron.ram_map, [first], writes=len(neuron_writes(first, layer.ram)))
+        entry["note"] = (
+            "neuron 0 of the layer alone: layer and neuron are 0, the map's other fields as "
+            "for the MLP"
+        )
     spec = manifest["layers"][0]
     contract = _bundle_contract(
         manifest,
@@ -306,7 +323,8 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
         f"neuron 0 of {spec['name']}, one beat per input vector",
     )
     return Design(
-        name=f"neuron_{manifest['dataset']}_{manifest['model']}_{build}_{layer.layout}",
+        name=f"neuron_{manifest['dataset']}_{manifest['model']}_{build}_{layer.layout}"
+        + ("_ram" if weights == "ram" else ""),
         top="neuron",
         component=neuron,
         parameters={
@@ -318,6 +336,7 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
             "activation": neuron.activation,
             "rom_words": len(neuron.rom_words),
             "rom_bits": neuron.rom_bits,
+            "weights": weights,
         },
         latency={
             "result_after_last_input_cycles": OUTPUT_LATENCY
@@ -326,6 +345,7 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
         cycle_model={"function": "tb.golden.mlp.layer_cycles"},
         bundle=bundle,
         contract=contract,
+        weights=entry,
     )
 
 

@@ -37,7 +37,15 @@ from amaranth.utils import ceil_log2
 
 from .weights import LayerWeights
 
-__all__ = ["RamFormat", "RamMap", "check_fits", "ram_format", "ram_map", "ram_writes"]
+__all__ = [
+    "RamFormat",
+    "RamMap",
+    "check_fits",
+    "neuron_writes",
+    "ram_format",
+    "ram_map",
+    "ram_writes",
+]
 
 #: Bits of an AXI4-Lite data word.
 WORD_BITS = 32
@@ -287,6 +295,16 @@ def ram_map(formats) -> RamMap:
         neuron_bits=max(max(ceil_log2(f.out_features), 1) for f in formats),
         layer_bits=max(ceil_log2(len(formats)), 1),
     )
+
+
+def neuron_writes(layer: LayerWeights, fmt: RamFormat, j: int = 0) -> list[tuple[int, int]]:
+    """The writes of neuron ``j`` of ``layer`` alone (``make verilog DESIGN=neuron
+    WEIGHTS=ram``: its map has neither layer nor neuron bits): ``fmt`` is the layer's, checked
+    with :func:`check_fits` first."""
+    check_fits(layer, fmt)
+    writes = [(4 * k, word) for k, word in enumerate(ram_words(layer, fmt, j))]
+    writes.append((4 * fmt.in_features, int(layer.bias_int[j]) & ((1 << WORD_BITS) - 1)))
+    return writes
 
 
 def ram_writes(layers, amap: RamMap) -> list[tuple[int, int]]:
