@@ -27,6 +27,8 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 1)
 BUILD        ?= pow2
 ZERO_SKIP    ?= 1
 LAYOUT       ?= auto
+# MLP weights: rom (constants of the design) or ram (loaded at run time over AXI4-Lite s_axi)
+WEIGHTS      ?= rom
 PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 SEED         ?= 1
@@ -47,6 +49,7 @@ export SIM WAVES
 switch_01 = $(if $(filter-out 0 1,$($(1)))$(filter-out 1,$(words $($(1)))),$(error $(1) must be 0 or 1, not '$($(1))'))
 $(call switch_01,WAVES)
 $(call switch_01,ZERO_SKIP)
+$(if $(filter-out rom ram,$(WEIGHTS))$(filter-out 1,$(words $(WEIGHTS))),$(error WEIGHTS must be rom or ram, not '$(WEIGHTS)'))
 
 .PHONY: setup sim accuracy test formal mutate lint format bench compress verilog ip synth timing board report clean distclean
 
@@ -70,7 +73,7 @@ EXPORT_ARGS = --design $(DESIGN) $(call export_opt,LINE_BUFFERS,--line-buffers) 
 	$(if $(or $(call user_set,BUNDLE),$(call user_set,DATASET),$(call user_set,MODEL)),--bundle $(BUNDLE)) \
 	$(call export_opt,BUILD,--build) \
 	$(if $(call user_set,ZERO_SKIP),$(if $(filter 1,$(ZERO_SKIP)),--zero-skip,--no-zero-skip)) \
-	$(call export_opt,LAYOUT,--layout) $(call export_opt,TOP,--top) \
+	$(call export_opt,LAYOUT,--layout) $(call export_opt,WEIGHTS,--weights) $(call export_opt,TOP,--top) \
 	$(call export_opt,PART,--part) $(call export_opt,CLOCK_NS,--clock-ns)
 # The MLP and neuron designs read the compress bundle; build it on first use.
 NEEDS_BUNDLE = $(if $(filter mlp neuron cnn,$(DESIGN)),$(BUNDLE)/manifest.json)

@@ -6,12 +6,22 @@ from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
+from .neuron.ram import ram_format, ram_words
 from .neuron.weights import LAYOUTS
 from .skid import SkidBuffer
 
-__all__ = ["GATHER_LATENCY", "QUEUE_DEPTH", "RESULT_LATENCY", "ROOM_LATENCY", "Layer"]
+__all__ = [
+    "GATHER_LATENCY",
+    "LOAD_LATENCY",
+    "QUEUE_DEPTH",
+    "LayerLoadSignature",
+    "RESULT_LATENCY",
+    "ROOM_LATENCY",
+    "Layer",
+]
 
 #: Cycles from the neurons' ``accept`` of a vector's last element (all in the same cycle) to the
 #: first result on ``out`` in the CSR layout and the dense build: the neurons' output latency,
@@ -31,6 +41,26 @@ ROOM_LATENCY = 2
 
 #: CSR layout and dense build: the serializer starts one cycle after every result is valid.
 GATHER_LATENCY = 1
+
+
+#: ``WEIGHTS=ram``: cycles from a write on a layer's ``load`` port to the write done (the
+#: layer's load register, then the RAM or bias register, then the accumulator's reload).
+LOAD_LATENCY = 3
+
+
+class LayerLoadSignature(wiring.Signature):
+    """A write into a ``WEIGHTS=ram`` layer (seen from the writer): word ``entry`` of neuron
+    ``neuron`` (``entry == in_features``: its bias)."""
+
+    def __init__(self, neuron_bits: int, entry_bits: int, data_bits: int):
+        super().__init__(
+            {
+                "en": Out(1),
+                "neuron": Out(neuron_bits),
+                "entry": Out(entry_bits),
+                "data": Out(data_bits),
+            }
+        )
 
 
 class Layer(wiring.Component):
@@ -100,6 +130,14 @@ class Layer(wiring.Component):
         Entries of each neuron's input queue (CSR layout and dense build), at least 4; with
         less slack (``queue_depth - 1 - ROOM_LATENCY``) a neuron that skips entries stalls the
         layer sooner.
+    weight_memory : str
+        ``"rom"`` (default) or ``"ram"``: each neuron's weights in a RAM of decoded words in
+        the direct layout and its bias in a one-word memory (:mod:`rtl_gen.neuron.ram`),
+        written through the ``load`` port (:class:`LayerLoadSignature`, registered here, done
+        :data:`LOAD_LATENCY` cycles later); ``layout`` is then ignored.
+    load_bits : tuple or None
+        ``(neuron_bits, entry_bits, data_bits)`` of the ``load`` port (the MLP's map);
+        ``None``: this layer's own.
     """
 
     def __init__(
@@ -113,7 +151,11 @@ class Layer(wiring.Component):
         acc_bits: int | None = None,
         lut_bits: int = 8,
         queue_depth: int = QUEUE_DEPTH,
+        weight_memory: str = "rom",
+        load_bits: tuple[int, int, int] | None = None,
     ):
+        if weight_memory not in ("rom", "ram"):
+            raise ValueError(f"weight_memory must be 'rom' or 'ram', not {weight_memory!r}")
         if not isinstance(weights, LayerWeights):
             raise TypeError(f"weights must be a LayerWeights, not {type(weights).__name__}")
         if build not in BUILDS:
@@ -129,20 +171,37 @@ class Layer(wiring.Component):
         self.weights = weights
         self.queue_depth = queue_depth
         self.build = build
-        self.layout = weights.resolve_layout(build, layout)
+        self.weight_memory = weight_memory
+        self.ram = None
+        if weight_memory == "ram":
+            # every bundle of the same shape fits a RAM of one word per input: the direct layout
+            self.ram = ram_format(weights, build)
+            self.layout = "direct"
+        else:
+            self.layout = weights.resolve_layout(build, layout)
         self.drop_zeros = bool(drop_zeros)
         self.skip_zero_outputs = bool(skip_zero_outputs)
         self.acc_bits = weights.acc_bits() if acc_bits is None else int(acc_bits)
+        if self.ram is not None:
+            self.acc_bits = max(self.acc_bits, self.ram.acc_bits)
         self.lut_bits = lut_bits
         x_shape = output_shape("none" if weights.in_signed else "relu", weights.in_bits)
         self.x_shape = x_shape
         self.y_shape = output_shape(weights.activation, weights.output_bits)
-        super().__init__(
-            {
-                "inp": In(stream.Signature(element_layout(weights.in_features, x_shape))),
-                "out": Out(stream.Signature(element_layout(weights.out_features, self.y_shape))),
-            }
-        )
+        members = {
+            "inp": In(stream.Signature(element_layout(weights.in_features, x_shape))),
+            "out": Out(stream.Signature(element_layout(weights.out_features, self.y_shape))),
+        }
+        if self.ram is not None:
+            # (neuron, entry, data) widths of the load port; by default this layer's own
+            neuron_bits = max(ceil_log2(weights.out_features), 1)
+            entry_bits = ceil_log2(weights.in_features + 1)
+            data_bits = max(self.ram.word_bits, self.acc_bits)
+            if load_bits is not None:
+                neuron_bits, entry_bits, data_bits = load_bits
+            self.load_bits = (neuron_bits, entry_bits, data_bits)
+            members["load"] = In(LayerLoadSignature(neuron_bits, entry_bits, data_bits))
+        super().__init__(members)
 
     @property
     def rom_bits(self) -> int:
@@ -150,8 +209,17 @@ class Layer(wiring.Component):
 
     def neuron(self, j: int) -> Neuron:
         w = self.weights
+        if self.ram is not None:
+            extra = dict(
+                weights="ram",
+                ram_word_bits=self.ram.word_bits,
+                load_data_bits=self.load_bits[2],
+            )
+            words = ram_words(w, self.ram, j)
+        else:
+            extra, words = {}, w.rom_words(j, self.build, self.layout)
         return Neuron(
-            rom_words=w.rom_words(j, self.build, self.layout),
+            rom_words=words,
             in_features=w.in_features,
             x_shape=self.x_shape,
             bias=int(w.bias_int[j]),
@@ -167,6 +235,7 @@ class Layer(wiring.Component):
             weight_bits=w.weight_bits,
             lut_bits=self.lut_bits,
             layout=self.layout,
+            **extra,
         )
 
     def elaborate(self, platform):
@@ -177,6 +246,9 @@ class Layer(wiring.Component):
             neuron = self.neuron(j)
             m.submodules[f"neuron{j}"] = neuron
             neurons.append(neuron)
+
+        if self.ram is not None:
+            self._load(m, neurons)
 
         # input: optional zero filter, then queues or a lockstep broadcast
         drop = Signal()
@@ -189,6 +261,23 @@ class Layer(wiring.Component):
         else:
             self._queues(m, neurons, drop)
         return m
+
+    def _load(self, m, neurons):
+        """``WEIGHTS=ram``: the load port registered in this layer (its own copy next to its
+        neurons), then each neuron's write enable is its index compared with the register."""
+        load = self.load
+        en = Signal(name="load_en")
+        neuron = Signal.like(load.neuron, name="load_neuron")
+        entry = Signal.like(load.entry, name="load_entry")
+        payload = Signal.like(load.data, name="load_data")
+        m.d.sync += [en.eq(load.en), neuron.eq(load.neuron), entry.eq(load.entry)]
+        m.d.sync += payload.eq(load.data)
+        for j, n in enumerate(neurons):
+            m.d.comb += [
+                n.load.en.eq(en & (neuron == j)),
+                n.load.addr.eq(entry),
+                n.load.data.eq(payload),
+            ]
 
     def _broadcast(self, m, neurons, drop, sent):
         """Lockstep: every neuron takes the element in the same cycle.

@@ -8,6 +8,8 @@ from amaranth.lib.wiring import In, Out
 
 from .layer import QUEUE_DEPTH, Layer
 from .neuron import LayerWeights
+from .neuron.neuron import LoadSignature
+from .neuron.ram import ram_format, ram_map
 
 __all__ = ["Mlp"]
 
@@ -35,6 +37,12 @@ class Mlp(wiring.Component):
     queue_depth : int
         Entries of each neuron's input queue in the CSR and dense layers (see
         :class:`~rtl_gen.layer.Layer`).
+    weights : str
+        ``"rom"`` (default): weights and biases are constants of the design. ``"ram"``: every
+        neuron's weights are a RAM in the direct layout (one decoded word per input) and its
+        bias a register, initialised from ``layers`` and written through the ``load`` port
+        (``{en, addr, data}``, one word per cycle, the word address of :attr:`ram_map`,
+        :mod:`rtl_gen.neuron.ram`); ``layout`` is then ignored (every layer is direct).
     """
 
     def __init__(
@@ -46,7 +54,10 @@ class Mlp(wiring.Component):
         lut_bits: int = 8,
         layout: str = "csr",
         queue_depth: int = QUEUE_DEPTH,
+        weights: str = "rom",
     ):
+        if weights not in ("rom", "ram"):
+            raise ValueError(f"weights must be 'rom' or 'ram', not {weights!r}")
         layers = list(layers)
         if not layers or not all(isinstance(w, LayerWeights) for w in layers):
             raise TypeError("layers must be a non-empty list of LayerWeights")
@@ -57,6 +68,13 @@ class Mlp(wiring.Component):
                 )
         self.build = build
         self.zero_skip = bool(zero_skip)
+        self.weights = weights
+        self.ram_map = None
+        load_bits = None
+        if weights == "ram":
+            self.ram_map = ram_map(ram_format(w, build) for w in layers)
+            amap = self.ram_map
+            load_bits = (amap.neuron_bits, amap.entry_bits, amap.data_bits)
         last = len(layers) - 1
         self.layers = [
             Layer(
@@ -67,18 +85,24 @@ class Mlp(wiring.Component):
                 skip_zero_outputs=self.zero_skip and i != last,
                 lut_bits=lut_bits,
                 queue_depth=queue_depth,
+                weight_memory=weights,
+                load_bits=load_bits,
             )
             for i, w in enumerate(layers)
         ]
+        if self.ram_map is not None:  # the accumulators as the layers built them
+            self.ram_map = ram_map(layer.ram for layer in self.layers)
         self.layout = layout
         self.layouts = [layer.layout for layer in self.layers]
         first, final = self.layers[0], self.layers[-1]
-        super().__init__(
-            {
-                "inp": In(stream.Signature(first.inp.payload.shape())),
-                "out": Out(stream.Signature(final.out.payload.shape())),
-            }
-        )
+        members = {
+            "inp": In(stream.Signature(first.inp.payload.shape())),
+            "out": Out(stream.Signature(final.out.payload.shape())),
+        }
+        if self.ram_map is not None:
+            amap = self.ram_map
+            members["load"] = In(LoadSignature(amap.word_address_bits, amap.data_bits))
+        super().__init__(members)
 
     @classmethod
     def from_bundle(
@@ -113,4 +137,16 @@ class Mlp(wiring.Component):
             wiring.connect(m, a.out, b.inp)
         wiring.connect(m, wiring.flipped(self.inp), self.layers[0].inp)
         wiring.connect(m, self.layers[-1].out, wiring.flipped(self.out))
+        if self.ram_map is not None:
+            amap, load = self.ram_map, self.load
+            entry = load.addr[: amap.entry_bits]
+            neuron = load.addr[amap.entry_bits : amap.entry_bits + amap.neuron_bits]
+            which = load.addr[amap.entry_bits + amap.neuron_bits :]
+            for i, layer in enumerate(self.layers):
+                m.d.comb += [
+                    layer.load.en.eq(load.en & (which == i)),
+                    layer.load.neuron.eq(neuron),
+                    layer.load.entry.eq(entry),
+                    layer.load.data.eq(load.data),
+                ]
         return m

@@ -17,13 +17,22 @@ from .mlp import run_case
 __all__ = ["run_axis"]
 
 
-def run_axis(design: Design, kind: str, case: dict, build_dir, simulator: str, testcase=None):
-    """Build ``design``'s core and AXI4-Stream top, run ``tb.axis_tb`` with ``case`` (the DUT's
-    part, see :mod:`tb.axis_tb`); return ``(SimResult, report, AxisTop)``."""
+def run_axis(
+    design: Design,
+    kind: str,
+    case: dict,
+    build_dir,
+    simulator: str,
+    testcase=None,
+    test_module: str = "tb.axis_tb",
+):
+    """Build ``design``'s core and AXI4-Stream top, run ``test_module`` (``tb.axis_tb``, or
+    ``tb.ram_tb`` for a ``WEIGHTS=ram`` MLP) with ``case`` (the DUT's part, see
+    :mod:`tb.axis_tb`); return ``(SimResult, report, AxisTop)``."""
     top = axis_top(design.component, design.top)
     case = {**case, "kind": kind, "axis": top.manifest()}
     result, report = run_case(
-        design.component, case, Path(build_dir), simulator, test_module="tb.axis_tb",
+        design.component, case, Path(build_dir), simulator, test_module=test_module,
         testcase=testcase, toplevel=top.module, describe=lambda _: {},
         extra_sources={top.source: top.text}, core_name=design.top,
     )  # fmt: skip

@@ -70,6 +70,8 @@ class AxisTB:
         self.sink.set_pause_generator(_pauses(self.rng, sink_pause))
 
     async def start(self) -> None:
+        self.dut.aresetn.value = 0  # from the first edge (a WEIGHTS=ram core's bias registers
+        # never reset: an undriven aresetn there would let X into them)
         cocotb.start_soon(Clock(self.dut.aclk, 10, unit="ns").start())
         self.violations = []
         cocotb.start_soon(self.watch_master())

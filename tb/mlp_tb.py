@@ -95,6 +95,8 @@ class MlpTB:
         self.cycle = 0
 
     async def start(self) -> None:
+        if hasattr(self.dut, "load__en"):  # a WEIGHTS=ram core: no writes (its initial weights)
+            self.dut.load__en.value = 0  # before the first edge: its bias registers never reset
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
         await self.reset()
 

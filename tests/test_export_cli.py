@@ -48,12 +48,33 @@ def test_make_and_cli_build_the_same_design(design):
     assert parse_args(make_export_args(f"DESIGN={design}")) == cli
     defaults = makefile_defaults()
     names = ["LINE_BUFFERS", "PIXELS_PER_CLOCK", "K", "WIDTH", "HEIGHT", "BUILD", "ZERO_SKIP",
-             "LAYOUT", "PART", "CLOCK_NS"]  # fmt: skip
+             "LAYOUT", "WEIGHTS", "PART", "CLOCK_NS"]  # fmt: skip
     explicit = [f"{name}={defaults[name]}" for name in names]
     dataset, model = ("fashion", "lenet5") if design == "cnn" else ("digits", "lenet300")
     explicit += [f"DATASET={dataset}", f"MODEL={model}"]
     assert parse_args(make_export_args(f"DESIGN={design}", *explicit)) == cli
     assert cli["layout"] == "auto" and cli["zero_skip"] is True
+    assert cli["weights"] == "rom"
+
+
+def test_weights_switch():
+    """``WEIGHTS=ram`` reaches the CLI as ``--weights ram``; anything but rom or ram stops make
+    with one line; the CLI refuses it for a design without run-time weights."""
+    assert parse_args(make_export_args("DESIGN=mlp", "WEIGHTS=ram"))["weights"] == "ram"
+    run = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "verilog", "WEIGHTS=flash"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert "WEIGHTS must be rom or ram, not 'flash'" in run.stderr
+
+
+def test_weights_ram_is_for_the_mlp(tmp_path, capsys):
+    out = tmp_path / "verilog"
+    assert main(["verilog", "--design", "conv", "--weights", "ram", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --weights ram (WEIGHTS=ram) is for --design mlp or neuron")
+    assert err.count("\n") == 1 and not out.exists()
 
 
 def test_make_passes_what_the_user_set():
@@ -118,6 +139,7 @@ def test_folder_names_tell_designs_apart(tmp_path):
         "mlp csr": designs.mlp_design(bundle, "pow2", True, layout="csr"),
         "mlp direct": designs.mlp_design(bundle, "pow2", True, layout="direct"),
         "mlp no zero-skip": designs.mlp_design(bundle, "pow2", False, layout="csr"),
+        "mlp ram": designs.mlp_design(bundle, "pow2", True, layout="direct", weights="ram"),
         "baseline": designs.mlp_design(bundle, baseline=True),
         "baseline zero-skip": designs.mlp_design(bundle, zero_skip=True, baseline=True),
         "conv": designs.conv_design(4, 3, 8, 6),

@@ -42,6 +42,11 @@ def bundle_path(args) -> Path:
 
 
 def build_design(args):
+    if args.weights == "ram" and (args.design not in ("mlp", "neuron") or args.baseline):
+        raise ValueError(
+            "--weights ram (WEIGHTS=ram) is for --design mlp or neuron (the compressed network, "
+            "not --baseline)"
+        )
     if args.design == "conv":
         return conv_design(
             args.line_buffers,
@@ -55,10 +60,12 @@ def build_design(args):
 
     bundle = bundle_path(args)
     if args.design == "neuron":
-        return designs.neuron_design(bundle, args.build, args.layout)
+        return designs.neuron_design(bundle, args.build, args.layout, weights=args.weights)
     if args.design == "cnn":
         return designs.cnn_design(bundle, args.line_buffers)
-    return designs.mlp_design(bundle, args.build, args.zero_skip, args.baseline, args.layout)
+    return designs.mlp_design(
+        bundle, args.build, args.zero_skip, args.baseline, args.layout, weights=args.weights
+    )
 
 
 def renamed(design, top: str | None):
@@ -106,6 +113,13 @@ def parse_args(argv=None):
         choices=("csr", "direct", "auto"),
         default="auto",
         help="ROM layout of the compressed neuron/MLP builds",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("rom", "ram"),
+        default="rom",
+        help="MLP, neuron: rom (weights fixed at synthesis) or ram (weight RAMs and biases "
+        "written at run time through the AXI4-Lite slave s_axi; the direct layout)",
     )
     parser.add_argument("--baseline", action="store_true", help="the uncompressed dense MLP")
     parser.add_argument(
@@ -163,6 +177,12 @@ def main(argv=None) -> int:
     print(f"  top {design.top}.v, {len(manifest['roms'])} ROM(s), {manifest['rom_bits']} ROM bits")
     axis = manifest["axis"]
     print(f"  AXI4-Stream top {axis['top']} ({axis['source']}: aclk, aresetn, s_axis_*, m_axis_*)")
+    if manifest.get("weights"):
+        weights = manifest["weights"]
+        print(
+            f"  weights at run time: AXI4-Lite s_axi_*, {weights['address_bits']}-bit byte "
+            f"addresses, {weights['writes']} writes per bundle (manifest.json key weights)"
+        )
     print(f"  implement (out of context): vivado -mode batch -source {folder}/vivado/build.tcl")
     if args.action == "ip":
         ip_dir = folder.resolve() / "ip"

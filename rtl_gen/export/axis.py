@@ -34,6 +34,7 @@ __all__ = ["AxisSide", "AxisTop", "axis_top", "interface_attributes"]
 AXIS_VLNV = "xilinx.com:interface:axis:1.0"
 CLOCK_VLNV = "xilinx.com:signal:clock:1.0"
 RESET_VLNV = "xilinx.com:signal:reset:1.0"
+AXIMM_VLNV = "xilinx.com:interface:aximm:1.0"
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,19 @@ class AxisTop:
     s_axis: AxisSide
     m_axis: AxisSide
     ports: list[dict] = field(default_factory=list)
+    lite: LiteSide | None = None
 
     def manifest(self) -> dict:
+        extra = {}
+        if self.lite:
+            extra["s_axi"] = {
+                "protocol": "AXI4-Lite slave, 32-bit data",
+                "address_bits": self.lite.address_bits,
+                "write_data_bits": self.lite.data_bits,
+                "write_latency_cycles": self.lite.latency + 1,
+                "reads": "return 0 (OKAY)",
+                "map": "manifest.json key weights",
+            }
         return {
             "top": self.module,
             "source": self.source,
@@ -159,6 +171,7 @@ class AxisTop:
             "ports": self.ports,
             "s_axis": self.s_axis.fields(),
             "m_axis": self.m_axis.fields(),
+            **extra,
         }
 
 
@@ -194,6 +207,8 @@ def _side(name: str, core: str, kind: str, port: str, shape) -> AxisSide:
 def _sides(component) -> tuple[AxisSide, AxisSide]:
     inputs, outputs = [], []
     for member_name, member in component.signature.members.items():
+        if member_name == "load" and getattr(component, "ram_map", None) is not None:
+            continue  # WEIGHTS=ram: the AXI4-Lite slave (LiteSide)
         if not member.is_signature:
             raise ValueError(f"no AXI4-Stream mapping for port {member_name!r}")
         sig = member.signature
@@ -252,18 +267,124 @@ def _extend(src: str, lane: Lane, width: int) -> str:
     return f"{{{{{pad}{{{fill}}}}}, {bits}}}"
 
 
+@dataclass
+class LiteSide:
+    """``WEIGHTS=ram``: the AXI4-Lite slave ``s_axi`` that writes the core's ``load`` port."""
+
+    address_bits: int  # byte address
+    data_bits: int  # bits of a write the core takes
+    latency: int  # cycles from the core's load.en to the write done
+
+    def ports(self) -> list[dict]:
+        a = self.address_bits
+        spec = [
+            ("awaddr", "input", a), ("awprot", "input", 3), ("awvalid", "input", 1),
+            ("awready", "output", 1), ("wdata", "input", 32), ("wstrb", "input", 4),
+            ("wvalid", "input", 1), ("wready", "output", 1), ("bresp", "output", 2),
+            ("bvalid", "output", 1), ("bready", "input", 1), ("araddr", "input", a),
+            ("arprot", "input", 3), ("arvalid", "input", 1), ("arready", "output", 1),
+            ("rdata", "output", 32), ("rresp", "output", 2), ("rvalid", "output", 1),
+            ("rready", "input", 1),
+        ]  # fmt: skip
+        return [{"name": f"s_axi_{n}", "direction": d, "width": w} for n, d, w in spec]
+
+    def attributes(self) -> dict[str, list[str]]:
+        params = (
+            "XIL_INTERFACENAME s_axi, PROTOCOL AXI4LITE, DATA_WIDTH 32, "
+            f"ADDR_WIDTH {self.address_bits}, READ_WRITE_MODE READ_WRITE, HAS_BURST 0, "
+            "HAS_LOCK 0, HAS_PROT 1, HAS_CACHE 0, HAS_QOS 0, HAS_REGION 0, HAS_WSTRB 1, "
+            "HAS_BRESP 1, HAS_RRESP 1, SUPPORTS_NARROW_BURST 0, MAX_BURST_LENGTH 1"
+        )
+        attrs = {}
+        for port in self.ports():
+            logical = port["name"].rsplit("_", 1)[1].upper()
+            lines = [f'(* X_INTERFACE_INFO = "{AXIMM_VLNV} s_axi {logical}" *)']
+            if logical == "AWADDR":
+                lines.append(f'(* X_INTERFACE_PARAMETER = "{params}" *)')
+            attrs[port["name"]] = lines
+        return attrs
+
+    def body(self) -> list[str]:
+        """The slave: a write is taken when AWVALID and WVALID are both high (one word, WSTRB
+        ignored), registered into the core's load port, and answered (BRESP OKAY) once it has
+        reached the RAM or register; reads answer 0."""
+        a, d, n = self.address_bits, self.data_bits, self.latency
+        return [
+            '    // AXI4-Lite s_axi: weights and biases (manifest.json "weights")',
+            "    // hold aresetn low from the first aclk edge: the core's RAMs and bias memories",
+            "    // keep their contents through a reset and take no write while it is low",
+            "    reg load_en;",
+            f"    reg [{a - 3}:0] load_addr;",
+            f"    reg [{d - 1}:0] load_data;",
+            f"    reg [{n - 1}:0] load_done;",
+            "    reg write_open, bvalid, rvalid;",
+            "    wire write_take = s_axi_awvalid & s_axi_wvalid & ~write_open & aresetn;",
+            "    assign s_axi_awready = write_take;",
+            "    assign s_axi_wready = write_take;",
+            "    assign s_axi_bvalid = bvalid;",
+            "    assign s_axi_bresp = 2'b00;",
+            "    assign s_axi_arready = ~rvalid & aresetn;",
+            "    assign s_axi_rvalid = rvalid;",
+            "    assign s_axi_rdata = 32'd0;",
+            "    assign s_axi_rresp = 2'b00;",
+            "    always @(posedge aclk) begin",
+            "        if (!aresetn) begin",
+            "            load_en <= 1'b0;",
+            f"            load_done <= {n}'d0;",
+            "            write_open <= 1'b0;",
+            "            bvalid <= 1'b0;",
+            "            rvalid <= 1'b0;",
+            "        end else begin",
+            "            load_en <= write_take;",
+            f"            load_done <= {{load_done[{n - 2}:0], load_en}};"
+            if n > 1
+            else "            load_done <= load_en;",
+            "            if (write_take) begin",
+            f"                load_addr <= s_axi_awaddr[{a - 1}:2];",
+            f"                load_data <= s_axi_wdata[{d - 1}:0];",
+            "                write_open <= 1'b1;",
+            "            end",
+            f"            if (load_done[{n - 1}]) bvalid <= 1'b1;",
+            "            if (bvalid & s_axi_bready) begin",
+            "                bvalid <= 1'b0;",
+            "                write_open <= 1'b0;",
+            "            end",
+            "            if (s_axi_arvalid & ~rvalid) rvalid <= 1'b1;",
+            "            else if (s_axi_rready) rvalid <= 1'b0;",
+            "        end",
+            "    end",
+            "    /* verilator lint_off UNUSEDSIGNAL */",
+            "    wire unused_axi = &{1'b0, s_axi_awprot, s_axi_arprot, s_axi_wstrb, s_axi_araddr,",
+            f"        s_axi_awaddr[1:0], s_axi_wdata[31:{d}]}};"
+            if d < 32
+            else "        s_axi_awaddr[1:0]};",
+            "    /* verilator lint_on UNUSEDSIGNAL */",
+        ]
+
+
+def _lite(component) -> LiteSide | None:
+    amap = getattr(component, "ram_map", None)
+    if amap is None:
+        return None
+    from rtl_gen.layer import LOAD_LATENCY
+
+    return LiteSide(amap.byte_address_bits, amap.data_bits, LOAD_LATENCY)
+
+
 def axis_top(component, core: str, module: str | None = None) -> AxisTop:
-    """The AXI4-Stream wrapper of ``component`` (converted to Verilog as module ``core``)."""
+    """The AXI4-Stream wrapper of ``component`` (converted to Verilog as module ``core``); with
+    an AXI4-Lite slave ``s_axi`` when the core loads its weights at run time (``WEIGHTS=ram``)."""
     module = module or f"{core}_axis"
     s, m = _sides(component)
-    clock_params = (
-        "XIL_INTERFACENAME aclk, ASSOCIATED_BUSIF s_axis:m_axis, ASSOCIATED_RESET aresetn"
-    )
+    lite = _lite(component)
+    busif = "s_axis:m_axis" + (":s_axi" if lite else "")
+    clock_params = f"XIL_INTERFACENAME aclk, ASSOCIATED_BUSIF {busif}, ASSOCIATED_RESET aresetn"
     ports = [
         {"name": "aclk", "direction": "input", "width": 1},
         {"name": "aresetn", "direction": "input", "width": 1},
         *s.ports(),
         *m.ports(),
+        *(lite.ports() if lite else []),
     ]
     attrs = {
         "aclk": [
@@ -276,6 +397,7 @@ def axis_top(component, core: str, module: str | None = None) -> AxisTop:
         ],
         **interface_attributes(s),
         **interface_attributes(m),
+        **(lite.attributes() if lite else {}),
     }
     header = []
     for i, port in enumerate(ports):
@@ -351,6 +473,9 @@ def axis_top(component, core: str, module: str | None = None) -> AxisTop:
         f".{mo}__valid(core_out_valid)",
         f".{mo}__ready(m_axis_tready & aresetn)",
     ]
+    if lite:
+        body += lite.body()
+        conns += [".load__en(load_en)", ".load__addr(load_addr)", ".load__data(load_data)"]
     body.append(f"    {core} core (")
     body += [f"        {c}," for c in conns[:-1]] + [f"        {conns[-1]}", "    );"]
     text = "\n".join(
@@ -367,4 +492,4 @@ def axis_top(component, core: str, module: str | None = None) -> AxisTop:
             "",
         ]
     )
-    return AxisTop(module, core, f"{module}.v", text, s, m, ports)
+    return AxisTop(module, core, f"{module}.v", text, s, m, ports, lite)

@@ -189,6 +189,9 @@ def board_layout(manifest: dict) -> dict:
         "mm2s": side(s, to_dma=False),
         "s2mm": side(m, to_dma=True),
         "dma_cell": DMA_CELL,
+        "core_cell": f"{axis['top']}_0",
+        # WEIGHTS=ram: the AXI4-Lite address map (the driver's load_weights), else None
+        "weights": manifest.get("weights"),
     }
 
 
@@ -348,6 +351,12 @@ def block_design_tcl(layout: dict) -> str:
         ("from_core/M_AXIS", f"{DMA_CELL}/S_AXIS_S2MM"),
     ]
 
+    lite = bool(layout.get("weights"))
+    if lite:  # WEIGHTS=ram: the IP's AXI4-Lite slave on the control interconnect's M01
+        clock_pins.append("ctrl_interconnect/M01_ACLK")
+        reset_pins.append("ctrl_interconnect/M01_ARESETN")
+        streams.append(("ctrl_interconnect/M01_AXI", f"{core}/s_axi"))
+
     def pins(kind, items):
         return " ".join(f"[get_bd_{kind} {item}]" for item in items)
 
@@ -409,7 +418,7 @@ def block_design_tcl(layout: dict) -> str:
         f"set_property -dict {_config(from_core)} $from_core",
         "set rst [create_bd_cell -type ip -vlnv xilinx.com:ip:proc_sys_reset rst_fclk0]",
         "set ctrl [create_bd_cell -type ip -vlnv xilinx.com:ip:axi_interconnect ctrl_interconnect]",
-        "set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI {1}] $ctrl",
+        f"set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{{2 if lite else 1}}}] $ctrl",
         "set mem [create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect mem_smartconnect]",
         "set_property -dict [list CONFIG.NUM_SI {2} CONFIG.NUM_MI {1}] $mem",
         "# one clock (FCLK0) and one reset domain",

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LAYOUT", "Driver", "pack_image", "quantise", "real_scores", "unpack_result"]
+__all__ = [
+    "LAYOUT",
+    "Driver",
+    "pack_image",
+    "quantise",
+    "read_bundle",
+    "real_scores",
+    "unpack_result",
+    "weight_writes",
+]
 
 LAYOUT: dict = {}  # filled in by rtl_gen.export.board
 
@@ -114,6 +123,104 @@ def real_scores(scores, layout=None) -> np.ndarray:
     return np.asarray(scores, dtype=np.float64) * 2.0**-frac
 
 
+def read_bundle(bundle) -> tuple[dict, dict]:
+    """``(manifest, arrays)`` of a compress bundle folder (``manifest.json``, ``arrays.npz``),
+    or the pair itself."""
+    if isinstance(bundle, tuple):
+        return bundle
+    path = Path(bundle)
+    manifest = json.loads((path / "manifest.json").read_text())
+    with np.load(path / "arrays.npz") as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    return manifest, arrays
+
+
+def _signed_bits(lo: int, hi: int) -> int:
+    bits = 2
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+def weight_writes(bundle, layout=None) -> list[tuple[int, int]]:
+    """``WEIGHTS=ram``: the AXI4-Lite writes ``[(byte address, 32-bit word), ...]`` that load
+    ``bundle`` (a folder or ``(manifest, arrays)``) into the IP, from the address map of
+    ``layout["weights"]`` (the folder's ``manifest.json`` key ``weights``). A bundle the build
+    cannot hold is refused with a ``ValueError`` of one line naming the layer and the field.
+    Numpy only (no pynq): the same words as ``rtl_gen.neuron.ram.ram_writes``."""
+    amap = _layout(layout).get("weights")
+    if not amap:
+        raise ValueError("this design has its weights in ROM (built with WEIGHTS=rom)")
+    manifest, arrays = read_bundle(bundle)
+    specs = [spec for spec in manifest["layers"] if spec.get("kind", "linear") == "linear"]
+    if len(specs) != len(amap["layers"]) or len(specs) != len(manifest["layers"]):
+        raise ValueError(
+            f"layers: the bundle has {len(manifest['layers'])}, the RAM build "
+            f"{len(amap['layers'])} linear ones"
+        )
+    in_bits = int(manifest["input"]["bits"])
+    in_signed = bool(manifest["input"].get("signed", False))
+    entry_bits, neuron_bits = amap["entry_bits"], amap["neuron_bits"]
+    writes = []
+    for index, (spec, built) in enumerate(zip(specs, amap["layers"], strict=True)):
+        name, fixed, word = built["name"], built["fixed"], built["word"]
+        shape = (int(spec["out_features"]), int(spec["in_features"]))
+        got = {
+            "in_features": shape[1],
+            "out_features": shape[0],
+            "shift": int(spec["input_frac_bits"])
+            + int(spec["weight_frac_bits"])
+            - int(spec["output_frac_bits"]),
+            "activation": spec["activation"],
+            "in_bits": in_bits,
+            "in_signed": in_signed,
+            "output_bits": int(spec["output_bits"]),
+        }
+        if fixed["activation"] in ("sigmoid", "tanh"):
+            got["output_frac_bits"] = int(spec["output_frac_bits"])
+        for field, value in got.items():
+            if value != fixed[field]:
+                raise ValueError(
+                    f"{name}.{field} is {value}, the RAM build has {fixed[field]}: "
+                    "re-synthesise instead"
+                )
+        w = np.asarray(arrays[f"{spec['name']}.weight_int"], dtype=np.int64).reshape(shape)
+        b = np.asarray(arrays[f"{spec['name']}.bias_int"], dtype=np.int64).reshape(shape[0])
+        if word["format"] == "pow2":
+            mags = np.abs(w[w != 0])
+            if mags.size and np.any(mags & (mags - 1)):
+                raise ValueError(f"{name}.weight_int: not ±2**e, the pow2 RAM build needs pow2")
+            top = int(mags.max()).bit_length() - 1 if mags.size else 0
+            if top > word["max_exp"]:
+                raise ValueError(
+                    f"{name}.pow2_max_exp: weight 2**{top} exceeds the build's 2**{word['max_exp']}"
+                )
+            exps = np.where(w == 0, 0, np.floor(np.log2(np.maximum(np.abs(w), 1))).astype(int))
+            words = np.where(w == 0, 1, (w < 0).astype(np.int64) << 1 | exps << 2)
+        else:
+            bits = word["bits"]
+            if w.size and (w.min() < -(1 << (bits - 1)) or w.max() >= 1 << (bits - 1)):
+                raise ValueError(f"{name}.weight_int: values beyond the build's {bits}-bit weights")
+            words = w & ((1 << bits) - 1)
+        xmin = -(1 << (in_bits - 1)) if in_signed else 0
+        xmax = (1 << (in_bits - 1)) - 1 if in_signed else (1 << in_bits) - 1
+        hi = np.maximum(w * xmax, w * xmin).sum(axis=1) + b
+        lo = np.minimum(w * xmax, w * xmin).sum(axis=1) + b
+        lo = int(min(lo.min(), b.min(), 0))
+        hi = int(max(hi.max(), 0)) + (1 << max(got["shift"] - 1, 0))
+        if _signed_bits(lo, hi) > built["bias_bits"]:
+            raise ValueError(
+                f"{name}.acc_bits: the bundle's accumulator needs {_signed_bits(lo, hi)} bits, "
+                f"the RAM build has {built['bias_bits']}"
+            )
+        for j in range(shape[0]):
+            base = (index << neuron_bits | j) << entry_bits
+            writes += [(4 * (base + k), int(v)) for k, v in enumerate(words[j])]
+            writes.append((4 * (base + shape[1]), int(b[j]) & 0xFFFFFFFF))
+        in_bits, in_signed = got["output_bits"], spec["activation"] in ("none", "tanh")
+    return writes
+
+
 class Driver:
     """``predict`` through the AXI DMA of ``overlay`` (attribute ``LAYOUT["dma_cell"]``, a
     pynq ``DMA``): one MM2S and one S2MM transfer per image."""
@@ -121,6 +228,7 @@ class Driver:
     def __init__(self, overlay, dma=None, allocate=None):
         if allocate is None:
             from pynq import allocate
+        self.overlay = overlay
         self.dma = dma if dma is not None else getattr(overlay, LAYOUT["dma_cell"])
         mm2s, s2mm = LAYOUT["mm2s"], LAYOUT["s2mm"]
         beats = int(np.prod(LAYOUT["input"]["shape"]))
@@ -141,6 +249,18 @@ class Driver:
         self.rx.invalidate()
         received = int(self.dma.read(S2MM_LENGTH))
         return bytes(self.rx[:received])
+
+    def load_weights(self, bundle, mmio=None) -> int:
+        """``WEIGHTS=ram``: write ``bundle``'s weights and biases into the IP through its
+        AXI4-Lite slave (``mmio``: a ``pynq.MMIO`` of it, by default the overlay's
+        ``LAYOUT["core_cell"]``); only between images (no ``predict`` running). Returns the
+        number of writes. The bundle is checked (:func:`weight_writes`) before any write."""
+        writes = weight_writes(bundle)
+        if mmio is None:
+            mmio = getattr(self.overlay, LAYOUT["core_cell"]).mmio
+        for address, word in writes:
+            mmio.write(address, word)
+        return len(writes)
 
     def predict(self, images, codes: bool = False) -> np.ndarray:
         """Class scores (codes; :func:`real_scores` for real values), one row per image.
@@ -168,6 +288,10 @@ if _PynqOverlay is not None:
 
         def predict(self, images, codes: bool = False) -> np.ndarray:
             return self.driver.predict(images, codes)
+
+        def load_weights(self, bundle) -> int:
+            """``WEIGHTS=ram``: load another bundle of the same shape (see the driver's)."""
+            return self.driver.load_weights(bundle)
 
 
 if __name__ == "__main__":

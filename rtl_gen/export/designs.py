@@ -200,11 +200,16 @@ def mlp_design(
     zero_skip: bool = False,
     baseline: bool = False,
     layout: str = "csr",
+    weights: str = "rom",
 ):
     """The MLP of a compress bundle (or its dense baseline) as one top module ``mlp``.
 
     ``layout``: ROM layout of the compressed builds (``"csr"``, ``"direct"`` or ``"auto"``, see
-    :class:`rtl_gen.layer.Layer`); the dense baseline always walks one word per input."""
+    :class:`rtl_gen.layer.Layer`); the dense baseline always walks one word per input.
+    ``weights="ram"``: weight RAMs and bias registers loaded at run time through the AXI4-Lite
+    slave of the AXI4-Stream top (:mod:`rtl_gen.neuron.ram`), every layer direct (``layout``
+    is not used), initialised with the bundle's weights; the manifest's ``weights`` key gives
+    the address map."""
     from rtl_gen.mlp import Mlp
     from rtl_gen.neuron.weights import layers_from_bundle
 
@@ -212,10 +217,20 @@ def mlp_design(
     layers = layers_from_bundle(bundle, baseline=baseline)
     if baseline:
         build = "dense"
-    mlp = Mlp(layers, build=build, zero_skip=zero_skip, layout="csr" if baseline else layout)
+    if weights == "ram" and baseline:
+        raise ValueError("WEIGHTS=ram is for the compressed network, not the dense baseline")
+    mlp = Mlp(
+        layers,
+        build=build,
+        zero_skip=zero_skip,
+        layout="csr" if baseline else layout,
+        weights=weights,
+    )
     sizes = [layers[0].in_features] + [layer.out_features for layer in layers]
     variant = ("baseline" if baseline else build) + ("_zs" if zero_skip else "")
-    if not baseline and layout != "csr":
+    if weights == "ram":
+        variant += "_ram"
+    elif not baseline and layout != "csr":
         variant += f"_{layout}"
     spec = manifest["baseline"]["layers"] if baseline else manifest["layers"]
     contract = _bundle_contract(
@@ -238,6 +253,7 @@ def mlp_design(
             "baseline": baseline,
             "layouts": mlp.layouts,
             "rom_bits": mlp.rom_bits,
+            "weights": weights,
         },
         latency={"note": "per image; see cycle_model"},
         cycle_model={
@@ -247,19 +263,57 @@ def mlp_design(
         },
         bundle=bundle,
         contract=contract,
+        weights=None if mlp.ram_map is None else _weights_entry(mlp.ram_map, layers),
     )
 
 
-def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
-    """Neuron 0 of the bundle's first layer, alone, as top module ``neuron``."""
+def _weights_entry(amap, layers, writes: int | None = None) -> dict:
+    """The manifest's ``weights`` key of a ``WEIGHTS=ram`` MLP (or neuron, ``writes`` given):
+    the address map, the rule, what a bundle must share to load, the writes of a bundle."""
+    from rtl_gen.neuron.ram import ram_writes
+
+    return {
+        **amap.manifest(),
+        "writes": len(ram_writes(layers, amap)) if writes is None else writes,
+        "initial": "the build's bundle (bundle.sha256): the design works without a load",
+        "reset": "aresetn does not restore the initial weights: RAMs and bias memories keep "
+        "what was loaded (a new bitstream does)",
+        "compatible": "a bundle loads when it has the same layer shapes, input and output "
+        "formats, activations and shifts, pow2 weights up to 2**max_exp (codebook: within the "
+        "word's bits) and an accumulator range within bias_bits; else the driver's "
+        "load_weights refuses it with one line naming the layer and field",
+        "writes_from": "rtl_gen.neuron.ram.ram_writes(layers_from_bundle(bundle), map), the "
+        "driver's load_weights(bundle)",
+    }
+
+
+def neuron_design(bundle, build: str = "pow2", layout: str = "csr", weights: str = "rom"):
+    """Neuron 0 of the bundle's first layer, alone, as top module ``neuron``. ``weights="ram"``:
+    its RAM and bias memory written through the AXI4-Lite slave (address ``4 * entry``,
+    ``entry == in_features`` the bias; the manifest's ``weights`` key)."""
+    import dataclasses
+
+    from amaranth.utils import ceil_log2
+
     from rtl_gen.layer import Layer
     from rtl_gen.neuron.neuron import OUTPUT_LATENCY
+    from rtl_gen.neuron.ram import RamMap, neuron_writes
     from rtl_gen.neuron.weights import layers_from_bundle
 
     manifest = _bundle_manifest(bundle)
-    layer = Layer(layers_from_bundle(bundle)[0], build=build, layout=layout)
+    first = layers_from_bundle(bundle)[0]
+    layer = Layer(first, build=build, layout=layout, weight_memory=weights)
     layer._MustUse__silence = True  # only its first neuron is exported
     neuron = layer.neuron(0)
+    entry = None
+    if weights == "ram":
+        fmt = dataclasses.replace(layer.ram, out_features=1)
+        neuron.ram_map = RamMap((fmt,), ceil_log2(first.in_features + 1), 0, 0)
+        entry = _weights_entry(neuron.ram_map, [first], writes=len(neuron_writes(first, layer.ram)))
+        entry["note"] = (
+            "neuron 0 of the layer alone: layer and neuron are 0, the map's other fields as "
+            "for the MLP"
+        )
     spec = manifest["layers"][0]
     contract = _bundle_contract(
         manifest,
@@ -269,7 +323,8 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
         f"neuron 0 of {spec['name']}, one beat per input vector",
     )
     return Design(
-        name=f"neuron_{manifest['dataset']}_{manifest['model']}_{build}_{layer.layout}",
+        name=f"neuron_{manifest['dataset']}_{manifest['model']}_{build}_{layer.layout}"
+        + ("_ram" if weights == "ram" else ""),
         top="neuron",
         component=neuron,
         parameters={
@@ -281,6 +336,7 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
             "activation": neuron.activation,
             "rom_words": len(neuron.rom_words),
             "rom_bits": neuron.rom_bits,
+            "weights": weights,
         },
         latency={
             "result_after_last_input_cycles": OUTPUT_LATENCY
@@ -289,6 +345,7 @@ def neuron_design(bundle, build: str = "pow2", layout: str = "csr"):
         cycle_model={"function": "tb.golden.mlp.layer_cycles"},
         bundle=bundle,
         contract=contract,
+        weights=entry,
     )
 
 

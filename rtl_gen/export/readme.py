@@ -100,6 +100,9 @@ def folder_readme(manifest: dict) -> str:
             f"reference: {bundle['reference']}.",
             "",
         ]
+    weights = manifest.get("weights")
+    if weights:
+        lines += _weights_section(weights)
     lines += [
         "## Files and commands",
         "",
@@ -121,3 +124,34 @@ def folder_readme(manifest: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _weights_section(weights: dict) -> list[str]:
+    """``WEIGHTS=ram``: the AXI4-Lite address map, for a person."""
+    lines = [
+        "## Weights at run time (`s_axi`, AXI4-Lite)",
+        "",
+        f"Every neuron's weights are a RAM and its bias a one-word memory, written through "
+        f"`s_axi` ({weights['bus']}). Initial contents: {weights['initial']}. Byte address "
+        f"`{weights['byte_address']}` ({weights['address_bits']} bits); entry: "
+        f"{weights['entry']}. When: {weights['when']}. Reset: {weights['reset']}. A whole "
+        f"bundle is {weights['writes']} writes ({weights['writes_from']}). Compatible bundles: "
+        f"{weights['compatible']}.",
+        "",
+        "| layer | base | neurons | stride (bytes) | weights | bias entry | weight word | "
+        "bias bits |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for layer in weights["layers"]:
+        word = layer["word"]
+        fields = ", ".join(f"{k} {_bits(v)}" for k, v in word.get("fields", {}).items())
+        text = f"{word['bits']} bits" + (f" ({fields}): {word['weight']}" if fields else "")
+        if not fields:
+            text += f": {word['weight']}"
+        lines.append(
+            f"| {layer['layer']} `{layer['name']}` | {layer['base']:#x} | {layer['neurons']} | "
+            f"{layer['neuron_stride_bytes']} | {layer['weights_per_neuron']} | "
+            f"{layer['bias_entry']} | {text} | {layer['bias_bits']} |"
+        )
+    lines.append("")
+    return lines

@@ -63,7 +63,8 @@ def find_roms(verilog_text: str) -> list[RomImage]:
             width = int(hi) - int(lo) + 1 if hi is not None else 1
             depth = abs(int(d_hi) - int(d_lo)) + 1
             block = _init_block(name).search(body)
-            written = re.search(rf"{re.escape(name)}\s*\[[^\]]+\]\s*<=", body)
+            # a write: ``name[addr] <=``, the address possibly a slice (``name[a[5:0]] <=``)
+            written = re.search(rf"(?<![\w$.\\]){re.escape(name)}\s*\[[^\n;]*\]\s*<=", body)
             if block is None or written:
                 continue
             words = [0] * depth

@@ -144,6 +144,7 @@ def package_ip_tcl(
     vendor: str = IP_VENDOR,
     library: str = IP_LIBRARY,
     version: str = IP_VERSION,
+    lite_address_bits: int | None = None,
 ) -> str:
     """Vivado Tcl that packages the AXI4-Stream top ``top`` as an IP core in ``ip/``.
 
@@ -152,7 +153,9 @@ def package_ip_tcl(
     the wrapper's ``X_INTERFACE_INFO`` attributes (``s_axis``, ``m_axis``, ``aclk``,
     ``aresetn``), which the script then checks before ``ipx::save_core``. The ROM contents are
     the inline ones of the Verilog, so the IP needs no other file. ``ip/`` is the IP repository
-    to add to Vivado's IP catalog.
+    to add to Vivado's IP catalog. With ``lite_address_bits`` (``WEIGHTS=ram``) the AXI4-Lite
+    slave ``s_axi`` is checked too and gets a memory map (one address block ``weights`` of
+    ``2**lite_address_bits`` bytes), so that ``assign_bd_address`` gives it an address.
     """
     quoted = description.replace("\\", "\\\\").replace("{", "(").replace("}", ")")
     lines = [
@@ -183,11 +186,30 @@ def package_ip_tcl(
         "set_property supported_families {zynq Production artix7 Production kintex7 Production "
         "virtex7 Production zynquplus Production} $core",
         "# the interfaces Vivado inferred from the wrapper's X_INTERFACE_INFO attributes",
-        "foreach busif {s_axis m_axis aclk aresetn} {",
+        "foreach busif {s_axis m_axis aclk aresetn"
+        + (" s_axi" if lite_address_bits else "")
+        + "} {",
         '    if {[ipx::get_bus_interfaces $busif -of_objects $core] eq ""} {',
         '        error "package_ip.tcl: bus interface $busif was not inferred"',
         "    }",
         "}",
+        *(
+            [
+                "# WEIGHTS=ram: the AXI4-Lite slave's memory map, one block over the weights' "
+                "address map",
+                "set lite [ipx::get_bus_interfaces s_axi -of_objects $core]",
+                "set mmap [ipx::get_memory_maps s_axi -of_objects $core]",
+                'if {$mmap eq ""} { set mmap [ipx::add_memory_map s_axi $core] }',
+                "set_property slave_memory_map_ref s_axi $lite",
+                "set block [ipx::get_address_blocks weights -of_objects $mmap]",
+                'if {$block eq ""} { set block [ipx::add_address_block weights $mmap] }',
+                "set_property base_address 0 $block",
+                f"set_property range {1 << lite_address_bits} $block",
+                "set_property width 32 $block",
+            ]
+            if lite_address_bits
+            else []
+        ),
         "ipx::create_xgui_files $core",
         "ipx::update_checksums $core",
         "ipx::check_integrity $core",

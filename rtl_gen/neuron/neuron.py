@@ -11,7 +11,14 @@ from .activation import CircuitActivation, LutActivation, output_shape
 from .mac import MulProduct, ShiftProduct
 from .weights import BUILDS
 
-__all__ = ["OUTPUT_LATENCY", "BroadcastSignature", "Neuron", "element_layout", "index_bits"]
+__all__ = [
+    "OUTPUT_LATENCY",
+    "BroadcastSignature",
+    "LoadSignature",
+    "Neuron",
+    "element_layout",
+    "index_bits",
+]
 
 #: Cycles from the ``accept`` of a vector's last element to ``out.valid`` (CSR layout and dense
 #: build; the direct layout adds two): the product register, the result register, then the
@@ -47,6 +54,15 @@ class BroadcastSignature(wiring.Signature):
 
     def __init__(self, layout):
         super().__init__({"data": Out(layout), "valid": Out(1), "done": In(1), "accept": Out(1)})
+
+
+class LoadSignature(wiring.Signature):
+    """A write into a ``WEIGHTS=ram`` neuron (seen from the writer): in one cycle with ``en``,
+    ``data`` goes to RAM word ``addr`` (``addr < in_features``) or to the bias register
+    (``addr == in_features``, the low ``acc_bits`` bits)."""
+
+    def __init__(self, addr_bits: int, data_bits: int):
+        super().__init__({"en": Out(1), "addr": Out(addr_bits), "data": Out(data_bits)})
 
 
 class Neuron(wiring.Component):
@@ -125,11 +141,22 @@ class Neuron(wiring.Component):
         Dense ROM word width.
     lut_bits : int
         Activation table address width.
+    weights : str
+        ``"rom"`` (default) or ``"ram"`` (``WEIGHTS=ram``, :mod:`rtl_gen.neuron.ram`; direct
+        layout only): ``rom_words`` are then the initial *decoded* words of a RAM
+        (``ram_word_bits`` wide: pow2 ``{exp, negative, zero}``, codebook the value) with a
+        write port, and the bias a one-word memory; both written through ``load``. The read
+        path and the cycles are the direct layout's.
+    ram_word_bits, load_data_bits : int
+        ``weights="ram"``: RAM word width; width of ``load.data`` (at least the word and
+        ``acc_bits``).
 
     Members
     -------
     inp : ``In(BroadcastSignature(element_layout(in_features, x_shape)))``
     out : ``Out(stream.Signature(output_shape(activation, output_bits)))``
+    load : ``In(LoadSignature(ceil_log2(in_features + 1), load_data_bits))``, ``weights="ram"``
+        only: ``addr < in_features`` writes that RAM word, ``addr == in_features`` the bias.
     """
 
     def __init__(
@@ -151,7 +178,13 @@ class Neuron(wiring.Component):
         weight_bits: int = 16,
         lut_bits: int = 8,
         layout: str = "csr",
+        weights: str = "rom",
+        ram_word_bits: int | None = None,
+        load_data_bits: int | None = None,
     ):
+        if weights not in ("rom", "ram"):
+            raise ValueError(f"weights must be 'rom' or 'ram', not {weights!r}")
+        self.weights = weights
         if not isinstance(in_features, int) or in_features < 1:
             raise TypeError(f"in_features must be a positive integer, not {in_features!r}")
         if build not in BUILDS:
@@ -167,7 +200,18 @@ class Neuron(wiring.Component):
             raise ValueError("layout 'direct' is for the compressed builds (pow2, codebook)")
         self.layout = layout
         self.rom_words = [int(w) for w in rom_words]
-        if build == "dense":
+        if weights == "ram":
+            if build == "dense" or layout != "direct":
+                raise ValueError("weights 'ram' needs a compressed build in the direct layout")
+            if len(self.rom_words) != in_features:
+                raise ValueError(
+                    f"a RAM has one word per input ({in_features}), not {len(self.rom_words)}"
+                )
+            if build == "pow2" and ram_word_bits < 3:
+                raise ValueError("a pow2 RAM word has zero, negative and at least 1 exp bit")
+            self.word_bits = int(ram_word_bits)
+            self.load_data_bits = max(int(load_data_bits or 0), self.word_bits, acc_bits)
+        elif build == "dense":
             if len(self.rom_words) != in_features:
                 raise ValueError(
                     f"a dense ROM has one word per input ({in_features}), not {len(self.rom_words)}"
@@ -206,12 +250,13 @@ class Neuron(wiring.Component):
         self.lut = activation in ("sigmoid", "tanh")
         if activation not in ("relu", "none", "sigmoid", "tanh"):
             raise ValueError(f"unknown activation {activation!r}")
-        super().__init__(
-            {
-                "inp": In(BroadcastSignature(element_layout(in_features, self.x_shape))),
-                "out": Out(stream.Signature(output_shape(activation, output_bits))),
-            }
-        )
+        members = {
+            "inp": In(BroadcastSignature(element_layout(in_features, self.x_shape))),
+            "out": Out(stream.Signature(output_shape(activation, output_bits))),
+        }
+        if weights == "ram":
+            members["load"] = In(LoadSignature(ceil_log2(in_features + 1), self.load_data_bits))
+        super().__init__(members)
 
     @property
     def rom_bits(self) -> int:
@@ -242,7 +287,14 @@ class Neuron(wiring.Component):
         path into the shifter or the multiplier). Returns the registered fields: ``{"weight"}``
         (dense, codebook) or ``{"zero", "negative", "exp"}`` (pow2)."""
         fields = {}
-        if self.build == "dense":
+        if self.weights == "ram":  # the RAM word is the decoded weight (rtl_gen.neuron.ram)
+            if self.build == "pow2":
+                fields["zero"] = (word[0], unsigned(1), 1)
+                fields["negative"] = (word[1], unsigned(1), 0)
+                fields["exp"] = (word[2:], unsigned(self.word_bits - 2), 0)
+            else:
+                fields["weight"] = (word.as_signed(), signed(self.word_bits), 0)
+        elif self.build == "dense":
             init = init_word - (init_word >> (self.weight_bits - 1) << self.weight_bits)
             fields["weight"] = (word.as_signed(), signed(self.weight_bits), init)
         else:
@@ -432,7 +484,43 @@ class Neuron(wiring.Component):
         # The ROM is addressed by this neuron's registered copy of the element's index (a
         # combinational read), so the layer's element register drives only register inputs
         # and not the address logic of every neuron's ROM across the device.
-        if self.rom_words:
+        bias = self.bias
+        reload = None
+        if self.weights == "ram":
+            # The RAM: the same combinational read, and a write port of its own (its address
+            # and data are the layer's load registers), so the read path is the ROM's.
+            m.submodules.ram = ram = memory.Memory(
+                shape=self.word_bits, depth=self.in_features, init=self.rom_words
+            )
+            port = ram.read_port(domain="comb")
+            m.d.comb += port.addr.eq(stage_index)
+            word = port.data
+            wport = ram.write_port()
+            load = self.load
+            m.d.comb += [
+                wport.addr.eq(load.addr),
+                wport.data.eq(load.data),
+                wport.en.eq(load.en & (load.addr < self.in_features)),
+            ]
+            # The bias: a register, written at entry in_features; the accumulator (which holds
+            # the bias between vectors) takes the new one the next cycle.
+            # Like the weights, the bias keeps what was loaded through a reset: a one-word
+            # memory (a register without reset; a memory so that simulators start it from its
+            # initial value and not from an unevaluated "next" value); the accumulator takes it
+            # in the first cycle after a reset (``reload`` resets to 1) and after a write.
+            m.submodules.bias = bias_mem = memory.Memory(
+                shape=signed(self.acc_bits), depth=1, init=[self.bias]
+            )
+            bias = bias_mem.read_port(domain="comb").data
+            bias_write = bias_mem.write_port()
+            written = load.en & (load.addr == self.in_features)
+            m.d.comb += [
+                bias_write.data.eq(load.data[: self.acc_bits]),
+                bias_write.en.eq(written),
+            ]
+            reload = Signal(init=1)
+            m.d.sync += reload.eq(written)
+        elif self.rom_words:
             m.submodules.rom = rom = memory.Memory(
                 shape=self.word_bits, depth=self.in_features, init=self.rom_words
             )
@@ -479,7 +567,10 @@ class Neuron(wiring.Component):
             product_reg.eq(product),
         ]
         with m.If(restart):
-            m.d.sync += [result.eq(acc + product_reg), acc.eq(self.bias)]
+            m.d.sync += [result.eq(acc + product_reg), acc.eq(bias)]
+        if reload is not None:
+            with m.Elif(reload):
+                m.d.sync += acc.eq(bias)
         with m.Elif(product_valid):
             m.d.sync += acc.eq(acc + product_reg)
 

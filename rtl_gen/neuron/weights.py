@@ -81,6 +81,9 @@ class LayerWeights:
         Widths of ``rel`` and ``code`` in a ROM word (compressed formats).
     weight_bits : int
         Width of a dense ROM word.
+    max_exp : int or None
+        pow2: the largest exponent the bundle's format allows (``pow2_max_exp``), the capacity of
+        a ``WEIGHTS=ram`` build (:mod:`rtl_gen.neuron.ram`); ``None``: the codebook's largest.
     """
 
     name: str
@@ -100,6 +103,7 @@ class LayerWeights:
     index_bits: int = 4
     code_bits: int = 4
     weight_bits: int = 16
+    max_exp: int | None = None
 
     def __post_init__(self):
         self.weight_int = np.asarray(self.weight_int, dtype=np.int64)
@@ -337,6 +341,7 @@ def layers_from_bundle(bundle, baseline: bool = False) -> list[LayerWeights]:
             output_frac_bits=int(spec["output_frac_bits"]),
             weight_format=fmt,
             weight_bits=int(spec.get("weight_bits", 16)),
+            max_exp=int(spec["pow2_max_exp"]) if "pow2_max_exp" in spec else None,
             **kw,
         )
         layers.append(layer)

@@ -506,3 +506,61 @@ def write_synthetic_bundle(path, manifest, arrays):
     (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
     np.savez(path / "arrays.npz", **arrays)
     return path
+
+
+def redrawn_layers(layers, rng):
+    """Layers of the same shape and formats as ``layers`` with other weights and biases (a
+    "retrained" network for the ``WEIGHTS=ram`` tests) whose accumulators stay within the
+    original's range: the codebook's codes relabelled (nonzero codes permuted), the weights of
+    every row shuffled over the columns, the rows permuted with their biases, and every other
+    row negated with its bias where the negated row's accumulator range still fits."""
+    from rtl_gen.neuron import LayerWeights
+
+    out = []
+    for layer in layers:
+        live = np.flatnonzero(layer.codebook)
+        relabel = np.arange(len(layer.codebook))
+        relabel[live] = rng.permutation(live)  # old code -> new code
+        book = layer.codebook.copy()
+        book[relabel] = layer.codebook
+        codes = np.stack([layer.row_code_vector(j) for j in range(layer.out_features)])
+        rows = rng.permutation(layer.out_features)
+        codes = relabel[np.stack([rng.permutation(row) for row in codes])[rows]]
+        bias = layer.bias_int[rows].copy()
+        bits = layer.acc_bits()
+        negated = {c: int(np.flatnonzero(book == -book[c])[0]) for c in range(len(book))
+                   if np.any(book == -book[c])}  # fmt: skip
+        xmax = (1 << layer.in_bits) - 1  # unsigned inputs (signed ones: no row negated)
+        for j in range(0, layer.out_features if not layer.in_signed else 0, 2):
+            w = -book[codes[j]]
+            if not all(int(c) in negated for c in codes[j]):
+                continue
+            row_hi = int(np.maximum(w * xmax, 0).sum()) - int(bias[j])
+            row_lo = int(np.minimum(w * xmax, 0).sum()) - int(bias[j])
+            top = row_hi + (1 << max(layer.shift - 1, 0))
+            if -(1 << (bits - 1)) <= min(row_lo, -int(bias[j])) and top < 1 << (bits - 1):
+                codes[j] = [negated[int(c)] for c in codes[j]]
+                bias[j] = -bias[j]
+        rel, code, rowptr = _csr(codes, layer.index_bits)
+        out.append(
+            LayerWeights(
+                name=layer.name,
+                weight_int=book[codes],
+                bias_int=bias,
+                shift=layer.shift,
+                activation=layer.activation,
+                in_bits=layer.in_bits,
+                in_signed=layer.in_signed,
+                output_bits=layer.output_bits,
+                output_frac_bits=layer.output_frac_bits,
+                weight_format=layer.weight_format,
+                codebook=book,
+                csr_rel=rel,
+                csr_code=code,
+                csr_rowptr=rowptr,
+                index_bits=layer.index_bits,
+                code_bits=layer.code_bits,
+                max_exp=layer.max_exp,
+            )
+        )
+    return out
