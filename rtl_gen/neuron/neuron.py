@@ -80,7 +80,8 @@ class Neuron(wiring.Component):
     Timing (``layout="csr"`` and dense)
     -----------------------------------
     The ROM word of the current entry, its decoded weight and its column are registers, loaded
-    on an advance from a combinational read of the next entry (its address is a register), so
+    on an advance from the next entry's word and decoded weight, which are registers too, read
+    one entry ahead (a combinational read whose address is a register, ending in them), so
     walking the row costs one cycle per entry and no bubble, also across vectors, the column
     compare starts from registers and so does the product stage. For a broadcast element
     ``(j, x)``, in each cycle where ``inp.valid``:
@@ -279,7 +280,7 @@ class Neuron(wiring.Component):
             output_bits=self.output_bits,
         )
 
-    def _decode(self, m, word, enable=None, init_word=0):
+    def _decode(self, m, word, enable=None, init_word=0, prefix="w"):
         """The weight of ROM word ``word``, decoded from its code and registered (loaded when
         ``enable``, every cycle when ``None``; after reset the decode of ``init_word``): the ROM
         is read combinationally and its decode sits before the register, so the product stage
@@ -317,7 +318,7 @@ class Neuron(wiring.Component):
                 fields["exp"] = (exponent[code], unsigned(exp_bits), init_exp)
         decoded = {}
         for name, (value, shape, init) in fields.items():
-            reg = Signal(shape, name=f"w_{name}", init=init)
+            reg = Signal(shape, name=f"{prefix}_{name}", init=init)
             if enable is None:
                 m.d.sync += reg.eq(value)
             else:
@@ -325,6 +326,11 @@ class Neuron(wiring.Component):
                     m.d.sync += reg.eq(value)
             decoded[name] = reg
         return decoded
+
+    def _decode_inits(self, word: int) -> dict:
+        """The reset values :meth:`_decode` gives its registers for ROM word ``word``."""
+        fields = self._decode(Module(), Const(0, self.word_bits), None, word)
+        return {name: reg.init for name, reg in fields.items()}
 
     def _product(self, m, decoded, x):
         """Product of the decoded (registered) weight with ``x``."""
@@ -385,20 +391,27 @@ class Neuron(wiring.Component):
         match = Signal()
         advance = Signal()
 
-        # The current entry's ROM word and its decoded weight are registers, loaded from a
-        # combinational read of the next entry when the walk advances; their reset values are
-        # entry 0's, so no cycle after reset reads it and no "primed" flag gates the walk
-        # (synthesis would merge the neurons' identical flags into one register that fans out
-        # to every neuron's handshake across the device).
+        # The current entry's ROM word and its decoded weight are registers, and so is the
+        # next entry's word (``raw``, read one entry ahead): an advance loads the current ones
+        # from it and it from a combinational read of the entry after, so the ROM read ends
+        # in a register and the column adder and the decode start from registers. Their reset
+        # values are entries 0 and 1, so no cycle after reset reads them and no "primed" flag
+        # gates the walk (synthesis would merge the neurons' identical flags into one
+        # register that fans out to every neuron's handshake across the device).
         if n:
             m.submodules.rom = rom = memory.Memory(
                 shape=self.word_bits, depth=n, init=self.rom_words
             )
             port = rom.read_port(domain="comb")
-            raw = port.data
+            ahead = Signal(range(n), init=2 % n)  # the entry after ``following``
+            raw = Signal(self.word_bits, name="next_word", init=self.rom_words[1 % n])
             word = Signal(self.word_bits, name="word", init=self.rom_words[0])
             with m.If(advance):
-                m.d.sync += word.eq(raw)
+                m.d.sync += [word.eq(raw), raw.eq(port.data)]
+            # the next entry's decoded weight, registered next to its word (decoded from the
+            # ROM read, not from ``raw``: Icarus leaves a decode table of a register that
+            # keeps its reset value at X)
+            following_weight = self._decode(m, port.data, advance, self.rom_words[1 % n], "next")
         else:
             raw = word = Const(0, self.word_bits)
         if self.build == "dense":
@@ -415,7 +428,16 @@ class Neuron(wiring.Component):
             self.inp.done.eq(valid & ~behind & (~element.last | out_free)),
         ]
         first = self.rom_words[0] if n else 0
-        product = self._product(m, self._decode(m, raw, advance, first), element.value)
+        if n:
+            weight = {}
+            current = self._decode_inits(first)
+            for name, reg in following_weight.items():
+                weight[name] = Signal.like(reg, name=f"w_{name}", init=current[name])
+                with m.If(advance):
+                    m.d.sync += weight[name].eq(reg)
+        else:
+            weight = self._decode(m, raw, advance, first)
+        product = self._product(m, weight, element.value)
         # Product stage: ``w * x`` of a matched entry is registered and added the next cycle,
         # so the queue head, the shifter (or multiplier) and the accumulator's adder are apart.
         product_reg = Signal.like(product, name="product_reg")
@@ -441,7 +463,7 @@ class Neuron(wiring.Component):
         if self.build != "dense":
             # The current entry's column is a register, loaded with the word: the previous
             # column + 1 (0 on a restart) plus the relative index of the word that becomes
-            # current (the one read now, or the one held on a restart without an advance:
+            # current (the next word, or the one held on a restart without an advance:
             # ROM[0], as the walk has wrapped), so no adder sits before the compare with the
             # element's index. After reset it holds entry 0's column.
             rel = Mux(advance, raw[: self.index_bits], word[: self.index_bits])
@@ -457,9 +479,10 @@ class Neuron(wiring.Component):
             with m.If(advance):
                 m.d.sync += [
                     addr.eq(following),
-                    following.eq(Mux(following == n - 1, 0, following + 1)),
+                    following.eq(ahead),
+                    ahead.eq(Mux(ahead == n - 1, 0, ahead + 1)),
                 ]
-            m.d.comb += port.addr.eq(following)
+            m.d.comb += port.addr.eq(ahead)
 
         self._output_stage(m, result, closing, act_wait)
         return m
