@@ -34,7 +34,7 @@ from amaranth.hdl import Assert, Assume
 from amaranth.lib import data
 
 from . import conv, layer, props
-from .mutants import mutated
+from .mutants import mutant_build
 from .sby import Proof
 
 INPUTS = ("s_axis_tdata", "s_axis_tvalid", "s_axis_tlast", "s_axis_tuser", "m_axis_tready")
@@ -169,25 +169,21 @@ MUTANTS = {
 }
 
 
-def _mutant(key, build):
-    def run():
-        with mutated(*MUTANTS[key]):
-            return build()
-
-    return run
-
-
 MUTANT_PROOFS = [
     Proof(
         "axis_reset_bug",
-        _mutant("reset", lambda: conv_harness(CONV)),
+        mutant_build(MUTANTS["reset"], lambda: conv_harness(CONV)),
         "bmc",
         CONV_DEPTH,
         "fail",
         fast=True,
     ),
     Proof(
-        "axis_ready_bug", _mutant("ready", lambda: conv_harness(CONV)), "bmc", CONV_DEPTH, "fail"
+        "axis_ready_bug",
+        mutant_build(MUTANTS["ready"], lambda: conv_harness(CONV)),
+        "bmc",
+        CONV_DEPTH,
+        "fail",
     ),
-    Proof("axis_last_bug", _mutant("last", mlp_harness), "bmc", MLP_DEPTH, "fail"),
+    Proof("axis_last_bug", mutant_build(MUTANTS["last"], mlp_harness), "bmc", MLP_DEPTH, "fail"),
 ]

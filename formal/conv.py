@@ -30,7 +30,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Assert
 
 from . import props
-from .mutants import mutated
+from .mutants import mutant_build
 from .sby import Proof
 
 PIXEL_WIDTH = 4
@@ -253,23 +253,34 @@ MUTANTS = {
 }
 
 
-def _mutant(key, build):
-    def run():
-        with mutated(*MUTANTS[key]):
-            return build()
-
-    return run
-
-
 def _mutant_proofs():
     p2, p3, pp = params(2, WIDTH, HEIGHT), params(3, WIDTH, HEIGHT), params(2, WIDTH, HEIGHT, 2)
     return [
-        Proof("conv_emit_bug", _mutant("emit", lambda: harness(pp)), "bmc", 20, "fail", fast=True),
-        Proof("conv_stall_bug", _mutant("stall", lambda: harness(pp)), "bmc", 20, "fail"),
-        Proof("conv_acc_bug", _mutant("acc", lambda: harness(pp)), "bmc", 20, "fail"),
-        Proof("conv_reset_bug", _mutant("reset", lambda: harness(pp)), "bmc", 20, "fail"),
-        Proof("conv_last_bug", _mutant("last", lambda: harness(p2)), "bmc", 26, "fail"),
-        Proof("conv_ready_bug", _mutant("ready", lambda: ready_netlist(p3)), "netlist", 0, "fail"),
+        Proof(
+            "conv_emit_bug",
+            mutant_build(MUTANTS["emit"], lambda: harness(pp)),
+            "bmc",
+            20,
+            "fail",
+            fast=True,
+        ),
+        Proof(
+            "conv_stall_bug", mutant_build(MUTANTS["stall"], lambda: harness(pp)), "bmc", 20, "fail"
+        ),
+        Proof("conv_acc_bug", mutant_build(MUTANTS["acc"], lambda: harness(pp)), "bmc", 20, "fail"),
+        Proof(
+            "conv_reset_bug", mutant_build(MUTANTS["reset"], lambda: harness(pp)), "bmc", 20, "fail"
+        ),
+        Proof(
+            "conv_last_bug", mutant_build(MUTANTS["last"], lambda: harness(p2)), "bmc", 26, "fail"
+        ),
+        Proof(
+            "conv_ready_bug",
+            mutant_build(MUTANTS["ready"], lambda: ready_netlist(p3)),
+            "netlist",
+            0,
+            "fail",
+        ),
     ]
 
 

@@ -27,7 +27,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume
 
 from . import props
-from .mutants import mutated
+from .mutants import mutant_build
 from .sby import Proof
 
 SEED = 14
@@ -218,20 +218,35 @@ MUTANTS = {
 }
 
 
-def _mutant(key, build):
-    def run():
-        with mutated(*MUTANTS[key]):
-            return build()
-
-    return run
-
-
 MUTANT_PROOFS = [
-    Proof("layer_last_bug", _mutant("last", lambda: layer_harness("direct")), "bmc", 20, "fail"),
-    Proof("layer_rest_bug", _mutant("rest", lambda: layer_harness("csr")), "bmc", 20, "fail"),
     Proof(
-        "layer_ready_bug", _mutant("ready", lambda: netlist("csr")), "netlist", 0, "fail", fast=True
+        "layer_last_bug",
+        mutant_build(MUTANTS["last"], lambda: layer_harness("direct")),
+        "bmc",
+        20,
+        "fail",
     ),
-    Proof("layer_busy_bug", _mutant("busy", lambda: layer_harness("direct")), "bmc", 20, "fail"),
-    Proof("mlp_last_bug", _mutant("last", mlp_harness), "bmc", 26, "fail"),
+    Proof(
+        "layer_rest_bug",
+        mutant_build(MUTANTS["rest"], lambda: layer_harness("csr")),
+        "bmc",
+        20,
+        "fail",
+    ),
+    Proof(
+        "layer_ready_bug",
+        mutant_build(MUTANTS["ready"], lambda: netlist("csr")),
+        "netlist",
+        0,
+        "fail",
+        fast=True,
+    ),
+    Proof(
+        "layer_busy_bug",
+        mutant_build(MUTANTS["busy"], lambda: layer_harness("direct")),
+        "bmc",
+        20,
+        "fail",
+    ),
+    Proof("mlp_last_bug", mutant_build(MUTANTS["last"], mlp_harness), "bmc", 26, "fail"),
 ]

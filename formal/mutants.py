@@ -50,3 +50,13 @@ def mutated(module: str, old: str, new: str, count: int = 1):
     finally:
         for mod, name, value in reversed(undo):
             setattr(mod, name, value)
+
+
+def mutant_build(mutation, build):
+    """A proof's builder: ``build`` run with ``mutation`` (module, old, new) applied."""
+
+    def run():
+        with mutated(*mutation):
+            return build()
+
+    return run

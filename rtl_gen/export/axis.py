@@ -242,12 +242,18 @@ def interface_attributes(side: AxisSide) -> dict[str, list[str]]:
         f"HAS_TKEEP {int(side.keep is not None)}",
         "HAS_TLAST 1",
     ]
+    return _attributes(side.ports(), AXIS_VLNV, side.name, "TDATA", ", ".join(params))
+
+
+def _attributes(ports, vlnv: str, interface: str, carrier: str, params: str) -> dict:
+    """``{port: [attribute lines]}``: each port's ``X_INTERFACE_INFO`` (its logical name is the
+    part after the last ``_``), the interface's parameters on the ``carrier`` port."""
     attrs = {}
-    for port in side.ports():
+    for port in ports:
         logical = port["name"].rsplit("_", 1)[1].upper()
-        lines = [f'(* X_INTERFACE_INFO = "{AXIS_VLNV} {side.name} {logical}" *)']
-        if logical == "TDATA":
-            lines.append(f'(* X_INTERFACE_PARAMETER = "{", ".join(params)}" *)')
+        lines = [f'(* X_INTERFACE_INFO = "{vlnv} {interface} {logical}" *)']
+        if logical == carrier:
+            lines.append(f'(* X_INTERFACE_PARAMETER = "{params}" *)')
         attrs[port["name"]] = lines
     return attrs
 
@@ -295,14 +301,7 @@ class LiteSide:
             "HAS_LOCK 0, HAS_PROT 1, HAS_CACHE 0, HAS_QOS 0, HAS_REGION 0, HAS_WSTRB 1, "
             "HAS_BRESP 1, HAS_RRESP 1, SUPPORTS_NARROW_BURST 0, MAX_BURST_LENGTH 1"
         )
-        attrs = {}
-        for port in self.ports():
-            logical = port["name"].rsplit("_", 1)[1].upper()
-            lines = [f'(* X_INTERFACE_INFO = "{AXIMM_VLNV} s_axi {logical}" *)']
-            if logical == "AWADDR":
-                lines.append(f'(* X_INTERFACE_PARAMETER = "{params}" *)')
-            attrs[port["name"]] = lines
-        return attrs
+        return _attributes(self.ports(), AXIMM_VLNV, "s_axi", "AWADDR", params)
 
     def body(self) -> list[str]:
         """The slave: a write is taken when AWVALID and WVALID are both high (one word, WSTRB

@@ -130,7 +130,9 @@ def ram_format(layer: LayerWeights, build: str) -> RamFormat:
         value_bits = int(mags.max()).bit_length() + 1
         kw["value_bits"] = value_bits
         word_bits = value_bits
-    fmt = RamFormat(
+    # the ROM build's accumulator (the exact bound of this bundle's weights): any wider and the
+    # requantisation path after it gets longer (docs/export.md, "Weights at run time")
+    return RamFormat(
         name=layer.name,
         build=build,
         in_features=layer.in_features,
@@ -142,12 +144,9 @@ def ram_format(layer: LayerWeights, build: str) -> RamFormat:
         output_bits=layer.output_bits,
         output_frac_bits=layer.output_frac_bits,
         word_bits=word_bits,
-        acc_bits=0,
+        acc_bits=layer.acc_bits(),
         **kw,
     )
-    # the ROM build's accumulator (the exact bound of this bundle's weights): any wider and the
-    # requantisation path after it gets longer (docs/export.md, "Weights at run time")
-    return RamFormat(**{**fmt.__dict__, "acc_bits": layer.acc_bits()})
 
 
 def ram_words(layer: LayerWeights, fmt: RamFormat, j: int) -> list[int]:
