@@ -21,7 +21,7 @@ from rtl_gen.neuron.weights import layers_from_bundle, load_bundle_any
 from sim.mlp import BUILD, bundle_for_tests, run_case
 from sim.tools import available_simulators
 
-from .test_export_tcl import STUBS
+from .test_export_tcl import STUBS, run_stubbed
 
 IMAGES = 5
 
@@ -311,33 +311,16 @@ proc current_fileset""",
 
 
 def run_board_tcl(folder, tmp_path, args="", board_part="", progress="100%", check=True):
-    if shutil.which("tclsh") is None:
-        pytest.skip("tclsh not installed (apt-get install tcl)")
     run_dir = tmp_path / "impl_1"
     run_dir.mkdir(exist_ok=True)
     (run_dir / "board_wrapper.bit").write_text("bit")
     hwh = folder / "board" / "project" / "board.gen" / "sources_1" / "bd" / "board" / "hw_handoff"
     hwh.mkdir(parents=True, exist_ok=True)
     (hwh / "board.hwh").write_text("hwh")
-    (tmp_path / "stubs.tcl").write_text(BOARD_STUBS)
-    env = {
-        "TCL_LOG": str(tmp_path / "calls.log"), "TCL_ARGS": args, "TCL_PRESET": "",
-        "TCL_SCRIPT": str(folder / "board" / "block_design.tcl"), "PATH": "/usr/bin:/bin",
-        "TCL_BOARD_PART": board_part, "TCL_PROGRESS": progress, "TCL_RUN_DIR": str(run_dir),
-    }  # fmt: skip
-    run = subprocess.run(
-        ["tclsh", str(tmp_path / "stubs.tcl")], env=env, cwd=tmp_path, capture_output=True,
-        text=True,
+    return run_stubbed(
+        folder / "board" / "block_design.tcl", tmp_path, BOARD_STUBS, args, check=check,
+        TCL_BOARD_PART=board_part, TCL_PROGRESS=progress, TCL_RUN_DIR=str(run_dir),
     )  # fmt: skip
-    if not check:
-        return run
-    assert run.returncode == 0, run.stderr
-    return [
-        (words[0], words[1:])
-        for words in (
-            line.split("\t") for line in (tmp_path / "calls.log").read_text().splitlines()
-        )
-    ]
 
 
 def _configs(calls, cell):

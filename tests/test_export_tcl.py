@@ -39,15 +39,23 @@ close $log
 
 def run_tcl(folder, tmp_path, args="", script="build.tcl", preset="", check=True):
     """Run ``vivado/<script>`` under tclsh; ``[(command, [args...]), ...]`` in call order."""
+    return run_stubbed(folder / "vivado" / script, tmp_path, STUBS, args, preset, check)
+
+
+def run_stubbed(script, tmp_path, stubs, args="", preset="", check=True, **env):
+    """Run ``script`` under tclsh with Vivado's commands stubbed by ``stubs`` (``env``: more
+    ``TCL_*`` variables for them); ``[(command, [args...]), ...]`` in call order, or the
+    finished process when ``check`` is false."""
     if shutil.which("tclsh") is None:
         pytest.skip("tclsh not installed (apt-get install tcl)")
-    (tmp_path / "stubs.tcl").write_text(STUBS)
+    (tmp_path / "stubs.tcl").write_text(stubs)
     env = {
         "TCL_LOG": str(tmp_path / "calls.log"),
         "TCL_ARGS": args,
         "TCL_PRESET": preset,
-        "TCL_SCRIPT": str(folder / "vivado" / script),
+        "TCL_SCRIPT": str(script),
         "PATH": "/usr/bin:/bin",
+        **env,
     }
     run = subprocess.run(
         ["tclsh", str(tmp_path / "stubs.tcl")], env=env, cwd=tmp_path, capture_output=True,
