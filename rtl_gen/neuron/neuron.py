@@ -287,6 +287,19 @@ class Neuron(wiring.Component):
         starts from registers (the codebook lookup, or the power-of-two decode, is not on the
         path into the shifter or the multiplier). Returns the registered fields: ``{"weight"}``
         (dense, codebook) or ``{"zero", "negative", "exp"}`` (pow2)."""
+        decoded = {}
+        for name, (value, shape, init) in self._fields(word, init_word).items():
+            reg = Signal(shape, name=f"{prefix}_{name}", init=init)
+            if enable is None:
+                m.d.sync += reg.eq(value)
+            else:
+                with m.If(enable):
+                    m.d.sync += reg.eq(value)
+            decoded[name] = reg
+        return decoded
+
+    def _fields(self, word, init_word):
+        """``{name: (decoded value of word, shape, decode of init_word)}`` for :meth:`_decode`."""
         fields = {}
         if self.weights == "ram":  # the RAM word is the decoded weight (rtl_gen.neuron.ram)
             if self.build == "pow2":
@@ -316,21 +329,12 @@ class Neuron(wiring.Component):
                 fields["negative"] = (negative[code], unsigned(1), int(init < 0))
                 init_exp = max(abs(init), 1).bit_length() - 1
                 fields["exp"] = (exponent[code], unsigned(exp_bits), init_exp)
-        decoded = {}
-        for name, (value, shape, init) in fields.items():
-            reg = Signal(shape, name=f"{prefix}_{name}", init=init)
-            if enable is None:
-                m.d.sync += reg.eq(value)
-            else:
-                with m.If(enable):
-                    m.d.sync += reg.eq(value)
-            decoded[name] = reg
-        return decoded
+        return fields
 
     def _decode_inits(self, word: int) -> dict:
         """The reset values :meth:`_decode` gives its registers for ROM word ``word``."""
-        fields = self._decode(Module(), Const(0, self.word_bits), None, word)
-        return {name: reg.init for name, reg in fields.items()}
+        fields = self._fields(Const(0, self.word_bits), word)
+        return {name: init for name, (_, _, init) in fields.items()}
 
     def _product(self, m, decoded, x):
         """Product of the decoded (registered) weight with ``x``."""
