@@ -1,6 +1,9 @@
 """The Python API (compress2rtl): a user's PyTorch network and data to a bundle and its
 hardware; the golden model against the bundle's integer reference, the RTL against both."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -145,3 +148,20 @@ def test_imported_cnn_through_the_pipeline(tmp_path):
     hw = compress2rtl.hardware(bundle, line_buffers=3)
     assert hw.kind == "cnn"
     assert np.array_equal(hw.predict(x[180:]), bundle.arrays["reference.test_outputs"])
+
+
+def test_breast_cancer_example_ends_bit_exact(tmp_path, capsys):
+    """examples/breast_cancer.py as a user runs it, on 2 test rows through the RTL."""
+    sims = available_simulators()
+    if not sims:
+        pytest.skip("neither Icarus nor Verilator is installed")
+    path = Path(__file__).resolve().parent.parent / "examples" / "breast_cancer.py"
+    spec = importlib.util.spec_from_file_location("breast_cancer_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    args = ["--rows", "2", "--no-synth", "--out", str(tmp_path), "--sim", sims[0]]
+    assert example.main(args) == 0
+    out = capsys.readouterr().out
+    assert "float model 30 -> 16 -> 8 -> 2: test accuracy" in out
+    assert f"RTL ({sims[0]}) on 2 rows: bit-exact" in out
+    assert (tmp_path / "vivado" / "manifest.json").is_file()
