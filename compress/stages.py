@@ -247,7 +247,8 @@ def prune_unstructured(cfg, model, data, original_weights: int, log) -> PruneRes
     names = {m: n for n, m in layers.items()}
     masks = prune.full_masks(layers)
     sparsity = list(cfg.layer_sparsity)
-    sparsity += [sparsity[-1]] * (len(layers) - len(sparsity))
+    # one fraction per layer: the last repeated for more layers, extra ones unused
+    sparsity = (sparsity + [sparsity[-1]] * (len(layers) - len(sparsity)))[: len(layers)]
     schedule = []
     acc_pruned = None
     weights_pruned = None

@@ -252,3 +252,34 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("compress: error: layer 1 (Tanh) is not supported; supported layers")
     assert err.count("\n") == 1 and not out.exists()
+
+
+def test_cli_state_dict_with_arch_end_to_end(tmp_path, capsys):
+    """`python -m compress --model-file weights.pt --arch ... --data d.npz` writes a bundle
+    whose float layers are the user's (no float training) and whose name is the file's."""
+    a = _arrays(n=120)
+    np.savez(tmp_path / "tiny.npz", **a)
+    torch.manual_seed(0)
+    user = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    torch.save(user.state_dict(), tmp_path / "w.pt")
+    out = tmp_path / "out"
+    args = [
+        "--data", str(tmp_path / "tiny.npz"), "--model-file", str(tmp_path / "w.pt"),
+        "--arch", "linear 6 5, relu, linear 5 3", "--out", str(out), "--quiet", "--no-plots",
+        "--finetune-epochs", "1", "--prune-rounds", "1",
+    ]  # fmt: skip
+    assert compress_main(args) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    from compress.bundle import load_bundle
+
+    b = load_bundle(out / "bundle")
+    assert b.manifest["dataset"] == "tiny" and b.manifest["model"] == "imported"
+    assert b.manifest["architecture"]["original"] == [6, 5, 3]
+    # the dense baseline is the user's float network in 16 bits
+    w = (
+        b.arrays["baseline.fc1.weight_int"]
+        * 2.0 ** -b.manifest["baseline"]["layers"][0]["weight_frac_bits"]
+    )
+    assert np.allclose(w, user[0].weight.detach().numpy(), atol=2**-10)
+    assert compress_main([*args[:6], "--out", str(tmp_path / "o2"), "--hidden", "9"]) == 2
+    assert "structured pruning target 9 for fc1 is not in 1..5" in capsys.readouterr().err
