@@ -190,6 +190,7 @@ class Hardware:
             self.build = build or "pow2"
         self.last_run: dict = {}
         self._export_design = None
+        self._timing = None  # the CNN build's arguments of the cycle model
 
     @property
     def name(self) -> str:
@@ -249,7 +250,13 @@ class Hardware:
             ]
         from tb.golden.cnn_network import cnn_timing
 
-        args = self._component().timing_arguments
+        if self._timing is None:
+            from amaranth.hdl import Fragment
+
+            dut = self._component()
+            self._timing = dut.timing_arguments
+            Fragment.get(dut, None)  # elaborated: the build's latencies, and no unused warning
+        args = self._timing
         return [cnn_timing(self.spec.stages, self.spec.fc, c[i : i + 1], **args).cycles
                 for i in range(len(c))]  # fmt: skip
 

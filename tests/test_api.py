@@ -148,6 +148,12 @@ def test_imported_cnn_through_the_pipeline(tmp_path):
     hw = compress2rtl.hardware(bundle, line_buffers=3)
     assert hw.kind == "cnn"
     assert np.array_equal(hw.predict(x[180:]), bundle.arrays["reference.test_outputs"])
+    sims = available_simulators()
+    if not sims:
+        pytest.skip("neither Icarus nor Verilator is installed")
+    rtl = hw.simulate(x[180:182], simulator=sims[0], build_dir=tmp_path / "sim")
+    assert np.array_equal(rtl, hw.predict(x[180:182]))
+    assert hw.last_run["cycles"] == hw.cycles(x[180:182])
 
 
 def test_breast_cancer_example_ends_bit_exact(tmp_path, capsys):
