@@ -282,11 +282,13 @@ def _check_equal(module, model, input_shape) -> None:
     shape = tuple(input_shape) if input_shape is not None else (model.sizes[0],)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand((8, *shape), generator=gen)
+    param = next(iter(module.parameters()), None)
     was = module.training
     module.eval()
     try:
         with torch.no_grad():
-            want = module(x)
+            # the user's module in its own dtype and device (float64, a GPU), compared in float32
+            want = module(x if param is None else x.to(param)).float().cpu()
             got = model(x)
     except RuntimeError as exc:
         raise UnsupportedModel(

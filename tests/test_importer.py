@@ -58,6 +58,7 @@ def test_mlp_weights_equal_after_import():
         dst = model.layer(i)
         assert torch.equal(dst.weight, src.weight) and torch.equal(dst.bias, src.bias)
     assert _same_output(user, model, (16,))
+    assert _same_output(user, import_model(_mlp(dropout=True).double(), (16,), 5), (16,))
     # the imported model is a copy: training it leaves the user's weights alone
     with torch.no_grad():
         model.fc1.weight.zero_()
