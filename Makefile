@@ -51,7 +51,7 @@ $(call switch_01,WAVES)
 $(call switch_01,ZERO_SKIP)
 $(if $(filter-out rom ram,$(WEIGHTS))$(filter-out 1,$(words $(WEIGHTS))),$(error WEIGHTS must be rom or ram, not '$(WEIGHTS)'))
 
-.PHONY: setup sim accuracy test formal mutate lint format bench compress verilog ip synth timing board report clean distclean
+.PHONY: setup sim accuracy test formal mutate lint format bench compress example verilog ip synth timing board report clean distclean
 
 setup: $(STAMP)
 
@@ -137,6 +137,14 @@ bench: $(STAMP)
 
 compress: $(STAMP)
 	$(PY) -m compress --dataset $(DATASET) --model $(MODEL)
+
+# a user's PyTorch network through the Python API (docs/api.md): EXAMPLE=breast_cancer or
+# synthetic_mlp, EXAMPLE_ARGS="--rows 8 --no-synth --sim verilator"
+EXAMPLE      ?= breast_cancer
+EXAMPLE_ARGS ?=
+example: $(STAMP)
+	$(if $(wildcard examples/$(EXAMPLE).py),,$(error EXAMPLE must be one of: $(basename $(notdir $(wildcard examples/*.py)))))
+	PYTHONPATH=$(CURDIR) $(PY) examples/$(EXAMPLE).py $(EXAMPLE_ARGS)
 
 verilog: $(STAMP) $(NEEDS_BUNDLE)
 	$(PY) -m rtl_gen.export verilog $(EXPORT_ARGS)

@@ -14,8 +14,29 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="digits", choices=["digits", "fashion", "mnist", "kmnist"])
     p.add_argument("--model", default="lenet300", choices=["lenet300", "lenet5"])
     p.add_argument("--data-dir", help="directory with the four IDX files (gzip or raw)")
+    p.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        help="your data: x_train, y_train, x_test, y_test (x real, >= 0, (n, features) or "
+        "(n, C, H, W); y integer labels 0..classes-1); replaces --dataset (docs/api.md)",
+    )
+    p.add_argument(
+        "--model-file",
+        metavar="MODEL.pt",
+        help="your trained network: torch.save(model) or TorchScript (a state_dict needs "
+        "--arch); the pipeline starts from its weights (docs/api.md)",
+    )
+    p.add_argument(
+        "--arch",
+        help='the layers of a state_dict --model-file, e.g. "linear 30 16, relu, linear 16 2"',
+    )
+    p.add_argument("--onnx", metavar="MODEL.onnx", help="an ONNX network (needs the onnx package)")
     p.add_argument("--out", help="output directory (default build/compress/<dataset>_<model>)")
-    p.add_argument("--epochs", type=int, help="float training epochs")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="float training epochs (with --model-file: further epochs on its weights, default 0)",
+    )
     p.add_argument("--finetune-epochs", type=int, help="epochs of each fine-tuning phase")
     p.add_argument("--batch", type=int)
     p.add_argument("--l1", type=float, help="L1 regularisation weight during float training")
@@ -60,9 +81,22 @@ def main(argv=None) -> int:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     a = p.parse_args(argv)
+    if a.onnx:
+        print(
+            "compress: error: --onnx is not supported yet (ONNX import is not implemented); "
+            "save the PyTorch model with torch.save(model) and pass --model-file",
+            file=sys.stderr,
+        )
+        return 2
+    if a.arch and not a.model_file:
+        print("compress: error: --arch describes a state_dict --model-file", file=sys.stderr)
+        return 2
     cfg = config_for(
         a.dataset,
-        a.model,
+        "imported" if a.model_file else a.model,
+        model_file=a.model_file,
+        arch=a.arch,
+        data_file=a.data,
         out=a.out,
         data_dir=a.data_dir,
         epochs=a.epochs,

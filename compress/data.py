@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import struct
 import urllib.request
@@ -20,10 +21,13 @@ import numpy as np
 __all__ = [
     "VAL_SEED",
     "Dataset",
+    "DataError",
     "IdxError",
+    "dataset_from_arrays",
     "load_dataset",
     "load_digits",
     "load_idx_dataset",
+    "load_npz",
     "read_idx",
 ]
 
@@ -48,6 +52,10 @@ VAL_SEED = 0
 
 class IdxError(ValueError):
     """A missing, truncated or malformed IDX file (the message names the file)."""
+
+
+class DataError(ValueError):
+    """A malformed ``--data`` file or array set (one line naming the array and the fault)."""
 
 
 @dataclass
@@ -272,3 +280,107 @@ def load_dataset(name: str, data_dir=None, seed: int = 0) -> Dataset:
     if name == "digits":
         return load_digits(seed=0)
     return load_idx_dataset(name, data_dir)
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# the hardware's input codes are unsigned 8-bit
+INPUT_BITS = 8
+
+
+def input_frac_bits_for(x: np.ndarray) -> int:
+    """The input format of user data: the largest ``f`` with ``max(x) * 2**f`` within the
+    unsigned 8-bit code (``fixedpoint.frac_bits_for``, as for every activation)."""
+    from .fixedpoint import frac_bits_for
+
+    return frac_bits_for(float(np.max(x)) if x.size else 0.0, INPUT_BITS, signed=False)
+
+
+def dataset_from_arrays(arrays, name: str = "data", where: str = "data") -> Dataset:
+    """A :class:`Dataset` from ``x_train, y_train, x_test, y_test`` (a mapping, e.g. an
+    ``np.load`` of a ``.npz``).
+
+    ``x``: ``(n, features)`` or ``(n, C, H, W)`` real numbers, finite and non-negative (the
+    hardware takes unsigned codes: scale the features, e.g. min-max to ``[0, 1]``); ``y``:
+    integer class labels ``0..classes-1``, one per row. The input format ``frac_bits`` is the
+    largest with ``max(x_train) * 2**frac_bits <= 255``, and every input is snapped to that grid
+    (``round(x * 2**f) / 2**f``, clipped to the code range), so the hardware's 8-bit codes
+    reproduce the float inputs the network is fine-tuned and measured on exactly.
+    Raises :class:`DataError` (one line, naming ``where`` and the array)."""
+    missing = [k for k in NPZ_KEYS if k not in arrays]
+    if missing:
+        raise DataError(f"{where}: missing {', '.join(missing)} (needs {', '.join(NPZ_KEYS)})")
+    a = {k: np.asarray(arrays[k]) for k in NPZ_KEYS}
+    for k in ("x_train", "x_test"):
+        x = a[k]
+        if x.dtype.kind not in "fiub":
+            raise DataError(f"{where}: {k} has dtype {x.dtype}, expected real numbers")
+        if x.ndim not in (2, 4):
+            raise DataError(
+                f"{where}: {k} has shape {x.shape}, expected (n, features) or (n, C, H, W)"
+            )
+        if len(x) == 0:
+            raise DataError(f"{where}: {k} is empty")
+        xf = x.astype(np.float64)
+        if not np.all(np.isfinite(xf)):
+            raise DataError(f"{where}: {k} holds NaN or infinite values")
+        if xf.min() < 0:
+            raise DataError(
+                f"{where}: {k} has negative values (min {xf.min():.4g}); the hardware takes "
+                "unsigned 8-bit inputs: scale the features to [0, 1] (e.g. min-max on the "
+                "training set)"
+            )
+    if a["x_train"].shape[1:] != a["x_test"].shape[1:]:
+        raise DataError(
+            f"{where}: x_test samples have shape {a['x_test'].shape[1:]}, x_train "
+            f"{a['x_train'].shape[1:]}"
+        )
+    for xk, yk in (("x_train", "y_train"), ("x_test", "y_test")):
+        y = a[yk]
+        if y.ndim != 1:
+            raise DataError(f"{where}: {yk} has shape {y.shape}, expected (n,) class labels")
+        if y.dtype.kind not in "iu" and not (
+            y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+        ):
+            raise DataError(f"{where}: {yk} has dtype {y.dtype}, expected integer class labels")
+        if len(y) != len(a[xk]):
+            raise DataError(f"{where}: {yk} has {len(y)} labels, {xk} {len(a[xk])} rows")
+        if y.min() < 0:
+            raise DataError(f"{where}: {yk} has a negative label ({int(y.min())})")
+    classes = int(max(a["y_train"].max(), a["y_test"].max())) + 1
+    if classes < 2:
+        raise DataError(f"{where}: y_train and y_test hold a single class")
+    if a["y_test"].max() >= a["y_train"].max() + 1:
+        raise DataError(
+            f"{where}: y_test has label {int(a['y_test'].max())}, never seen in y_train "
+            f"(labels 0..{int(a['y_train'].max())})"
+        )
+    frac = input_frac_bits_for(a["x_train"].astype(np.float64))
+    top = (1 << INPUT_BITS) - 1
+
+    def snap(x):
+        q = np.clip(np.floor(x.astype(np.float64) * 2.0**frac + 0.5), 0, top)
+        return (q / 2.0**frac).astype(np.float32)
+
+    return Dataset(
+        name,
+        snap(a["x_train"]),
+        a["y_train"].astype(np.int64),
+        snap(a["x_test"]),
+        a["y_test"].astype(np.int64),
+        input_frac_bits=frac,
+        classes=classes,
+    )
+
+
+def load_npz(path) -> Dataset:
+    """``--data file.npz``: :func:`dataset_from_arrays` of the file, named after its stem."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: no such data file") from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read a .npz archive ({exc})") from exc
+    name = re.sub(r"[^A-Za-z0-9_]", "_", path.stem) or "data"
+    return dataset_from_arrays(arrays, name, str(path))

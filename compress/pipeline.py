@@ -16,10 +16,11 @@ from . import integer_ref, plots, pow2, report, stages
 from .bundle import save_bundle
 from .calibrate import calibrate_pow2, dense_baseline, input_spec
 from .calibrate_cnn import calibrate_cnn_pow2, cnn_dense_baseline, cnn_input_spec
-from .data import load_dataset
+from .data import load_dataset, load_npz
 from .encode import encode_layer
 from .environment import environment
-from .models import linear_layers, prunable
+from .importer import import_model, load_model_file
+from .models import LeNet5, linear_layers, prunable
 from .train import seed_everything
 
 __all__ = ["Config", "config_for", "run"]
@@ -28,9 +29,15 @@ __all__ = ["Config", "config_for", "run"]
 @dataclass
 class Config:
     dataset: str = "digits"
-    model: str = "lenet300"
+    model: str = "lenet300"  # or "lenet5"; "imported" for a user's network (model_file, run())
     out: str | None = None
     data_dir: str | None = None
+    # a user's trained network (compress.importer): TorchScript, a whole pickled model or a
+    # state_dict with its layer list ``arch``; and a user's data, ``x_train, y_train, x_test,
+    # y_test`` in a .npz (compress.data.load_npz)
+    model_file: str | None = None
+    arch: str | None = None
+    data_file: str | None = None
     seed: int = 0
     epochs: int = 60
     batch: int = 32
@@ -48,14 +55,15 @@ class Config:
     finetune_lr: float = 5e-4
     finetune_schedule: str = "constant"  # or "cosine": each fine-tuning phase's learning rate
     # Taylor structured pruning: hidden widths after pruning, reached in `structured_steps` steps
-    hidden_targets: tuple = (48, 24)
+    # (None: every width kept, the default of an imported network)
+    hidden_targets: tuple | None = (48, 24)
     structured_steps: int = 3
     taylor_batches: int | None = None
     # iterative unstructured pruning: fraction of each (structured) layer's weights pruned
     layer_sparsity: tuple = (0.4, 0.3, 0.1)
     prune_rounds: int = 3
     criterion: str = "magnitude"  # or "taylor"
-    conv_targets: tuple = (4, 10)  # lenet5: filters kept in conv1, conv2
+    conv_targets: tuple | None = (4, 10)  # lenet5: filters kept in conv1, conv2 (None: all)
     conv_index_bits: int = 8
     # sharing / pow2 / encoding
     clusters: int = 16
@@ -84,8 +92,17 @@ class Config:
 
 
 def config_for(dataset: str, model: str = "lenet300", **overrides) -> Config:
+    """The defaults of ``model`` on ``dataset``, then every ``overrides`` that is not None.
+
+    ``model="imported"`` (a user's trained network): no float training (``epochs`` 0: the
+    pipeline starts from the user's weights; more epochs continue training them) and no
+    structured pruning unless ``hidden_targets`` / ``conv_targets`` are given; the other stages
+    as for the built-in networks, with the small-data (digits) defaults unless the data set is
+    one of the IDX ones."""
+    from .data import IDX_DATASETS
+
     cfg = Config(dataset=dataset, model=model)
-    if dataset != "digits":
+    if dataset in IDX_DATASETS:
         cfg.epochs, cfg.batch, cfg.lr = 12, 256, 1e-3
         cfg.finetune_epochs, cfg.prune_rounds = 5, 4
         cfg.hidden_targets = (100, 50)
@@ -114,6 +131,8 @@ def config_for(dataset: str, model: str = "lenet300", **overrides) -> Config:
             # chosen on the validation split (docs/compress.md): the pow2 fine-tuning with a
             # cosine learning rate, then the biases retrained on the fixed codes
             cfg.pow2_schedule, cfg.bias_epochs = "cosine", 3
+    if model == "imported":
+        cfg.epochs, cfg.hidden_targets, cfg.conv_targets = 0, None, None
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
@@ -125,8 +144,13 @@ def _log(cfg, msg):
         print(msg, flush=True)
 
 
-def run(cfg: Config) -> dict:
+def run(cfg: Config, model=None, data=None) -> dict:
     """Run the pipeline for ``cfg.model`` on ``cfg.dataset``.
+
+    ``model``: a user's trained ``torch.nn.Module`` (else ``cfg.model_file`` when set), imported
+    with :func:`compress.importer.import_model`; the pipeline then starts from its weights.
+    ``data``: a :class:`compress.data.Dataset` (else ``cfg.data_file`` when set, else the
+    built-in ``cfg.dataset``).
 
     Writes ``report.txt``, ``summary.json``, the plots (``cfg.plots``) and the bundle (version 1
     for LeNet-300-100, version 2 for LeNet-5) to ``cfg.out`` (default
@@ -140,6 +164,20 @@ def run(cfg: Config) -> dict:
     t0 = time.time()
     torch.set_num_threads(max(1, cfg.threads))
     seed_everything(cfg.seed)
+    if data is None and cfg.data_file:
+        data = load_npz(cfg.data_file)
+    if data is None:
+        data = load_dataset(cfg.dataset, cfg.data_dir, cfg.seed)
+    else:  # a user's data set: its name labels the outputs
+        cfg.dataset = data.name
+    if cfg.train_limit or cfg.test_limit:
+        data = data.subset(cfg.train_limit, cfg.test_limit)
+    data = data.split_validation(cfg.val_fraction)
+    imported = None
+    if model is None and cfg.model_file:
+        model = load_model_file(cfg.model_file, cfg.arch)
+    if model is not None:
+        imported = import_model(model, data.image_shape, data.classes)
     out = Path(cfg.out or f"build/compress/{cfg.dataset}_{cfg.model}")
     out.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
@@ -148,16 +186,13 @@ def run(cfg: Config) -> dict:
         lines.append(msg)
         _log(cfg, msg)
 
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.seed)
-    if cfg.train_limit or cfg.test_limit:
-        data = data.subset(cfg.train_limit, cfg.test_limit)
-    data = data.split_validation(cfg.val_fraction)
-    if cfg.model == "lenet5":
-        return run_cnn(cfg, data, out, log, lines, t0)
-    return run_mlp(cfg, data, out, log, lines, t0)
+    cnn = isinstance(imported, LeNet5) if imported is not None else cfg.model == "lenet5"
+    if cnn:
+        return run_cnn(cfg, data, out, log, lines, t0, imported)
+    return run_mlp(cfg, data, out, log, lines, t0, imported)
 
 
-def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
+def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float, imported=None) -> dict:
     """LeNet-300-100: every stage, then the integer reference, CSR + Huffman encoding, the dense
     16-bit baseline and the bundle."""
     log(
@@ -166,7 +201,7 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     )
     timings = {}
     t = time.time()
-    trained = stages.train_float(cfg, data, log)
+    trained = stages.train_float(cfg, data, log, imported)
     model = trained.model
     timings["train"] = time.time() - t
 
@@ -251,7 +286,7 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     return _write_outputs(cfg, out, summary, lines, log, trained, pruned, importance)
 
 
-def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
+def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float, imported=None) -> dict:
     """LeNet-5: the same stages (Taylor filter and neuron pruning, iterative pruning, sharing,
     pow2), then the integer layers (conv, pool, flatten, linear; fc1 in hwc order), the integer
     reference, CSR + Huffman encoding, the dense 16-bit baseline and a version-2 bundle."""
@@ -261,7 +296,7 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float) -> dict:
     )
     timings = {}
     t = time.time()
-    trained = stages.train_float(cfg, data, log)
+    trained = stages.train_float(cfg, data, log, imported)
     model = trained.model
     timings["train"] = time.time() - t
 

@@ -63,6 +63,8 @@ def write_all(folder, before, pruned, retrained, sweep, schedule, importance, or
     fig.savefig(folder / "accuracy_vs_pruned.png", dpi=100)
     plt.close(fig)
 
+    if not importance:  # no hidden layer: no neuron to rank
+        return
     fig, axes = plt.subplots(1, len(importance), figsize=(4.5 * len(importance), 3))
     axes = np.atleast_1d(axes)
     for ax, (name, imp) in zip(axes, importance.items(), strict=True):

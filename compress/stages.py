@@ -62,29 +62,37 @@ class Trained:
     dense_bytes: int  # fp32 bytes of the original weights and biases
 
 
-def train_float(cfg, data, log) -> Trained:
+def train_float(cfg, data, log, initial=None) -> Trained:
     """Build ``cfg.model``, train it in float (keeping the best epoch on the validation split),
-    log the validation and test lines; return the model, a copy of it and its original size."""
-    model = build_model(cfg.model, data.image_shape, data.classes)
+    log the validation and test lines; return the model, a copy of it and its original size.
+
+    ``initial``: a user's trained network already imported (``compress.importer``); it is
+    trained further only for ``cfg.epochs`` > 0 (0, no training, by default)."""
+    if initial is not None:
+        model = initial
+        log(f"imported model: {_describe(model)}, {cfg.epochs} further float epochs")
+    else:
+        model = build_model(cfg.model, data.image_shape, data.classes)
     epoch_val = []
-    train(
-        model,
-        data.x_train,
-        data.y_train,
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        batch=cfg.batch,
-        seed=cfg.seed,
-        l1=cfg.l1,
-        weight_decay=cfg.weight_decay,
-        schedule=cfg.train_schedule,
-        augment=cfg.augment,
-        desc="train",
-        quiet=cfg.quiet,
-        val=(data.x_val, data.y_val),
-        history=epoch_val,
-    )
-    best = len(epoch_val) - int(np.argmax(epoch_val[::-1]))
+    if initial is None or cfg.epochs > 0:
+        train(
+            model,
+            data.x_train,
+            data.y_train,
+            epochs=cfg.epochs,
+            lr=cfg.lr,
+            batch=cfg.batch,
+            seed=cfg.seed,
+            l1=cfg.l1,
+            weight_decay=cfg.weight_decay,
+            schedule=cfg.train_schedule,
+            augment=cfg.augment,
+            desc="train",
+            quiet=cfg.quiet,
+            val=(data.x_val, data.y_val),
+            history=epoch_val,
+        )
+    best = len(epoch_val) - int(np.argmax(epoch_val[::-1])) if epoch_val else 0
     val_acc = on_val(model, data)
     log(
         f"validation: epoch {best} of {len(epoch_val)} kept, accuracy {100 * val_acc:.2f}% "
@@ -103,6 +111,16 @@ def train_float(cfg, data, log) -> Trained:
         weights=layer_weights(model),
         original_weights=sum(m.weight.numel() for m in layers),
         dense_bytes=4 * sum(m.weight.numel() + m.bias.numel() for m in layers),
+    )
+
+
+def _describe(model) -> str:
+    if isinstance(model, MLP):
+        return "MLP " + " -> ".join(map(str, model.sizes))
+    return (
+        f"CNN conv {model.conv1.out_channels} (K={model.conv1.kernel_size[0]}), conv "
+        f"{model.conv2.out_channels} (K={model.conv2.kernel_size[0]}), fc "
+        + " -> ".join(map(str, model.sizes))
     )
 
 
@@ -145,20 +163,36 @@ def prune_structured(cfg, model, data, log) -> tuple[dict, list]:
     ``cfg.conv_targets``) and hidden fc neurons (down to ``cfg.hidden_targets``). Returns the
     group importance of the first step by layer name and one history entry per step."""
     mlp = isinstance(model, MLP)
+    # None: every width kept (an imported network's default)
+    hidden_t = cfg.hidden_targets if cfg.hidden_targets is not None else model.sizes[1:-1]
     if mlp:
         widths0 = model.sizes[1:-1]
-        targets = list(cfg.hidden_targets)[: len(widths0)]
+        targets = list(hidden_t)[: len(widths0)]
         pairs = [(i, i + 1, 1) for i in range(len(widths0))]
         names = [f"fc{i + 1}" for i in range(len(widths0))]
     else:
         # conv filters, then the hidden fc neurons (a missing hidden target keeps the width)
         hidden0 = model.sizes[1:-1]
         widths0 = [model.conv1.out_channels, model.conv2.out_channels, *hidden0]
-        hidden = list(cfg.hidden_targets)[: len(hidden0)]
-        targets = [*cfg.conv_targets, *hidden, *hidden0[len(hidden) :]]
+        hidden = list(hidden_t)[: len(hidden0)]
+        conv_t = cfg.conv_targets if cfg.conv_targets is not None else widths0[:2]
+        targets = [*conv_t, *hidden, *hidden0[len(hidden) :]]
         pairs = [("conv1", "conv2", 1), ("conv2", "fc1", _conv_side(model, data))]
         pairs += [(f"fc{i + 1}", f"fc{i + 2}", 1) for i in range(len(hidden0))]
         names = [a for a, _, _ in pairs]
+    for name, w0, t in zip(names, widths0, targets, strict=False):
+        if not 1 <= t <= w0:
+            raise ValueError(
+                f"structured pruning target {t} for {name} is not in 1..{w0} (its width)"
+            )
+    if list(targets) == list(widths0)[: len(targets)]:
+        # nothing to remove: the importance once, for the plot, and no fine-tuning
+        layers = prunable(model)
+        _, gimp = taylor.taylor_importance(
+            model, data.x_train, data.y_train, layers, batch=256, max_batches=cfg.taylor_batches
+        )
+        log(f"Taylor structured pruning: every width kept ({_describe(model)})")
+        return {n: gimp[layers[n]].numpy().copy() for n in names}, []
     first, history = None, []
     for step in range(1, cfg.structured_steps + 1):
         layers = prunable(model)
@@ -213,7 +247,8 @@ def prune_unstructured(cfg, model, data, original_weights: int, log) -> PruneRes
     names = {m: n for n, m in layers.items()}
     masks = prune.full_masks(layers)
     sparsity = list(cfg.layer_sparsity)
-    sparsity += [sparsity[-1]] * (len(layers) - len(sparsity))
+    # one fraction per layer: the last repeated for more layers, extra ones unused
+    sparsity = (sparsity + [sparsity[-1]] * (len(layers) - len(sparsity)))[: len(layers)]
     schedule = []
     acc_pruned = None
     weights_pruned = None

@@ -25,7 +25,7 @@ from .designs import conv_design
 from .folder import export_design
 from .timing import DEFAULT_CACHE, ecp5_timing, summary
 from .vivado import DEFAULT_PART, check_part, check_period
-from .yosys import UTILIZATION_KEYS, synth_xilinx
+from .yosys import UTILIZATION_KEYS, synth_report
 
 #: The bundle each design reads when ``--bundle`` is not given (the Makefile's defaults:
 #: ``DATASET``/``MODEL`` digits/lenet300, and fashion/lenet5 for the CNN).
@@ -209,11 +209,9 @@ def main(argv=None) -> int:
         )
     if args.action == "synth":
         start = time.monotonic()
-        figures, coarse = synth_xilinx(folder, manifest["sources"], design.top)
-        figures["multipliers_described"] = coarse.get("$mul", 0)
+        figures = synth_report(folder, manifest["sources"], design.top)
         seconds = time.monotonic() - start
         out = folder / "reports" / "yosys_utilization.json"
-        out.write_text(json.dumps(figures, indent=2) + "\n")
         print(f"  Yosys synth_xilinx ({seconds:.1f} s):")
         for key in (*UTILIZATION_KEYS, "multipliers_described"):
             print(f"    {key:<22}{figures[key]:>8}")

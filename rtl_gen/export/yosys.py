@@ -92,3 +92,15 @@ def synth_xilinx(
         utilization(stat["design"]["num_cells_by_type"]),
         dict(coarse["design"]["num_cells_by_type"]),
     )
+
+
+def synth_report(folder: Path, sources: list[str], top: str) -> dict[str, int]:
+    """:func:`synth_xilinx` of an export folder, as ``python -m rtl_gen.export synth`` and
+    ``compress2rtl.Hardware.synth`` report it: the utilization figures plus
+    ``multipliers_described`` (the ``$mul`` cells before DSP mapping), also written to
+    ``reports/yosys_utilization.json``."""
+    figures, coarse = synth_xilinx(folder, sources, top)
+    figures["multipliers_described"] = coarse.get("$mul", 0)
+    out = Path(folder) / "reports" / "yosys_utilization.json"
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
