@@ -33,7 +33,7 @@ from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume
 from amaranth.lib import data
 
-from . import conv, layer, props
+from . import conv, layer, neuron, props
 from .mutants import mutant_build
 from .sby import Proof
 
@@ -128,6 +128,27 @@ def mlp_harness():
     return m, files
 
 
+def neuron_harness(layout: str = "csr"):
+    """The lone neuron's top (``make verilog DESIGN=neuron``): the wrapper drives the broadcast
+    (``done`` is ``s_axis_tready``, ``accept`` a transfer); one ``m_axis`` beat per vector, each
+    with ``tlast``."""
+    dut = neuron.neuron(layout)
+    m = Module()
+    ports, aresetn, files = wrapped(m, dut, "neuron")
+    s, o = axi_rules(m, ports, aresetn)
+    element = data.StructLayout({"index": len(ports["s_axis_tuser"]), "last": 1})
+    inp = Signal(element, name="s_element")
+    m.d.comb += [inp.index.eq(ports["s_axis_tuser"]), inp.last.eq(ports["s_axis_tlast"])]
+    s.payload = inp
+    with m.If(aresetn):
+        layer.vector_rules(m, s, dut.in_features)
+        with m.If(o.valid):
+            m.d.comb += Assert(ports["m_axis_tlast"])
+        give = o.valid & o.ready
+        props.frames_owed(m, s.valid & s.ready & inp.last, give, o.ready, neuron.BOUND[layout])
+    return m, files
+
+
 #: conv: N = 2 (streaming: s_axis_tready follows m_axis_tready) and N = 3 (serial row scan:
 #: a registered ready), P = 1, 4x4 frames, as formal/conv.py; each depth covers a frame from
 #: reset and the drain bound after its end
@@ -136,6 +157,7 @@ CONV_DEPTH = 26
 CONV_SERIAL = conv.params(3, conv.WIDTH, conv.HEIGHT)
 CONV_SERIAL_DEPTH = 36
 MLP_DEPTH = 26
+NEURON_DEPTH = neuron.DEPTH["csr"]
 
 PROOFS = [
     Proof("axis_conv_bmc", lambda: conv_harness(CONV), "bmc", CONV_DEPTH, fast=True),
@@ -144,6 +166,8 @@ PROOFS = [
     Proof("axis_conv_n3_cover", lambda: conv_harness(CONV_SERIAL), "cover", CONV_SERIAL_DEPTH),
     Proof("axis_mlp_bmc", mlp_harness, "bmc", MLP_DEPTH),
     Proof("axis_mlp_cover", mlp_harness, "cover", MLP_DEPTH),
+    Proof("axis_neuron_bmc", neuron_harness, "bmc", NEURON_DEPTH, fast=True),
+    Proof("axis_neuron_cover", neuron_harness, "cover", NEURON_DEPTH),
 ]
 
 MUTANTS = {
