@@ -28,12 +28,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, ClockSignal, Instance, Module, ResetSignal, Signal
+from amaranth import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume
 from amaranth.lib import data
 
-from . import conv, layer, neuron, props
+from . import cnn, conv, layer, neuron, props
 from .mutants import mutant_build
 from .sby import Proof
 
@@ -149,6 +149,24 @@ def neuron_harness(layout: str = "csr"):
     return m, files
 
 
+def cnn_harness():
+    """The CNN's top: pixels in (``s_axis_tlast`` free: the core counts), logits out with their
+    index in ``m_axis_tuser`` and ``tlast`` on the last."""
+    dut = cnn.cnn_top()
+    m = Module()
+    ports, aresetn, files = wrapped(m, dut, "cnn")
+    s, o = axi_rules(m, ports, aresetn)
+    o.payload = SimpleNamespace(index=ports["m_axis_tuser"], last=ports["m_axis_tlast"])
+    take = s.valid & s.ready
+    pixels = cnn.CNN_SIZE * cnn.CNN_SIZE
+    number = Signal(range(pixels), name="pixel_no")
+    with m.If(take):
+        m.d.sync += number.eq(Mux(number == pixels - 1, 0, number + 1))
+    with m.If(aresetn):
+        cnn.check_logits(m, take, number == pixels - 1, o, dut.spec.classes, cnn.CNN_BOUND)
+    return m, files
+
+
 #: conv: N = 2 (streaming: s_axis_tready follows m_axis_tready) and N = 3 (serial row scan:
 #: a registered ready), P = 1, 4x4 frames, as formal/conv.py; each depth covers a frame from
 #: reset and the drain bound after its end
@@ -168,6 +186,8 @@ PROOFS = [
     Proof("axis_mlp_cover", mlp_harness, "cover", MLP_DEPTH),
     Proof("axis_neuron_bmc", neuron_harness, "bmc", NEURON_DEPTH, fast=True),
     Proof("axis_neuron_cover", neuron_harness, "cover", NEURON_DEPTH),
+    Proof("axis_cnn_bmc", cnn_harness, "bmc", cnn.CNN_DEPTH[cnn.CNN_SIZE]),
+    Proof("axis_cnn_cover", cnn_harness, "cover", cnn.CNN_DEPTH[cnn.CNN_SIZE]),
 ]
 
 MUTANTS = {

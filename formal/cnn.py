@@ -32,7 +32,7 @@ from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
 from amaranth.hdl import Assert
 
-from . import conv, props
+from . import conv, layer, props
 from .mutants import mutant_build
 from .sby import Proof
 
@@ -269,6 +269,79 @@ def conv_layer_harness(line_buffers: int = 2):
     return m
 
 
+# -- the whole CNN ---------------------------------------------------------------------------
+
+
+def cnn_spec(size: int = 4):
+    """The smallest CNN the generator builds: a ``size``x``size`` 2-bit image, conv K = 3 with
+    1 -> 2 channels (2-bit ReLU output), a 2x2 pool, the flatten and one fc layer to 2 logits
+    (``synthetic_layer``, seed 14, direct layout as ``Cnn`` builds pow2 layers)."""
+    from rtl_gen.cnn.spec import CnnSpec, ConvSpec, PoolSpec
+    from tb.golden.mlp import synthetic_layer
+
+    rng = np.random.default_rng(SEED)
+    weights, bias = conv_weights()
+    weights = weights[:, :1]
+    conv1 = ConvSpec("conv1", (1, size, size), weights, bias, 1, "relu", BITS, BITS)
+    s = size - 2
+    pool1 = PoolSpec("pool1", (2, s, s), BITS)
+    features = 2 * (s // 2) ** 2
+    fc1 = synthetic_layer(
+        rng, features, 2, density=1.0, activation="none", in_bits=BITS, shift=1, output_bits=4,
+        index_bits=2, code_bits=3, max_exp=2, bias_scale=8,
+    )  # fmt: skip
+    fc1.name = "fc1"
+    return CnnSpec((1, size, size), BITS, (conv1, pool1), (fc1,))
+
+
+CNN_SIZE = 4
+#: ready cycles, while an image is owed, until its last logit leaves: the full-rate latency
+#: from an image's last pixel to its last logit (22 cycles, tb.golden.cnn_network.cnn_timing)
+#: less one; 20 fails (the BMC finds a trace)
+CNN_BOUND = 21
+#: 4x4: an image from reset (last pixel at step 15 at the earliest) and the bound after it
+#: (first logits out: step 36); 6x6: last pixel at step 35, first logits out at step 56 (depth
+#: 62 passed in 562 s on this machine, too close to make formal's 600-s timeout)
+CNN_DEPTH = {4: 40, 6: 58}
+
+
+def cnn_top(size: int = CNN_SIZE):
+    from rtl_gen.cnn.network import Cnn
+
+    return Cnn(cnn_spec(size))
+
+
+def check_logits(m, take, inp_end, out, classes: int, bound: int) -> None:
+    """Logits in index order ``0 .. classes - 1`` with ``last`` exactly on the last, only for
+    complete images, an owed image's last logit within ``bound`` ready cycles."""
+    idx = Signal(range(classes), name="logit_idx")
+    give = out.valid & out.ready
+    with m.If(out.valid):
+        m.d.comb += Assert(out.payload.index == idx)
+        m.d.comb += Assert(out.payload.last == (idx == classes - 1))
+    with m.If(give):
+        m.d.sync += idx.eq(Mux(idx == classes - 1, 0, idx + 1))
+    props.frames_owed(m, take & inp_end, give & out.payload.last, out.ready, bound)
+
+
+def cnn_harness(size: int = CNN_SIZE):
+    m = Module()
+    dut = cnn_top(size)
+    m.submodules.dut = dut
+    props.drive_source(m, dut.inp)
+    m.d.comb += dut.out.ready.eq(AnySeq(1))
+    props.source_rules(m, dut.inp)
+    props.sink_rules(m, dut.out)
+    props.idle_after_reset(m, dut.inp, dut.out)
+    take = dut.inp.valid & dut.inp.ready
+    pixels = size * size
+    number = Signal(range(pixels), name="pixel_no")
+    with m.If(take):
+        m.d.sync += number.eq(Mux(number == pixels - 1, 0, number + 1))
+    check_logits(m, take, number == pixels - 1, dut.out, dut.spec.classes, CNN_BOUND)
+    return m
+
+
 # -- netlist checks --------------------------------------------------------------------------
 
 
@@ -307,6 +380,10 @@ PROOFS = [
         fast=True,
     ),
     Proof("convlayer_output_netlist", lambda: output_netlist(conv_layer(2)), "netlist", fast=True),
+    Proof("cnn_bmc", lambda: cnn_harness(4), "bmc", CNN_DEPTH[4]),
+    Proof("cnn_cover", lambda: cnn_harness(4), "cover", CNN_DEPTH[4]),
+    Proof("cnn_6x6_bmc", lambda: cnn_harness(6), "bmc", CNN_DEPTH[6]),
+    Proof("cnn_6x6_cover", lambda: cnn_harness(6), "cover", CNN_DEPTH[6]),
 ]
 
 MUTANTS = {
@@ -352,6 +429,14 @@ MUTANT_PROOFS = [
         mutant_build(MUTANTS["conv_stall"], lambda: conv_layer_harness(2)),
         "bmc",
         CONV_DEPTH[2],
+        "fail",
+    ),
+    # the fc layer's serializer marks the first logit as the image's last
+    Proof(
+        "cnn_last_bug",
+        mutant_build(layer.MUTANTS["last"], lambda: cnn_harness(4)),
+        "bmc",
+        CNN_DEPTH[4],
         "fail",
     ),
 ]
