@@ -206,7 +206,9 @@ def flatten_harness(drop_zeros: bool):
 # -- ConvLayer -------------------------------------------------------------------------------
 
 CONV_SIZE = 4  # 4x4 image, K = 3: a 2x2 output
-CONV_DEPTH = {2: 26, 3: 36}  # streaming, serial: a frame from reset and its drain bound
+#: streaming, serial, overlapped: a frame from reset (its last pixel at step 15 at the
+#: earliest) and its drain bound after it (6, 10, 14 ready cycles)
+CONV_DEPTH = {2: 26, 3: 36, 4: 33}
 
 
 def conv_weights():
@@ -378,6 +380,13 @@ PROOFS = [
         lambda: ready_netlist(conv_layer(3), ["o__ready"]),
         "netlist",
         fast=True,
+    ),
+    Proof("convlayer_n4_bmc", lambda: conv_layer_harness(4), "bmc", CONV_DEPTH[4]),
+    Proof("convlayer_n4_cover", lambda: conv_layer_harness(4), "cover", CONV_DEPTH[4]),
+    Proof(
+        "convlayer_n4_ready_netlist",
+        lambda: ready_netlist(conv_layer(4), ["o__ready"]),
+        "netlist",
     ),
     Proof("convlayer_output_netlist", lambda: output_netlist(conv_layer(2)), "netlist", fast=True),
     Proof("cnn_bmc", lambda: cnn_harness(4), "bmc", CNN_DEPTH[4]),
