@@ -186,6 +186,18 @@ PROOFS = [
     Proof("axis_mlp_cover", mlp_harness, "cover", MLP_DEPTH),
     Proof("axis_neuron_bmc", neuron_harness, "bmc", NEURON_DEPTH, fast=True),
     Proof("axis_neuron_cover", neuron_harness, "cover", NEURON_DEPTH),
+    Proof(
+        "axis_neuron_direct_bmc",
+        lambda: neuron_harness("direct"),
+        "bmc",
+        neuron.DEPTH["direct"],
+    ),
+    Proof(
+        "axis_neuron_direct_cover",
+        lambda: neuron_harness("direct"),
+        "cover",
+        neuron.DEPTH["direct"],
+    ),
     Proof("axis_cnn_bmc", cnn_harness, "bmc", cnn.CNN_DEPTH[cnn.CNN_SIZE]),
     Proof("axis_cnn_cover", cnn_harness, "cover", cnn.CNN_DEPTH[cnn.CNN_SIZE]),
 ]
@@ -203,6 +215,13 @@ MUTANTS = {
         "rtl_gen.export.axis",
         '"    assign s_axis_tready = core_in_ready & aresetn;",',
         '"    assign s_axis_tready = aresetn;",',
+    ),
+    # the neuron's accept without its done: an element the core has not finished with is
+    # taken by the core but not by s_axis (offered again: taken twice)
+    "accept": (
+        "rtl_gen.export.axis",
+        '"    wire core_in_accept = s_axis_tvalid & core_in_ready & aresetn;"',
+        '"    wire core_in_accept = s_axis_tvalid & aresetn;"',
     ),
     # tlast on every beat, as for a core whose output has no last
     "last": (
@@ -230,4 +249,11 @@ MUTANT_PROOFS = [
         "fail",
     ),
     Proof("axis_last_bug", mutant_build(MUTANTS["last"], mlp_harness), "bmc", MLP_DEPTH, "fail"),
+    Proof(
+        "axis_accept_bug",
+        mutant_build(MUTANTS["accept"], neuron_harness),
+        "bmc",
+        NEURON_DEPTH,
+        "fail",
+    ),
 ]
