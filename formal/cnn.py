@@ -323,7 +323,7 @@ def check_logits(m, take, inp_end, out, classes: int, bound: int) -> None:
         m.d.comb += Assert(out.payload.last == (idx == classes - 1))
     with m.If(give):
         m.d.sync += idx.eq(Mux(idx == classes - 1, 0, idx + 1))
-    props.frames_owed(m, take & inp_end, give & out.payload.last, out.ready, bound)
+    props.frames_owed(m, take & inp_end, give & out.payload.last, out.ready, bound, give=give)
 
 
 def cnn_harness(size: int = CNN_SIZE):

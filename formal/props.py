@@ -101,16 +101,17 @@ def cover(m, condition) -> None:
     m.d.comb += Cover(condition)
 
 
-def frames_owed(m, in_end, out_end, out_ready, bound: int) -> None:
+def frames_owed(m, in_end, out_end, out_ready, bound: int, give=None) -> None:
     """Frames (vectors, images) counted at both ends: ``in_end`` when a frame's input is
     complete, ``out_end`` when its last output beat leaves. A frame leaves only while one is
-    owed (never more out than in); while one is owed, one leaves within ``bound`` cycles with
-    ``out_ready`` high (nothing lost); cover: a frame leaves."""
+    owed (never more out than in); with ``give`` (any output beat leaving), every beat of a
+    frame only then (results only for complete inputs); while one is owed, one leaves within
+    ``bound`` cycles with ``out_ready`` high (nothing lost); cover: a frame leaves."""
     frames_in = Signal(range(8), name="frames_in")
     frames_out = Signal(range(8), name="frames_out")
     m.d.sync += [frames_in.eq(frames_in + in_end), frames_out.eq(frames_out + out_end)]
     m.d.comb += Assume(frames_in < 7)  # the counters do not wrap within the depth
-    with m.If(out_end):
+    with m.If(out_end if give is None else give):
         m.d.comb += Assert(frames_out < frames_in)
     waited = Signal(range(bound + 2), name="waited")
     with m.If(out_end | (frames_out == frames_in)):
