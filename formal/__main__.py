@@ -16,14 +16,16 @@ from .sby import BUILD, run_proof
 
 
 def all_proofs(mutants: bool = False):
-    from . import axis, conv, layer, skid
+    from . import axis, cnn, conv, layer, neuron, skid
 
-    proofs = [*skid.PROOFS, *conv.PROOFS, *layer.PROOFS, *axis.PROOFS]
+    proofs = [*skid.PROOFS, *conv.PROOFS, *layer.PROOFS, *neuron.PROOFS, *cnn.PROOFS, *axis.PROOFS]
     if mutants:
         proofs += [
             *skid.MUTANT_PROOFS,
             *conv.MUTANT_PROOFS,
             *layer.MUTANT_PROOFS,
+            *neuron.MUTANT_PROOFS,
+            *cnn.MUTANT_PROOFS,
             *axis.MUTANT_PROOFS,
         ]
     return proofs

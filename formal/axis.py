@@ -28,12 +28,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, ClockSignal, Instance, Module, ResetSignal, Signal
+from amaranth import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume
 from amaranth.lib import data
 
-from . import conv, layer, props
+from . import cnn, conv, layer, neuron, props
 from .mutants import mutant_build
 from .sby import Proof
 
@@ -128,6 +128,45 @@ def mlp_harness():
     return m, files
 
 
+def neuron_harness(layout: str = "csr"):
+    """The lone neuron's top (``make verilog DESIGN=neuron``): the wrapper drives the broadcast
+    (``done`` is ``s_axis_tready``, ``accept`` a transfer); one ``m_axis`` beat per vector, each
+    with ``tlast``."""
+    dut = neuron.neuron(layout)
+    m = Module()
+    ports, aresetn, files = wrapped(m, dut, "neuron")
+    s, o = axi_rules(m, ports, aresetn)
+    element = data.StructLayout({"index": len(ports["s_axis_tuser"]), "last": 1})
+    inp = Signal(element, name="s_element")
+    m.d.comb += [inp.index.eq(ports["s_axis_tuser"]), inp.last.eq(ports["s_axis_tlast"])]
+    s.payload = inp
+    with m.If(aresetn):
+        layer.vector_rules(m, s, dut.in_features)
+        with m.If(o.valid):
+            m.d.comb += Assert(ports["m_axis_tlast"])
+        give = o.valid & o.ready
+        props.frames_owed(m, s.valid & s.ready & inp.last, give, o.ready, neuron.BOUND[layout])
+    return m, files
+
+
+def cnn_harness():
+    """The CNN's top: pixels in (``s_axis_tlast`` free: the core counts), logits out with their
+    index in ``m_axis_tuser`` and ``tlast`` on the last."""
+    dut = cnn.cnn_top()
+    m = Module()
+    ports, aresetn, files = wrapped(m, dut, "cnn")
+    s, o = axi_rules(m, ports, aresetn)
+    o.payload = SimpleNamespace(index=ports["m_axis_tuser"], last=ports["m_axis_tlast"])
+    take = s.valid & s.ready
+    pixels = cnn.CNN_SIZE * cnn.CNN_SIZE
+    number = Signal(range(pixels), name="pixel_no")
+    with m.If(take):
+        m.d.sync += number.eq(Mux(number == pixels - 1, 0, number + 1))
+    with m.If(aresetn):
+        cnn.check_logits(m, take, number == pixels - 1, o, dut.spec.classes, cnn.CNN_BOUND)
+    return m, files
+
+
 #: conv: N = 2 (streaming: s_axis_tready follows m_axis_tready) and N = 3 (serial row scan:
 #: a registered ready), P = 1, 4x4 frames, as formal/conv.py; each depth covers a frame from
 #: reset and the drain bound after its end
@@ -136,6 +175,7 @@ CONV_DEPTH = 26
 CONV_SERIAL = conv.params(3, conv.WIDTH, conv.HEIGHT)
 CONV_SERIAL_DEPTH = 36
 MLP_DEPTH = 26
+NEURON_DEPTH = neuron.DEPTH["csr"]
 
 PROOFS = [
     Proof("axis_conv_bmc", lambda: conv_harness(CONV), "bmc", CONV_DEPTH, fast=True),
@@ -144,6 +184,22 @@ PROOFS = [
     Proof("axis_conv_n3_cover", lambda: conv_harness(CONV_SERIAL), "cover", CONV_SERIAL_DEPTH),
     Proof("axis_mlp_bmc", mlp_harness, "bmc", MLP_DEPTH),
     Proof("axis_mlp_cover", mlp_harness, "cover", MLP_DEPTH),
+    Proof("axis_neuron_bmc", neuron_harness, "bmc", NEURON_DEPTH, fast=True),
+    Proof("axis_neuron_cover", neuron_harness, "cover", NEURON_DEPTH),
+    Proof(
+        "axis_neuron_direct_bmc",
+        lambda: neuron_harness("direct"),
+        "bmc",
+        neuron.DEPTH["direct"],
+    ),
+    Proof(
+        "axis_neuron_direct_cover",
+        lambda: neuron_harness("direct"),
+        "cover",
+        neuron.DEPTH["direct"],
+    ),
+    Proof("axis_cnn_bmc", cnn_harness, "bmc", cnn.CNN_DEPTH[cnn.CNN_SIZE]),
+    Proof("axis_cnn_cover", cnn_harness, "cover", cnn.CNN_DEPTH[cnn.CNN_SIZE]),
 ]
 
 MUTANTS = {
@@ -159,6 +215,13 @@ MUTANTS = {
         "rtl_gen.export.axis",
         '"    assign s_axis_tready = core_in_ready & aresetn;",',
         '"    assign s_axis_tready = aresetn;",',
+    ),
+    # the neuron's accept without its done: an element the core has not finished with is
+    # taken by the core but not by s_axis (offered again: taken twice)
+    "accept": (
+        "rtl_gen.export.axis",
+        '"    wire core_in_accept = s_axis_tvalid & core_in_ready & aresetn;"',
+        '"    wire core_in_accept = s_axis_tvalid & aresetn;"',
     ),
     # tlast on every beat, as for a core whose output has no last
     "last": (
@@ -186,4 +249,11 @@ MUTANT_PROOFS = [
         "fail",
     ),
     Proof("axis_last_bug", mutant_build(MUTANTS["last"], mlp_harness), "bmc", MLP_DEPTH, "fail"),
+    Proof(
+        "axis_accept_bug",
+        mutant_build(MUTANTS["accept"], neuron_harness),
+        "bmc",
+        NEURON_DEPTH,
+        "fail",
+    ),
 ]

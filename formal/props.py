@@ -16,6 +16,7 @@ __all__ = [
     "drive_source",
     "elaborated",
     "find_signal",
+    "frames_owed",
     "idle_after_reset",
     "sink_rules",
     "source_rules",
@@ -65,7 +66,7 @@ def drive_source(m, stream) -> None:
 def source_rules(m, stream) -> None:
     """Assume the stream rule on the design's input: once offered, ``valid`` and the payload
     hold until the transfer."""
-    payload = Value.cast(stream.payload)
+    payload = Value.cast(stream.payload).as_unsigned()  # a signed payload compares as bits
     stalled = Signal(name="src_stalled")
     held = Signal(len(payload), name="src_payload_q")
     m.d.sync += [stalled.eq(stream.valid & ~stream.ready), held.eq(payload)]
@@ -76,7 +77,7 @@ def source_rules(m, stream) -> None:
 def sink_rules(m, stream) -> None:
     """Assert the stream rule on the design's output: ``valid`` never falls and the payload
     never changes while ``ready`` is low."""
-    payload = Value.cast(stream.payload)
+    payload = Value.cast(stream.payload).as_unsigned()  # a signed payload compares as bits
     stalled = Signal(name="out_stalled")
     held = Signal(len(payload), name="out_payload_q")
     m.d.sync += [stalled.eq(stream.valid & ~stream.ready), held.eq(payload)]
@@ -98,3 +99,24 @@ def idle_after_reset(m, inp, out) -> Signal:
 
 def cover(m, condition) -> None:
     m.d.comb += Cover(condition)
+
+
+def frames_owed(m, in_end, out_end, out_ready, bound: int, give=None) -> None:
+    """Frames (vectors, images) counted at both ends: ``in_end`` when a frame's input is
+    complete, ``out_end`` when its last output beat leaves. A frame leaves only while one is
+    owed (never more out than in); with ``give`` (any output beat leaving), every beat of a
+    frame only then (results only for complete inputs); while one is owed, one leaves within
+    ``bound`` cycles with ``out_ready`` high (nothing lost); cover: a frame leaves."""
+    frames_in = Signal(range(8), name="frames_in")
+    frames_out = Signal(range(8), name="frames_out")
+    m.d.sync += [frames_in.eq(frames_in + in_end), frames_out.eq(frames_out + out_end)]
+    m.d.comb += Assume(frames_in < 7)  # the counters do not wrap within the depth
+    with m.If(out_end if give is None else give):
+        m.d.comb += Assert(frames_out < frames_in)
+    waited = Signal(range(bound + 2), name="waited")
+    with m.If(out_end | (frames_out == frames_in)):
+        m.d.sync += waited.eq(0)
+    with m.Elif(out_ready):
+        m.d.sync += waited.eq(waited + 1)
+    m.d.comb += Assert(waited <= bound)
+    cover(m, out_end)

@@ -1,9 +1,10 @@
 """Formal proofs (SymbiYosys, docs/formal.md): the fast ones, and deliberate bugs they catch.
 
-``make formal`` runs every proof (the conv engine's four modes, the layers, the MLP top); the
-ones here take a few seconds each: the SkidBuffer's k-induction proof and cover, the
-netlist checks of ``ready`` and of the registered outputs, the conv engine with two pixels per
-clock, and mutants of the generators that must make a proof fail.
+``make formal`` runs every proof (the conv engine's four modes, the layers, the MLP top, the
+neuron, the CNN blocks and the CNN); the ones here take a few seconds each: the SkidBuffer's
+k-induction proof and cover, the netlist checks of ``ready`` and of the registered outputs, the
+conv engine with two pixels per clock, the CSR neuron and its AXI4-Stream top, the zero-skipping
+flatten, and mutants of the generators that must make a proof fail.
 """
 
 import json
