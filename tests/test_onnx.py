@@ -156,6 +156,31 @@ def test_onnx_matmul_add_and_gemm_attributes(tmp_path):
     assert np.allclose(got, _reference(inits, x.astype(np.float64)), atol=1e-5)
 
 
+def test_onnx_numpy_check_catches_a_wrong_mapping(tmp_path, monkeypatch):
+    """load_onnx's own NumPy evaluation of the graph: a Gemm mapped with its weight transposed
+    the wrong way (a square layer, so the shapes still fit) is caught; Gemm transA 1 and a
+    dynamic feature dimension are rejected."""
+    rng = np.random.default_rng(1)
+    inits = {"w": rng.normal(size=(4, 4)), "b": rng.normal(size=4)}
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)]
+    path = _graph(nodes, inits, ["n", 4], ["n", 4], tmp_path / "g.onnx")
+    load_onnx(path)
+    import compress.importer as importer
+
+    right = importer._linear_from
+    monkeypatch.setattr(importer, "_linear_from", lambda w, b: right(w.T, b))
+    _one_line(path, "the imported layers' outputs differ from the ONNX graph's")
+    monkeypatch.undo()
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transA=1)]
+    _one_line(
+        _graph(nodes, inits, [4, 4], [4, 4], tmp_path / "a.onnx"), "node 0 (Gemm 'fc': transA 1)"
+    )
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc")]
+    _one_line(
+        _graph(nodes, inits, ["n", "f"], ["n", 4], tmp_path / "f.onnx"), "has shape ['?', '?']"
+    )
+
+
 def _one_line(path, *parts):
     with pytest.raises(UnsupportedModel) as info:
         load_onnx(path)
