@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .importer import load_onnx
 from .pipeline import config_for, run
 from .train import AUGMENTATIONS
 
@@ -30,12 +31,18 @@ def main(argv=None) -> int:
         "--arch",
         help='the layers of a state_dict --model-file, e.g. "linear 30 16, relu, linear 16 2"',
     )
-    p.add_argument("--onnx", metavar="MODEL.onnx", help="an ONNX network (needs the onnx package)")
+    p.add_argument(
+        "--onnx",
+        metavar="MODEL.onnx",
+        help="your trained network as ONNX (e.g. torch.onnx.export): the same layers as "
+        "--model-file takes, as Gemm/MatMul, Conv, Relu, MaxPool, Flatten/Reshape (docs/api.md)",
+    )
     p.add_argument("--out", help="output directory (default build/compress/<dataset>_<model>)")
     p.add_argument(
         "--epochs",
         type=int,
-        help="float training epochs (with --model-file: further epochs on its weights, default 0)",
+        help="float training epochs (with --model-file or --onnx: further epochs on its weights, "
+        "default 0)",
     )
     p.add_argument("--finetune-epochs", type=int, help="epochs of each fine-tuning phase")
     p.add_argument("--batch", type=int)
@@ -81,19 +88,15 @@ def main(argv=None) -> int:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     a = p.parse_args(argv)
-    if a.onnx:
-        print(
-            "compress: error: --onnx is not supported yet (ONNX import is not implemented); "
-            "save the PyTorch model with torch.save(model) and pass --model-file",
-            file=sys.stderr,
-        )
+    if a.onnx and a.model_file:
+        print("compress: error: give --model-file or --onnx, not both", file=sys.stderr)
         return 2
     if a.arch and not a.model_file:
         print("compress: error: --arch describes a state_dict --model-file", file=sys.stderr)
         return 2
     cfg = config_for(
         a.dataset,
-        "imported" if a.model_file else a.model,
+        "imported" if a.model_file or a.onnx else a.model,
         model_file=a.model_file,
         arch=a.arch,
         data_file=a.data,
@@ -123,7 +126,7 @@ def main(argv=None) -> int:
         quiet=a.quiet,
     )
     try:
-        summary = run(cfg)
+        summary = run(cfg, model=load_onnx(a.onnx) if a.onnx else None)
     except (FileNotFoundError, ValueError, NotImplementedError) as exc:
         print(f"compress: error: {exc}", file=sys.stderr)
         return 2

@@ -30,8 +30,10 @@ from .models import MLP, LeNet5
 __all__ = [
     "SUPPORTED",
     "UnsupportedModel",
+    "SUPPORTED_ONNX",
     "import_model",
     "load_model_file",
+    "load_onnx",
     "model_from_arch",
 ]
 
@@ -338,11 +340,14 @@ def model_from_arch(arch: str) -> nn.Sequential:
 
 
 def load_model_file(path, arch: str | None = None) -> nn.Module:
-    """The module in ``path``: TorchScript, a whole pickled ``nn.Module`` or a ``state_dict``
-    (loaded into :func:`model_from_arch` of ``arch``)."""
+    """The module in ``path``: an ONNX file (``.onnx``, :func:`load_onnx`), TorchScript, a whole
+    pickled ``nn.Module`` or a ``state_dict`` (loaded into :func:`model_from_arch` of
+    ``arch``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
+    if path.suffix.lower() == ".onnx":
+        return load_onnx(path)
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
@@ -380,3 +385,354 @@ def load_model_file(path, arch: str | None = None) -> nn.Module:
     raise UnsupportedModel(
         f"{path} holds a {type(obj).__name__}, not a torch.nn.Module, TorchScript or state_dict"
     )
+
+
+# ONNX ------------------------------------------------------------------------------------------
+
+SUPPORTED_ONNX = (
+    "Gemm (transA 0), MatMul (by a constant, + Add of a constant bias), Conv (2-D, stride 1, "
+    "no padding, dilation 1, group 1, odd square kernel), Relu, MaxPool (2x2, stride 2), "
+    "Flatten (axis 1), Reshape (to (batch, features)); Identity and Dropout are dropped, "
+    "Constant and the shape ops of a Reshape (Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, "
+    "Cast) are evaluated"
+)
+# nodes off the data path: they compute a Reshape's target shape
+_SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Constant"}
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - the project's environment has it
+        raise UnsupportedModel(
+            "reading ONNX needs the onnx package (pip install -c constraints.txt onnx==1.23.2, "
+            "or the project's `make setup`)"
+        ) from exc
+    return onnx
+
+
+def _node_error(i: int, node, why: str = "", here: bool = False) -> UnsupportedModel:
+    text = f"node {i} ({node.op_type} {node.name!r}" + (f": {why})" if why else ")")
+    text += " is not supported here" if here else " is not supported"
+    return UnsupportedModel(f"{text}; supported ONNX operators: {SUPPORTED_ONNX}")
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def _constant_value(node) -> np.ndarray:
+    from onnx import numpy_helper
+
+    a = _attrs(node)
+    if "value" in a:
+        return numpy_helper.to_array(a["value"])
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32)):
+        if key in a:
+            return np.asarray(a[key], dtype=dtype)
+    for key in ("value_int", "value_ints"):
+        if key in a:
+            return np.asarray(a[key], dtype=np.int64)
+    raise UnsupportedModel(f"Constant {node.name!r}: only tensor, float and int values")
+
+
+def _onnx_input_shape(graph, init_names) -> tuple[str, list]:
+    inputs = [v for v in graph.input if v.name not in init_names]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise UnsupportedModel(
+            f"the ONNX graph has {len(inputs)} inputs and {len(graph.output)} outputs: the "
+            "hardware runs one input and one output"
+        )
+    dims = inputs[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    if len(shape) not in (2, 4) or any(s is None or s < 1 for s in shape[1:]):
+        text = [s if s is not None else "?" for s in shape]
+        raise UnsupportedModel(
+            f"the ONNX graph's input {inputs[0].name!r} has shape {text}: expected (batch, "
+            "features) or (batch, C, H, W), static except the batch"
+        )
+    return inputs[0].name, shape
+
+
+def _const(consts, name: str, i: int, node, what: str) -> np.ndarray:
+    if name not in consts:
+        raise _node_error(i, node, f"its {what} must be an initializer or a Constant")
+    return consts[name]
+
+
+def _check_attrs(i, node, a: dict, want: dict) -> None:
+    """Reject any attribute of ``node`` not in ``want`` or with another value (``want``'s
+    values: the allowed value, a list of allowed values, or a callable check)."""
+    for key, value in a.items():
+        if key not in want:
+            raise _node_error(i, node, f"attribute {key}")
+        ok = want[key]
+        good = ok(value) if callable(ok) else value in ok if isinstance(ok, tuple) else value == ok
+        if not good:
+            raise _node_error(i, node, f"{key} {value}")
+
+
+def _ones(v) -> bool:
+    return all(int(x) == 1 for x in v)
+
+
+def _zeros(v) -> bool:
+    return all(int(x) == 0 for x in v)
+
+
+def _linear_from(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
+    out_f, in_f = weight.shape
+    lin = nn.Linear(in_f, out_f)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(np.asarray(weight, dtype=np.float32)))
+        lin.bias.copy_(torch.tensor(np.asarray(bias, dtype=np.float32)))
+    return lin
+
+
+def _bias_vector(b, out: int, i, node) -> np.ndarray:
+    b = np.array(b, dtype=np.float32)  # a writable copy
+    if b.size == 1:
+        return np.full(out, float(b.reshape(())), np.float32)
+    if b.size != out or b.shape[-1] != out:
+        raise _node_error(i, node, f"bias of shape {list(b.shape)} for {out} outputs")
+    return b.reshape(out)
+
+
+def _map_node(i, node, consts, shapes, cur, bias_of):
+    """The torch layer of data-path node ``node`` (or None: dropped), checking its attributes
+    and that it reads ``cur``; ``bias_of``: the Linear whose output ``cur`` is (for Add);
+    ``shapes``: the outputs of shape ops (a Reshape's target)."""
+    op, a = node.op_type, _attrs(node)
+    data_in = [n for n in node.input if n and n not in consts and n not in shapes]
+    if data_in != [cur]:
+        raise _node_error(
+            i, node, "not on the chain from the graph input (each node takes the last one's "
+            "output)", here=True
+        )  # fmt: skip
+    if op in ("Identity", "Dropout"):
+        return None
+    if op == "Relu":
+        return nn.ReLU()
+    if op == "Flatten":
+        _check_attrs(i, node, a, {"axis": 1})
+        return nn.Flatten()
+    if op == "Reshape":
+        _check_attrs(i, node, a, {"allowzero": 0})
+        return nn.Flatten()  # that the result is (batch, features) is checked on the evaluation
+    if op == "Gemm":
+        _check_attrs(
+            i, node, a,
+            {"alpha": lambda v: True, "beta": lambda v: True, "transA": 0, "transB": (0, 1)},
+        )  # fmt: skip
+        w = _const(consts, node.input[1], i, node, "weight (B)").astype(np.float32)
+        if w.ndim != 2:
+            raise _node_error(i, node, f"weight of shape {list(w.shape)}")
+        w = (w if a.get("transB", 0) else w.T) * np.float32(a.get("alpha", 1.0))
+        b = np.zeros(w.shape[0], np.float32)
+        if len(node.input) > 2 and node.input[2]:
+            c = _const(consts, node.input[2], i, node, "bias (C)")
+            b = _bias_vector(c, w.shape[0], i, node) * np.float32(a.get("beta", 1.0))
+        return _linear_from(w, b)
+    if op == "MatMul":
+        if node.input[0] != cur:
+            raise _node_error(i, node, "only the data times a constant weight", here=True)
+        w = _const(consts, node.input[1], i, node, "weight").astype(np.float32)
+        if w.ndim != 2:
+            raise _node_error(i, node, f"weight of shape {list(w.shape)}")
+        return _linear_from(w.T, np.zeros(w.shape[1], np.float32))
+    if op == "Add":
+        if bias_of is None:
+            raise _node_error(i, node, "only as the bias of a MatMul or Gemm", here=True)
+        other = node.input[1] if node.input[0] == cur else node.input[0]
+        b = _bias_vector(consts[other], bias_of.out_features, i, node)
+        with torch.no_grad():
+            bias_of.bias.add_(torch.tensor(b))
+        return None
+    if op == "Conv":
+        _check_attrs(
+            i, node, a,
+            {"auto_pad": ("NOTSET", "VALID"), "dilations": _ones, "group": 1, "pads": _zeros,
+             "strides": _ones, "kernel_shape": lambda v: True},
+        )  # fmt: skip
+        w = _const(consts, node.input[1], i, node, "weight").astype(np.float32)
+        if w.ndim != 4:
+            raise _node_error(i, node, f"weight of shape {list(w.shape)}, only 2-D convolutions")
+        o, c, kh, kw = w.shape
+        if kh != kw or kh % 2 == 0:
+            raise _node_error(i, node, f"kernel {kh}x{kw}, the engine takes odd K x K")
+        b = np.zeros(o, np.float32)
+        if len(node.input) > 2 and node.input[2]:
+            b = _bias_vector(_const(consts, node.input[2], i, node, "bias"), o, i, node)
+        conv = nn.Conv2d(c, o, kh)
+        with torch.no_grad():
+            conv.weight.copy_(torch.tensor(w))
+            conv.bias.copy_(torch.tensor(b))
+        return conv
+    if op == "MaxPool":
+        _check_attrs(
+            i, node, a,
+            {"auto_pad": ("NOTSET", "VALID"), "ceil_mode": 0, "dilations": _ones,
+             "kernel_shape": lambda v: list(v) == [2, 2], "pads": _zeros,
+             "storage_order": lambda v: True, "strides": lambda v: list(v) == [2, 2]},
+        )  # fmt: skip
+        if list(a.get("strides", [1, 1])) != [2, 2]:
+            raise _node_error(i, node, "strides 1, only 2x2 with stride 2")
+        if len([n for n in node.output if n]) != 1:
+            raise _node_error(i, node, "its Indices output")
+        return nn.MaxPool2d(2)
+    raise _node_error(i, node)
+
+
+def _evaluate(graph, consts, input_name: str, x: np.ndarray) -> dict:
+    """Every tensor of ``graph`` (nodes already checked by :func:`load_onnx`) on input ``x``,
+    in NumPy float64: an evaluation independent of the torch layers."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    v = {k: np.asarray(c) for k, c in consts.items()}
+    v[input_name] = x.astype(np.float64)
+    for node in graph.node:
+        op, a = node.op_type, _attrs(node)
+        ins = [v[n] if n else None for n in node.input]
+        if op == "Constant":
+            continue
+        if op in ("Identity", "Dropout"):
+            y = ins[0]
+        elif op == "Relu":
+            y = np.maximum(ins[0], 0)
+        elif op == "Flatten":
+            y = ins[0].reshape(int(np.prod(ins[0].shape[:1])), -1)
+        elif op == "Reshape":
+            shape = [d if d != 0 else ins[0].shape[j] for j, d in enumerate(ins[1].tolist())]
+            y = ins[0].reshape(shape)
+        elif op == "Gemm":
+            b = ins[1].T if a.get("transB", 0) else ins[1]
+            y = a.get("alpha", 1.0) * (ins[0] @ b)
+            if len(ins) > 2 and ins[2] is not None:
+                y = y + a.get("beta", 1.0) * ins[2]
+        elif op == "MatMul":
+            y = ins[0] @ ins[1]
+        elif op == "Add":
+            y = ins[0] + ins[1]
+        elif op == "Conv":
+            win = sliding_window_view(ins[0], ins[1].shape[2:], axis=(2, 3))
+            y = np.einsum("nchwij,ocij->nohw", win, ins[1].astype(np.float64))
+            if len(ins) > 2 and ins[2] is not None:
+                y = y + ins[2].reshape(1, -1, 1, 1)
+        elif op == "MaxPool":
+            n, c, h, w = ins[0].shape
+            t = ins[0][:, :, : h // 2 * 2, : w // 2 * 2]
+            y = t.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+        elif op == "Shape":
+            s = np.asarray(ins[0].shape, np.int64)
+            y = s[a.get("start", 0) : a.get("end", len(s))]
+        elif op == "Gather":
+            y = np.take(ins[0], ins[1].astype(np.int64), axis=a.get("axis", 0))
+        elif op == "Unsqueeze":
+            axes = ins[1] if len(ins) > 1 else a["axes"]
+            y = np.expand_dims(ins[0], tuple(int(d) for d in np.ravel(axes)))
+        elif op == "Squeeze":
+            axes = ins[1] if len(ins) > 1 and ins[1] is not None else a.get("axes")
+            y = np.squeeze(ins[0], None if axes is None else tuple(int(d) for d in np.ravel(axes)))
+        elif op == "Concat":
+            y = np.concatenate([np.atleast_1d(t) for t in ins], axis=a.get("axis", 0))
+        elif op == "Slice":
+            starts, ends = ins[1], ins[2]
+            axes = ins[3] if len(ins) > 3 and ins[3] is not None else range(len(starts))
+            steps = ins[4] if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+            idx = [slice(None)] * ins[0].ndim
+            for ax, s0, e0, st in zip(axes, starts, ends, steps, strict=True):
+                idx[int(ax)] = slice(int(s0), int(e0), int(st))
+            y = ins[0][tuple(idx)]
+        elif op == "Cast":
+            from onnx import helper
+
+            y = ins[0].astype(helper.tensor_dtype_to_np_dtype(a["to"]))
+        else:  # pragma: no cover - load_onnx rejected it
+            raise UnsupportedModel(f"no evaluation of {op}")
+        v[node.output[0]] = y
+    return v
+
+
+def load_onnx(path, check: bool = True) -> nn.Sequential:
+    """The layers of the ONNX network in ``path`` as an ``nn.Sequential`` of ``Linear``,
+    ``Conv2d``, ``ReLU``, ``MaxPool2d(2)`` and ``Flatten`` (child ``i``: ONNX node ``i``), the
+    same modules :func:`import_model` takes from a PyTorch network, weights from the graph's
+    initializers. The graph must be one chain from its input to its output of
+    :data:`SUPPORTED_ONNX` (``onnx.checker`` first). With ``check``, the graph is evaluated in
+    NumPy on 4 random inputs (of its input's shape; a dynamic batch taken as 4) and the layers
+    must give the same outputs (``atol`` 1e-5, ``rtol`` 1e-4)."""
+    onnx = _onnx()
+    from onnx import numpy_helper
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX file")
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # noqa: BLE001 - a bad file is one line for the user
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise UnsupportedModel(
+            f"{path}: not a valid ONNX model ({type(exc).__name__}: {first})"
+        ) from exc
+    graph = proto.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    input_name, shape = _onnx_input_shape(graph, set(consts))
+    for node in graph.node:
+        if node.op_type == "Constant":
+            consts[node.output[0]] = _constant_value(node)
+    layers, cur, bias_of, reshapes, shapes = [], input_name, None, [], set()
+    for i, node in enumerate(graph.node):
+        if node.op_type in _SHAPE_OPS:
+            shapes.update(node.output)
+            continue  # off the data path: evaluated below
+        if node.op_type == "Reshape" and node.input[1] not in {*consts, *shapes}:
+            raise _node_error(i, node, "its shape must be computed by shape ops", here=True)
+        layer = _map_node(i, node, consts, shapes, cur, bias_of)
+        if layer is not None:
+            layers.append((str(i), layer))
+        if node.op_type == "Reshape":
+            reshapes.append((i, node))
+        if isinstance(layer, nn.Linear):
+            bias_of = layer
+        elif node.op_type not in ("Add", "Identity", "Dropout"):
+            bias_of = None
+        cur = node.output[0]
+    if cur != graph.output[0].name:
+        raise UnsupportedModel(
+            f"the ONNX graph's output {graph.output[0].name!r} is not the end of its chain of "
+            f"supported nodes ({cur!r}); supported ONNX operators: {SUPPORTED_ONNX}"
+        )
+    if not layers:
+        raise UnsupportedModel(f"{path}: the ONNX graph has no layers")
+    from collections import OrderedDict
+
+    module = nn.Sequential(OrderedDict(layers)).eval()
+    if not check and not reshapes:
+        return module
+    batch = shape[0] or 4
+    x = np.random.default_rng(0).random((batch, *shape[1:]))
+    values = _evaluate(graph, consts, input_name, x)
+    for i, node in reshapes:
+        src, got = values[node.input[0]].shape, values[node.output[0]].shape
+        if len(got) != 2 or got[0] != src[0]:
+            raise _node_error(
+                i, node, f"reshapes {list(src)} to {list(got)}, only to (batch, features)"
+            )
+    if check:
+        want = values[graph.output[0].name]
+        with torch.no_grad():
+            got = module(torch.from_numpy(x.astype(np.float32))).double().numpy()
+        if want.shape != got.shape or not np.allclose(want, got, atol=1e-5, rtol=1e-4):
+            raise UnsupportedModel(
+                f"{path}: the imported layers' outputs differ from the ONNX graph's (shapes "
+                f"{list(got.shape)} and {list(want.shape)}); supported ONNX operators: "
+                f"{SUPPORTED_ONNX}"
+            )
+    return module

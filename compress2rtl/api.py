@@ -107,7 +107,8 @@ def compress(
     model : torch.nn.Module or path
         ``Linear``, ``Conv2d`` (stride 1, no padding), ``ReLU``, ``MaxPool2d(2)``,
         ``Flatten`` in a chain (``compress.importer``); or a file as ``--model-file`` takes
-        (a ``state_dict`` with ``arch``).
+        (a ``state_dict`` with ``arch``), or an ONNX file (a path ending in ``.onnx``:
+        ``compress.importer.load_onnx``, as ``--onnx``).
     data
         What :func:`load_data` takes.
     out : path, optional

@@ -157,7 +157,8 @@ def test_imported_cnn_through_the_pipeline(tmp_path):
 
 
 def test_breast_cancer_example_ends_bit_exact(tmp_path, capsys):
-    """examples/breast_cancer.py as a user runs it, on 2 test rows through the RTL."""
+    """examples/breast_cancer.py as a user runs it, on 2 test rows through the RTL; its ONNX
+    route gives the same bundle as its PyTorch route."""
     sims = available_simulators()
     if not sims:
         pytest.skip("neither Icarus nor Verilator is installed")
@@ -170,4 +171,6 @@ def test_breast_cancer_example_ends_bit_exact(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "float model 30 -> 16 -> 8 -> 2: test accuracy" in out
     assert f"RTL ({sims[0]}) on 2 rows: bit-exact" in out
+    assert "ONNX route (model.onnx, " in out and "the same bundle as the PyTorch route" in out
+    assert (tmp_path / "onnx" / "model.onnx").is_file()
     assert (tmp_path / "vivado" / "manifest.json").is_file()

@@ -243,8 +243,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     assert compress_main(["--data", str(tmp_path / "bad.npz"), "--out", str(tmp_path)]) == 2
     assert "cannot read a .npz archive" in capsys.readouterr().err
-    assert compress_main(["--onnx", "m.onnx"]) == 2
-    assert "--onnx is not supported yet" in capsys.readouterr().err
+    assert compress_main(["--onnx", str(tmp_path / "m.onnx")]) == 2
+    assert "m.onnx: no such ONNX file" in capsys.readouterr().err
     np.savez(tmp_path / "d.npz", **_arrays())
     torch.save(nn.Sequential(nn.Linear(6, 3), nn.Tanh()), tmp_path / "m.pt")
     out = tmp_path / "out"
