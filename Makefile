@@ -32,6 +32,8 @@ WEIGHTS      ?= rom
 PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 SEED         ?= 1
+# make timing: nextpnr router (router1, the default of every figure in the docs; router2 for the CNN)
+ROUTER       ?= router1
 # make verilog/ip/synth/timing: rename every module (core TOP, wrapper TOP_axis); default: the design's
 TOP          ?=
 PYTEST_ARGS  ?=
@@ -163,7 +165,7 @@ board: $(STAMP) $(NEEDS_BUNDLE)
 
 # Fmax after place-and-route on an ECP5-85k (Yosys synth_ecp5 + nextpnr-ecp5), not the Vivado part.
 timing: $(STAMP) $(NEEDS_BUNDLE)
-	$(PY) -m rtl_gen.export timing $(EXPORT_ARGS) --seed $(SEED)
+	$(PY) -m rtl_gen.export timing $(EXPORT_ARGS) --seed $(SEED) --router $(ROUTER)
 
 report: $(STAMP) $(BUNDLE)/manifest.json $(CNN_BUNDLE)/manifest.json
 	$(PY) scripts/report.py --bundle $(BUNDLE) --cnn-bundle $(CNN_BUNDLE) --sim $(SIM)

@@ -89,10 +89,16 @@ def test_summary_says_it_is_an_ecp5_figure(report):
         note=timing.SEVEN_SERIES_NOTE,
     )
     text = timing.summary(figures)
-    assert "ECP5-85k (LFE5U-85F-6 CABGA381) after place-and-route, seed 1: Fmax 61.7 MHz" in text
+    assert "ECP5-85k (LFE5U-85F-6 CABGA381) after place-and-route, seed 1, router1: " in text
+    assert "Fmax 61.7 MHz" in text
     assert "(target 100 MHz: not met)" in text
     assert "critical path mac.s1_base_TRELLIS_FF_Q_1 → mac.acc_TRELLIS_FF_Q_16" in text
     assert "7-series" in text and "lower bound" in text
+
+
+def test_unknown_router_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match="router must be one of router1, router2, not 'router3'"):
+        timing.nextpnr_ecp5(tmp_path, router="router3")
 
 
 def test_nextpnr_failure_is_a_runtime_error(tmp_path):
@@ -109,12 +115,13 @@ def test_timing_of_a_small_conv_engine(tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "cached" not in printed
-    assert "ECP5-85k (LFE5U-85F-6 CABGA381) after place-and-route, seed 1: Fmax" in printed
+    assert "ECP5-85k (LFE5U-85F-6 CABGA381) after place-and-route, seed 1, router1: Fmax" in printed
     assert "7-series" in printed
     (out,) = tmp_path.glob("*/reports/timing_ecp5.json")
     folder = out.parent.parent
     figures = json.loads(out.read_text())
     assert figures["fmax_mhz"] > 0 and figures["target_mhz"] == 100 and figures["seed"] == 1
+    assert figures["router"] == "router1" and "--router router1" in figures["flow"]
     assert {
         "device",
         "speed_grade",
@@ -149,5 +156,10 @@ def test_timing_of_a_small_conv_engine(tmp_path, capsys):
     key = timing.cache_key(folder, sources, "conv_engine", 1, 100.0)
     assert [p.stem for p in (tmp_path / "cache").glob("*.json")] == [key]
     assert timing.cache_key(folder, sources, "conv_engine", 2, 100.0) != key
+    assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router1") == key
+    assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router2") != key
+    # router2 routes the same netlist too, and says so
+    routed2 = timing.parse_report(timing.nextpnr_ecp5(folder, seed=1, router="router2"))
+    assert routed2["fmax_mhz"] > 0
     (folder / sources[0]).write_text((folder / sources[0]).read_text() + "\n// edited\n")
     assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0) != key

