@@ -32,8 +32,8 @@ WEIGHTS      ?= rom
 PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 SEED         ?= 1
-# make timing: nextpnr router (router1, the default of every figure in the docs; router2 for the CNN)
-ROUTER       ?= router1
+# make timing: nextpnr router (router1, the default of the figures in the docs; router2 for the CNN, which router1 takes hours on)
+ROUTER       ?= $(if $(filter cnn,$(DESIGN)),router2,router1)
 # make verilog/ip/synth/timing: rename every module (core TOP, wrapper TOP_axis); default: the design's
 TOP          ?=
 PYTEST_ARGS  ?=
