@@ -32,13 +32,13 @@ WEIGHTS      ?= rom
 PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 SEED         ?= 1
-# make timing: nextpnr router (router1, the default of the figures in the docs; router2 for the CNN, which router1 takes hours on)
-ROUTER       ?= $(if $(filter cnn,$(DESIGN)),router2,router1)
+# make timing: nextpnr router (router1: every figure in the docs; router2: faster on small designs)
+ROUTER       ?= router1
 # make verilog/ip/synth/timing: rename every module (core TOP, wrapper TOP_axis); default: the design's
 TOP          ?=
 PYTEST_ARGS  ?=
 # make formal: seconds per proof before it counts as TIMEOUT; extra arguments (-k NAME, --mutants)
-FORMAL_TIMEOUT ?= 600
+FORMAL_TIMEOUT ?= 1200
 FORMAL_ARGS  ?=
 # make mutate: extra arguments (-k NAME, --list, -j N, --head); not part of make test
 MUTATE_ARGS  ?=

@@ -168,8 +168,7 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, mode: str = "auto") -> l
             np.mean([mlp_cycles(layers, x, build, zero_skip, layout=mlp.layouts) for x in images])
         )
         if mode == "full" or (mode == "auto" and not options.get("baseline")):
-            # router1 spends hours on this design's congestion (docs/export.md)
-            figures, source = synth(design, out, router="router2"), "yosys (whole design)"
+            figures, source = synth(design, out), "yosys (whole design)"
         else:
             figures = mlp_resources_by_neuron(mlp, design.name, out)
             source = "yosys (median neuron x neurons per layer)"
@@ -284,8 +283,7 @@ def cnn_rows(bundle: Path, clock_mhz: float, out: Path, images: int = 100) -> li
             figures = cnn_resources_by_part(cnn, design.name, out)
             source = "yosys (conv filters, pools, FIFOs, median neurons, scaled)"
         else:
-            # router1 spends hours on this design's congestion (docs/export.md)
-            figures, source = synth(design, out, router="router2"), "yosys (whole design)"
+            figures, source = synth(design, out), "yosys (whole design)"
         clock = clock_for(figures, clock_mhz)
         rows.append(
             {
