@@ -60,6 +60,19 @@ def main(argv=None) -> int:
         "power of two, biases)",
     )
     p.add_argument("--train-schedule", choices=["constant", "cosine"], help="float training LR")
+    p.add_argument(
+        "--qat-epochs",
+        type=int,
+        help="lenet5: epochs of quantisation-aware fine-tuning after the calibration (the "
+        "integer forward in training, straight-through; 0: none)",
+    )
+    p.add_argument("--qat-lr", type=float, help="its learning rate (cosine to 0)")
+    p.add_argument(
+        "--qat-weights",
+        choices=["on", "off"],
+        help="whether it trains the power-of-two weights too (through their snapping), or only "
+        "the biases",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, nargs="+", help="hidden widths after Taylor pruning")
     p.add_argument(
@@ -110,6 +123,9 @@ def main(argv=None) -> int:
         augment=a.augment,
         finetune_augment=a.finetune_augment,
         train_schedule=a.train_schedule,
+        qat_epochs=a.qat_epochs,
+        qat_lr=a.qat_lr,
+        qat_weights=None if a.qat_weights is None else a.qat_weights == "on",
         hidden_targets=tuple(a.hidden) if a.hidden else None,
         conv_targets=tuple(a.filters) if a.filters else None,
         layer_sparsity=tuple(a.sparsity) if a.sparsity else None,

@@ -258,8 +258,10 @@ def _choose(cfg, data, acts: dict, build, pcts, log=None, tag="", refine: int = 
     return acc, label, specs, arrays
 
 
-def calibrate_cnn_pow2(cfg, model, masks: dict, formats: dict, data, log):
-    """Integer layers of the power-of-two LeNet-5.
+def calibrate_cnn_pow2(cfg, model, masks: dict, formats: dict, data, log, frac_bits=None):
+    """Integer layers of the power-of-two LeNet-5 (``frac_bits``: every weight layer's output
+    fraction bits by name, given instead of calibrated: the formats the quantisation-aware
+    fine-tuning trained with, `compress.qat`).
 
     Returns
     -------
@@ -297,10 +299,14 @@ def calibrate_cnn_pow2(cfg, model, masks: dict, formats: dict, data, log):
             extra=extra,
         )
 
-    acts = _activations(model, data, cfg.calib_samples)
-    _, method, specs, arrays = _choose(
-        cfg, data, acts, build, METHODS, log, refine=getattr(cfg, "calib_refine", 0)
-    )
+    if frac_bits is None:
+        acts = _activations(model, data, cfg.calib_samples)
+        _, method, specs, arrays = _choose(
+            cfg, data, acts, build, METHODS, log, refine=getattr(cfg, "calib_refine", 0)
+        )
+    else:
+        method = "given"
+        specs, arrays = build({n: int(frac_bits[n]) for n in layers})
     codes = {}
     for spec in specs:
         if spec["kind"] == "flatten":

@@ -40,6 +40,8 @@ def cnn_run(tmp_path_factory):
         test_limit=200,
         calib_samples=600,
         calib_refine=1,
+        qat_epochs=2,
+        qat_weights=True,
         taylor_batches=2,
         plots=False,
         quiet=True,
@@ -91,6 +93,19 @@ def test_run_writes_a_version2_bundle(cnn_run):
     assert summary["compression_ratio"] == pytest.approx(
         summary["dense_bytes"] / summary["compressed_bytes"]
     )
+
+
+def test_qat_summary_and_its_integer_accuracy(cnn_run):
+    """The quantisation-aware fine-tuning ran on the integer forward: the integer validation
+    accuracy it kept is the bundle's (measured by integer_ref), its history is in summary.json."""
+    summary, b = cnn_run
+    q = summary["qat"]
+    assert len(summary["epoch_val"]["qat"]) == 2
+    assert q["val_accuracy"] == max([q["val_before"], *summary["epoch_val"]["qat"]])
+    assert 0 <= q["kept_epoch"] <= 2
+    int_val = next(r for r in summary["stages"] if r["name"] == "integer reference")
+    assert int_val["val_accuracy"] == pytest.approx(q["val_accuracy"], abs=1e-12)
+    assert ("quantisation-aware" in b.manifest["calibration"]) == (q["kept_epoch"] > 0)
 
 
 def test_baseline_is_the_dense_uncompressed_lenet5(cnn_run):
