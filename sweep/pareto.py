@@ -1,0 +1,113 @@
+"""The Pareto front of the finished points, its plots (PNG) and its Markdown table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# (figure, "max" or "min") of the front of each kind of sweep
+OBJECTIVES = {
+    "mlp": [("accuracy", "max"), ("rom_bits", "min"), ("LUT", "min"), ("cycles_mean", "min")],
+    "conv": [("cycles", "min"), ("LUT", "min"), ("FF", "min"), ("storage_bits", "min")],
+}
+# (x, y) of each plot; the front drawn is the 2-D front of the pair
+PLOTS = {
+    "mlp": [("rom_bits", "accuracy"), ("LUT", "accuracy"), ("LUT", "cycles_mean")],
+    "conv": [("LUT", "cycles"), ("storage_bits", "cycles"), ("FF", "cycles")],
+}
+SENSE = {"accuracy": "max"}
+
+
+def pareto_front(points: list[dict], objectives: list[tuple[str, str]]) -> list[int]:
+    """Indices (in order) of the points no other point dominates: at least as good in every
+    objective (``max``: larger is better, ``min``: smaller) and better in one. Points missing
+    an objective are left out."""
+    signs = [1 if sense == "max" else -1 for _, sense in objectives]
+    names = [name for name, _ in objectives]
+    vals = {}
+    for i, p in enumerate(points):
+        if all(isinstance(p.get(n), (int, float)) for n in names):
+            vals[i] = [s * float(p[n]) for s, n in zip(signs, names, strict=True)]
+    front = []
+    for i, a in vals.items():
+        dominated = any(_dominates(b, a) for j, b in vals.items() if j != i)
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def _dominates(b, a) -> bool:
+    pairs = list(zip(b, a, strict=True))
+    return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+
+
+def plot_fronts(rows: list[dict], kind: str, out: Path, labels: list[str]) -> list[Path]:
+    """One PNG per pair of :data:`PLOTS`: every point, its 2-D front marked and joined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for x, y in PLOTS[kind]:
+        idx = [
+            i
+            for i, r in enumerate(rows)
+            if isinstance(r.get(x), (int, float)) and isinstance(r.get(y), (int, float))
+        ]
+        if not idx:
+            continue
+        sub = [rows[i] for i in idx]
+        front = pareto_front(sub, [(x, "min"), (y, SENSE.get(y, "min"))])
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        ax.scatter([r[x] for r in sub], [r[y] for r in sub], c="0.6", s=22, label="points")
+        f = sorted(front, key=lambda i: sub[i][x])
+        ax.plot(
+            [sub[i][x] for i in f], [sub[i][y] for i in f], "o-", c="C3", ms=6, label="Pareto front"
+        )
+        for i in f:
+            ax.annotate(
+                labels[idx[i]],
+                (sub[i][x], sub[i][y]),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"pareto_{y}_vs_{x}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def front_markdown(rows: list[dict], kind: str, axes: list[str]) -> str:
+    """The Markdown table of the front over the objectives of ``kind`` every row has (a sweep
+    without synthesis has no LUT), best first."""
+    objectives = [
+        (n, s) for n, s in OBJECTIVES[kind] if all(isinstance(r.get(n), (int, float)) for r in rows)
+    ]
+    front = pareto_front(rows, objectives)
+    first, sense = objectives[0]
+    front.sort(key=lambda i: rows[i][first], reverse=sense == "max")
+    extra = {
+        "mlp": ["compression_ratio", "DSP", "FF", "BRAM18", "rtl_mismatches"],
+        "conv": ["mode", "first_output_cycle", "DSP", "rtl_mismatches"],
+    }[kind]
+    cols = [*axes, *[n for n, _ in objectives], *extra]
+    cols = [c for c in dict.fromkeys(cols) if any(c in rows[i] for i in front)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for i in front:
+        lines.append("| " + " | ".join(_fmt(rows[i].get(c, "")) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        if 0 <= value <= 1:
+            return f"{100 * value:.2f} %"
+        return f"{value:.2f}"
+    return str(value)
