@@ -64,14 +64,11 @@ def plot_fronts(rows: list[dict], kind: str, out: Path, labels: list[str]) -> li
         ax.plot(
             [sub[i][x] for i in f], [sub[i][y] for i in f], "o-", c="C3", ms=6, label="Pareto front"
         )
+        marks = {}  # points at the same place share one label
         for i in f:
-            ax.annotate(
-                labels[idx[i]],
-                (sub[i][x], sub[i][y]),
-                fontsize=6,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
+            marks.setdefault((sub[i][x], sub[i][y]), []).append(labels[idx[i]])
+        for xy, names in marks.items():
+            ax.annotate("\n".join(names), xy, fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         ax.grid(alpha=0.3)
@@ -94,7 +91,14 @@ def front_markdown(rows: list[dict], kind: str, axes: list[str]) -> str:
     first, sense = objectives[0]
     front.sort(key=lambda i: rows[i][first], reverse=sense == "max")
     extra = {
-        "mlp": ["compression_ratio", "DSP", "FF", "BRAM18", "rtl_mismatches"],
+        "mlp": [
+            "integer_val_accuracy",
+            "compression_ratio",
+            "DSP",
+            "FF",
+            "BRAM18",
+            "rtl_mismatches",
+        ],
         "conv": ["mode", "first_output_cycle", "DSP", "rtl_mismatches"],
     }[kind]
     cols = [*axes, *[n for n, _ in objectives], *extra]
