@@ -44,6 +44,8 @@ class Point:
     config: dict
     check: dict
     code_version: str
+    #: the axes' values as the sweep file gives them (``size``, not width and height)
+    values: dict = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:
@@ -59,7 +61,7 @@ class Point:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def label(self, axes) -> str:
-        return " ".join(f"{a}={_short(self.config.get(a))}" for a in axes)
+        return " ".join(f"{a}={_short(self.values.get(a))}" for a in axes)
 
 
 @dataclass
@@ -141,8 +143,9 @@ def sweep_from_dict(data: dict, path: Path | None = None, version: str | None = 
     version = version or code_version()
     sweep = Sweep(name, kind, fixed, axes, check, path)
     names = list(axes)
-    for values in itertools.product(*(axes[a] for a in names)):
-        config = {**fixed, **dict(zip(names, values, strict=True))}
+    for combination in itertools.product(*(axes[a] for a in names)):
+        values = dict(zip(names, combination, strict=True))
+        config = {**fixed, **values}
         if kind == "conv":
             if "size" in config:  # a square image
                 size = config.pop("size")
@@ -152,7 +155,7 @@ def sweep_from_dict(data: dict, path: Path | None = None, version: str | None = 
                 known = ", ".join([*CONV_DEFAULTS, "size"])
                 raise SweepError(f"unknown conv settings {sorted(bad)} ({known})")
             config = {**CONV_DEFAULTS, **config}
-        sweep.points.append(Point(kind, config, check, version))
+        sweep.points.append(Point(kind, config, check, version, values))
     return sweep
 
 

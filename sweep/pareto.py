@@ -7,12 +7,16 @@ from pathlib import Path
 # (figure, "max" or "min") of the front of each kind of sweep
 OBJECTIVES = {
     "mlp": [("accuracy", "max"), ("rom_bits", "min"), ("LUT", "min"), ("cycles_mean", "min")],
-    "conv": [("cycles", "min"), ("LUT", "min"), ("FF", "min"), ("storage_bits", "min")],
+    "conv": [("cycles_per_pixel", "min"), ("LUT", "min"), ("FF", "min"), ("storage_bits", "min")],
 }
 # (x, y) of each plot; the front drawn is the 2-D front of the pair
 PLOTS = {
     "mlp": [("rom_bits", "accuracy"), ("LUT", "accuracy"), ("LUT", "cycles_mean")],
-    "conv": [("LUT", "cycles"), ("storage_bits", "cycles"), ("FF", "cycles")],
+    "conv": [
+        ("LUT", "cycles_per_pixel"),
+        ("storage_bits", "cycles_per_pixel"),
+        ("FF", "cycles_per_pixel"),
+    ],
 }
 SENSE = {"accuracy": "max"}
 
@@ -99,19 +103,19 @@ def front_markdown(rows: list[dict], kind: str, axes: list[str]) -> str:
             "BRAM18",
             "rtl_mismatches",
         ],
-        "conv": ["mode", "first_output_cycle", "DSP", "rtl_mismatches"],
+        "conv": ["mode", "cycles", "first_output_cycle", "DSP", "rtl_mismatches"],
     }[kind]
     cols = [*axes, *[n for n, _ in objectives], *extra]
     cols = [c for c in dict.fromkeys(cols) if any(c in rows[i] for i in front)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for i in front:
-        lines.append("| " + " | ".join(_fmt(rows[i].get(c, "")) for c in cols) + " |")
+        lines.append("| " + " | ".join(_fmt(c, rows[i].get(c, "")) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _fmt(value) -> str:
+def _fmt(name: str, value) -> str:
     if isinstance(value, float):
-        if 0 <= value <= 1:
+        if "accuracy" in name or "fraction" in name:
             return f"{100 * value:.2f} %"
-        return f"{value:.2f}"
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
     return str(value)

@@ -81,7 +81,7 @@ class Store:
                 "error": record.get("error", ""),
             }
             for name in axes:
-                row[name] = _cell(point.config.get(name))
+                row[name] = _cell(point.values.get(name))
             for name, value in record.get("figures", {}).items():
                 if not isinstance(value, dict):
                     row[name] = _cell(value)

@@ -2,6 +2,7 @@
 example, atomic records, and tiny sweeps on a local Ray (one CPU): conv engine points checked in
 RTL, a failing point, resume, and one MLP point from a 1-epoch compress run."""
 
+import csv
 import json
 import os
 
@@ -33,13 +34,13 @@ def test_pareto_front_hand_example():
 
 def test_front_table_uses_the_objectives_present():
     rows = [
-        {"line_buffers": 2, "cycles": 69, "storage_bits": 128, "mode": "streaming"},
-        {"line_buffers": 4, "cycles": 78, "storage_bits": 256, "mode": "overlapped"},
-        {"line_buffers": 3, "cycles": 60, "storage_bits": 300, "mode": "serial"},
+        {"line_buffers": 2, "cycles_per_pixel": 1.08, "storage_bits": 128, "mode": "streaming"},
+        {"line_buffers": 4, "cycles_per_pixel": 1.22, "storage_bits": 256, "mode": "overlapped"},
+        {"line_buffers": 3, "cycles_per_pixel": 0.94, "storage_bits": 300, "mode": "serial"},
     ]
     text = front_markdown(rows, "conv", ["line_buffers"])
     lines = text.splitlines()
-    assert lines[0] == "| line_buffers | cycles | storage_bits | mode |"
+    assert lines[0] == "| line_buffers | cycles_per_pixel | storage_bits | mode |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| 3", "| 2"]
 
 
@@ -125,10 +126,15 @@ def test_conv_sweep_records_resumes_and_survives_a_failing_point(local_ray, tmp_
                                             pipeline=fig["pipeline_stages"])  # fmt: skip
         assert fig["rtl_cycles"] == [fig["cycles"]] and fig["rtl_mismatches"] == 0
         assert fig["rtl_outputs"] == 36
-    table = (store.root / "results.csv").read_text().splitlines()
-    assert len(table) == 4 and table[0].startswith("key,status,error,line_buffers")
+    with open(store.root / "results.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [row["line_buffers"] for row in table] == ["1", "2", "4"]
+    assert [row["status"] for row in table] == ["error", "ok", "ok"]
+    assert table[0]["error"] == bad["error"] and table[2]["cycles"] == str(
+        good[1]["figures"]["cycles"]
+    )
     assert "| line_buffers |" in (store.root / "front.md").read_text()
-    assert (store.root / "pareto_cycles_vs_storage_bits.png").stat().st_size > 1000
+    assert (store.root / "pareto_cycles_per_pixel_vs_storage_bits.png").stat().st_size > 1000
 
     again = run_sweep(sweep, tmp_path, **quiet)  # everything recorded: no task runs
     assert (again["computed"], again["skipped"]) == (0, 3)
