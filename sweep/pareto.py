@@ -44,8 +44,11 @@ def _dominates(b, a) -> bool:
     return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
 
 
-def plot_fronts(rows: list[dict], kind: str, out: Path, labels: list[str]) -> list[Path]:
-    """One PNG per pair of :data:`PLOTS`: every point, its 2-D front marked and joined."""
+def plot_fronts(
+    rows: list[dict], kind: str, out: Path, labels: list[str], title: str = ""
+) -> list[Path]:
+    """One PNG per pair of :data:`PLOTS`: every point, its 2-D front marked and joined, the
+    front's points labelled (``title``: what the labels list)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,7 +79,7 @@ def plot_fronts(rows: list[dict], kind: str, out: Path, labels: list[str]) -> li
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, title=f"labels: {title}" if title else None, title_fontsize=7)
         fig.tight_layout()
         path = out / f"pareto_{y}_vs_{x}.png"
         fig.savefig(path, dpi=120)

@@ -140,7 +140,7 @@ def write_outputs(sweep: Sweep, store: Store) -> dict:
     table = store.write_table(rows)
     ok = [r for r in rows if r["status"] == "ok"]
     labels = [" ".join(str(r.get(a)) for a in axes) for r in ok]
-    pngs = plot_fronts(ok, sweep.kind, store.root, labels) if ok else []
+    pngs = plot_fronts(ok, sweep.kind, store.root, labels, " ".join(axes)) if ok else []
     errors = [r for r in rows if r["status"] != "ok"]
     text = [
         f"# Sweep {sweep.name}: Pareto front\n",
