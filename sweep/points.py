@@ -10,6 +10,8 @@ RTL against the golden model."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def run_point(point: Point, work: Path) -> dict:
 
 def run_mlp(point: Point, work: Path) -> dict:
     import compress2rtl
-    from compress.pipeline import Config, config_for, run
+    from compress.pipeline import Config, config_for
     from compress2rtl.api import ALIASES
 
     cfg_in = dict(point.config)
@@ -71,10 +73,19 @@ def run_mlp(point: Point, work: Path) -> dict:
     overrides.setdefault("plots", False)
     overrides.setdefault("quiet", True)
     overrides.setdefault("threads", 1)
-    cfg = config_for(dataset, model, out=str(work / "compress"), **overrides)
+    # points that differ only in the hardware (build, layout, zero_skip) share one compress run
+    spec = {"dataset": dataset, "model": model, "settings": cfg_in, "code": point.code_version}
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+    shared = work.parent.parent / "compress" / digest
     t = time.time()
-    summary = run(cfg)
-    out = {"compress_seconds": round(time.time() - t, 2)}
+    summary, reused = _compress_once(
+        shared, lambda: config_for(dataset, model, out=str(shared), **overrides)
+    )
+    out = {
+        "compress_seconds": round(time.time() - t, 2),
+        "compress_reused": reused,
+        "compress_dir": str(shared),
+    }
     bundle = compress2rtl.api.Bundle.load(Path(summary["out"]) / "bundle", summary)
     stages = {s["name"]: s for s in summary["stages"]}
     out.update(
@@ -132,6 +143,22 @@ def run_mlp(point: Point, work: Path) -> dict:
     return out
 
 
+def _compress_once(out: Path, make_config) -> tuple[dict, bool]:
+    """The compress pipeline's summary for ``out``: the one already there (written by a point
+    with the same compress settings and code version), else a new run; a file lock keeps two
+    tasks on one machine from running it at once."""
+    from filelock import FileLock
+
+    from compress.pipeline import run
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        done = out / "summary.json"
+        if done.exists() and (out / "bundle" / "manifest.json").exists():
+            return {**json.loads(done.read_text()), "out": str(out)}, True
+        return run(make_config()), False
+
+
 def run_conv(point: Point, work: Path) -> dict:
     from rtl_gen.export.designs import conv_design
     from rtl_gen.export.folder import export_design
@@ -159,8 +186,6 @@ def run_conv(point: Point, work: Path) -> dict:
     }
     folder = export_design(design, work / "verilog", DEFAULT_PART, 10.0)
     if point.check["synth"]:
-        import json
-
         t = time.time()
         manifest = json.loads((folder / "manifest.json").read_text())
         out.update(_yosys(synth_report(folder, manifest["sources"], manifest["top"])))

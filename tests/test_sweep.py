@@ -3,7 +3,6 @@ example, atomic records, and tiny sweeps on a local Ray (one CPU): conv engine p
 RTL, a failing point, resume, and one MLP point from a 1-epoch compress run."""
 
 import csv
-import json
 import os
 
 import pytest
@@ -150,28 +149,31 @@ def test_conv_sweep_records_resumes_and_survives_a_failing_point(local_ray, tmp_
 
 @pytest.mark.hardware
 @pytest.mark.slow
-def test_mlp_point_compress_golden_cycles_rtl(local_ray, tmp_path):
+def test_mlp_points_share_one_compress_run(local_ray, tmp_path):
     fast = {"epochs": 1, "finetune_epochs": 1, "prune_rounds": 1, "structured_steps": 1,
             "centroid_epochs": 1, "pow2_epochs": 1, "cluster_sweep": [], "train_limit": 300,
-            "hidden": [16, 8]}  # fmt: skip
+            "hidden": [16, 8], "clusters": 4}  # fmt: skip
     sweep = sweep_from_dict(
         {
             "name": "tiny_mlp",
             "kind": "mlp",
             "fixed": {"dataset": "digits", **fast},
-            "axes": {"clusters": [4]},
-            "check": {"synth": False, "rtl_images": 2, "cycle_images": 10},
+            "axes": {"layout": ["csr", "direct"]},  # hardware only: one compress run
+            "check": {"synth": False, "rtl_images": 1, "cycle_images": 10},
         }
     )
     result = run_sweep(sweep, tmp_path, progress=False, log=lambda *a: None)
-    assert (result["computed"], result["failed"]) == (1, 0)
-    record = json.loads(next((tmp_path / "tiny_mlp" / "points").glob("*.json")).read_text())
-    fig = record["figures"]
-    assert fig["widths"] == "64x16x8x10"
-    # the golden model's accuracy is the pipeline's integer reference's
-    assert fig["accuracy"] == pytest.approx(fig["integer_accuracy_pipeline"])
-    assert fig["rtl_mismatches"] == 0 and len(fig["rtl_cycles"]) == 2
-    assert (
-        fig["cycles_min"] <= min(fig["rtl_cycles"]) <= max(fig["rtl_cycles"]) <= fig["cycles_max"]
-    )
-    assert fig["rom_bits"] > 0
+    assert (result["computed"], result["failed"]) == (2, 0)
+    store = Store(tmp_path / "tiny_mlp")
+    csr, direct = (store.load(p)["figures"] for p in sweep.points)
+    assert sorted([csr["compress_reused"], direct["compress_reused"]]) == [False, True]
+    assert csr["compress_dir"] == direct["compress_dir"]
+    assert csr["layouts"] == "csr/csr/csr" and direct["layouts"] == "direct/direct/direct"
+    assert csr["rom_bits"] != direct["rom_bits"]
+    for fig in (csr, direct):
+        assert fig["widths"] == "64x16x8x10"
+        # the golden model's accuracy is the pipeline's integer reference's
+        assert fig["accuracy"] == pytest.approx(fig["integer_accuracy_pipeline"])
+        assert fig["accuracy"] == csr["accuracy"]
+        assert fig["rtl_mismatches"] == 0 and len(fig["rtl_cycles"]) == 1
+        assert fig["cycles_min"] <= fig["rtl_cycles"][0] <= fig["cycles_max"]
