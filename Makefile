@@ -53,7 +53,7 @@ $(call switch_01,WAVES)
 $(call switch_01,ZERO_SKIP)
 $(if $(filter-out rom ram,$(WEIGHTS))$(filter-out 1,$(words $(WEIGHTS))),$(error WEIGHTS must be rom or ram, not '$(WEIGHTS)'))
 
-.PHONY: setup sim accuracy test formal mutate lint format bench compress example verilog ip synth timing board report clean distclean
+.PHONY: setup sim accuracy test formal mutate lint format bench compress example sweep verilog ip synth timing board report clean distclean
 
 setup: $(STAMP)
 
@@ -61,7 +61,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c constraints.txt torch==2.13.0
-	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev,onnx]'
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev,onnx,sweep]'
 	touch $(STAMP)
 
 # make verilog/ip/synth/timing pass the export only what the user set (command line or
@@ -147,6 +147,13 @@ EXAMPLE_ARGS ?=
 example: $(STAMP)
 	$(if $(wildcard examples/$(EXAMPLE).py),,$(error EXAMPLE must be one of: $(basename $(notdir $(wildcard examples/*.py)))))
 	PYTHONPATH=$(CURDIR) $(PY) examples/$(EXAMPLE).py $(EXAMPLE_ARGS)
+
+# design-space sweep on Ray (docs/sweep.md): SWEEP=sweeps/<name>.toml; a local Ray with every
+# core, or the cluster of RAY_ADDRESS (or SWEEP_ARGS="--address HOST:PORT"); resumable
+SWEEP        ?= sweeps/digits_mlp.toml
+SWEEP_ARGS   ?=
+sweep: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(PY) -m sweep $(SWEEP) $(SWEEP_ARGS)
 
 verilog: $(STAMP) $(NEEDS_BUNDLE)
 	$(PY) -m rtl_gen.export verilog $(EXPORT_ARGS)
