@@ -54,6 +54,29 @@ class Bundle(_Bundle):
         return integer_ref.quantize_inputs(self.manifest, np.asarray(x)).astype(np.int64)
 
 
+class UnknownOption(TypeError, ValueError):
+    """An option that names no :class:`compress.pipeline.Config` field (nor an alias)."""
+
+
+def config_overrides(options: Mapping, reserved, where: str) -> dict:
+    """``options`` as :class:`compress.pipeline.Config` fields (``ALIASES`` resolved, lists as
+    tuples); an option that names no field, or a ``reserved`` one, raises
+    :class:`UnknownOption` naming it, ``where`` it was given and every option there is."""
+    from compress.pipeline import Config
+
+    fields = {f.name for f in dataclasses.fields(Config)} - set(reserved)
+    overrides = {}
+    for key, value in options.items():
+        field = ALIASES.get(key, key)
+        if field not in fields:
+            raise UnknownOption(
+                f"{where} got an unknown option {key!r}; options: "
+                f"{', '.join(sorted({*fields, *ALIASES}))}"
+            )
+        overrides[field] = tuple(value) if isinstance(value, list) else value
+    return overrides
+
+
 def load_data(data, name: str | None = None) -> Dataset:
     """A :class:`compress.data.Dataset` from ``data``: a Dataset, a ``.npz`` path, a mapping or
     a 4-tuple ``(x_train, y_train, x_test, y_test)`` of arrays, or a pair of torch datasets
@@ -122,18 +145,9 @@ def compress(
         pruning; default: every width kept), ``filters`` (conv1, conv2 filters kept),
         ``sparsity`` (fraction of each layer's weights pruned).
     """
-    from compress.pipeline import Config, config_for, run
+    from compress.pipeline import config_for, run
 
-    fields = {f.name for f in dataclasses.fields(Config)} - set(RESERVED)
-    overrides = {}
-    for key, value in options.items():
-        field = ALIASES.get(key, key)
-        if field not in fields:
-            raise TypeError(
-                f"compress() got an unknown option {key!r}; options: "
-                f"{', '.join(sorted({*fields, *ALIASES}))}"
-            )
-        overrides[field] = tuple(value) if isinstance(value, list) else value
+    overrides = config_overrides(options, RESERVED, "compress()")
     if isinstance(model, (str, Path)):
         model = load_model_file(model, arch)
     dataset = load_data(data, name)

@@ -9,7 +9,6 @@ RTL against the golden model."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -56,20 +55,14 @@ def run_point(point: Point, work: Path) -> dict:
 
 def run_mlp(point: Point, work: Path) -> dict:
     import compress2rtl
-    from compress.pipeline import Config, config_for
-    from compress2rtl.api import ALIASES
+    from compress.pipeline import config_for
+    from compress2rtl.api import config_overrides
 
     cfg_in = dict(point.config)
     hw_opts = {k: cfg_in.pop(k, v) for k, v in MLP_HARDWARE.items()}
     dataset = cfg_in.pop("dataset", "digits")
     model = cfg_in.pop("model", "lenet300")
-    fields = {f.name for f in dataclasses.fields(Config)}
-    overrides = {}
-    for key, value in cfg_in.items():
-        name = ALIASES.get(key, key)
-        if name not in fields or name in ("dataset", "model", "out", "extra"):
-            raise ValueError(f"unknown setting {key!r} (a compress.pipeline.Config field)")
-        overrides[name] = tuple(value) if isinstance(value, list) else value
+    overrides = config_overrides(cfg_in, ("dataset", "model", "out", "extra"), "a sweep point")
     overrides.setdefault("plots", False)
     overrides.setdefault("quiet", True)
     overrides.setdefault("threads", 1)

@@ -123,6 +123,14 @@ def test_data_forms_and_option_errors(mlp_bundle):
         compress2rtl.load_data(42)
     with pytest.raises(TypeError, match="unknown option 'epoch'; options: "):
         compress2rtl.compress(model, data, epoch=3)
+    from compress2rtl.api import config_overrides
+
+    assert config_overrides({"hidden": [8, 4], "epochs": 2}, ("out",), "here") == {
+        "hidden_targets": (8, 4),
+        "epochs": 2,
+    }
+    with pytest.raises(ValueError, match=r"a sweep point got an unknown option 'out'; options: "):
+        config_overrides({"out": "x"}, ("out",), "a sweep point")
     with pytest.raises(UnsupportedModel, match=r"layer 1 \(GELU\) is not supported"):
         compress2rtl.compress(nn.Sequential(nn.Linear(16, 5), nn.GELU()), data)
 
