@@ -36,7 +36,7 @@ import numpy as np
 from rtl_gen.export import designs
 from rtl_gen.export.estimate import conv_estimate, mlp_estimate
 from rtl_gen.export.folder import Design, export_design
-from rtl_gen.export.timing import DEFAULT_CACHE, DEFAULT_ROUTER, ecp5_timing
+from rtl_gen.export.timing import DEFAULT_CACHE, ecp5_timing
 from rtl_gen.export.yosys import synth_xilinx
 from tb.golden.conv import conv_cycles
 from tb.golden.mlp import mlp_cycles
@@ -53,7 +53,7 @@ def progress(message: str) -> None:
     print(f"[{time.monotonic() - STARTED:5.0f} s] {message}", flush=True)
 
 
-def synth(design: Design, out: Path, router: str = DEFAULT_ROUTER) -> dict:
+def synth(design: Design, out: Path) -> dict:
     folder = export_design(design, out / design.name)
     manifest = json.loads((folder / "manifest.json").read_text())
     progress(f"  {design.name}: Yosys synth_xilinx ...")
@@ -67,17 +67,14 @@ def synth(design: Design, out: Path, router: str = DEFAULT_ROUTER) -> dict:
     figures["fmax_mhz"] = None
     if TIMING["enabled"]:
         started = time.monotonic()
-        timing = ecp5_timing(
-            folder, manifest["sources"], design.top, cache=TIMING["cache"], router=router
-        )
+        timing = ecp5_timing(folder, manifest["sources"], design.top, cache=TIMING["cache"])
         (folder / "reports" / "timing_ecp5.json").write_text(json.dumps(timing, indent=2) + "\n")
         figures["fmax_mhz"] = timing["fmax_mhz"]
-        figures["router"] = router
         figures["critical_path"] = (timing.get("critical_path") or {}).get("start", "?") + (
             " -> " + (timing.get("critical_path") or {}).get("end", "?")
         )
         how = "cached" if timing.get("cached") else f"{time.monotonic() - started:.0f} s"
-        progress(f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k, {router}), {how}")
+        progress(f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k), {how}")
     return figures
 
 
@@ -100,7 +97,6 @@ def conv_rows(kernel: int, size: int, clock_mhz: float, out: Path) -> list[dict]
             {
                 "design": f"conv K={kernel} N={n} {size}x{size}",
                 "fmax_mhz": figures["fmax_mhz"],
-                "router": figures.get("router"),
                 "critical_path": figures.get("critical_path"),
                 "clock_mhz": clock,
                 **{k: figures[k] for k in RESOURCES},
@@ -177,7 +173,6 @@ def mlp_rows(bundle: Path, clock_mhz: float, out: Path, mode: str = "auto") -> l
             {
                 "design": label,
                 "fmax_mhz": figures["fmax_mhz"],
-                "router": figures.get("router"),
                 "critical_path": figures.get("critical_path"),
                 "clock_mhz": clock,
                 **{k: figures[k] for k in RESOURCES},
@@ -289,7 +284,6 @@ def cnn_rows(bundle: Path, clock_mhz: float, out: Path, images: int = 100) -> li
             {
                 "design": label,
                 "fmax_mhz": figures["fmax_mhz"],
-                "router": figures.get("router"),
                 "critical_path": figures.get("critical_path"),
                 "clock_mhz": clock,
                 **{k: figures[k] for k in RESOURCES},
@@ -321,8 +315,6 @@ def markdown(rows: list[dict], clock_mhz: float) -> str:
         bram = r["ramb18"] + 2 * r["ramb36"]
         mark = " *" if "median" in r["resources_from"] else ""
         fmax = "—" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} MHz"
-        if r["fmax_mhz"] is not None and r.get("router") not in (None, DEFAULT_ROUTER):
-            fmax += f" ({r['router']})"
         lines.append(
             f"| {r['design']}{mark} | {r['lut']} | {r['ff']} | {r['dsp']} | {bram} | "
             f"{r['lutram']} | {r['rom_bits']} | {fmax} | {r['cycles']:.1f} | "
