@@ -32,7 +32,7 @@ WEIGHTS      ?= rom
 PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 SEED         ?= 1
-# make timing: nextpnr router (router1: every figure in the docs; router2: faster on small designs)
+# make timing: nextpnr router (router1: every figure in the docs; router2 is the alternative)
 ROUTER       ?= router1
 # make verilog/ip/synth/timing: rename every module (core TOP, wrapper TOP_axis); default: the design's
 TOP          ?=
