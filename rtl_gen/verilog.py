@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from amaranth.back import verilog
+
+from compress.files import write_atomic
 
 __all__ = ["TIMESCALE", "to_verilog", "write_verilog"]
 
@@ -34,9 +35,5 @@ def write_verilog(component, path, name: str = "top") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = to_verilog(component, name=name)
     if not path.exists() or path.read_text() != text:
-        # write-then-rename: a simulator build reading the file (another test, another process)
-        # sees the old text or the new one, never half of it
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomic(path, text)  # a simulator build reading it never sees half a file
     return path

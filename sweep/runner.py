@@ -8,9 +8,11 @@ import time
 import traceback
 from pathlib import Path
 
+from compress.files import write_atomic
+
 from .grid import ROOT, Point, Sweep, git_describe
 from .pareto import front_markdown, plot_fronts
-from .store import Store, write_atomic
+from .store import Store
 
 DEFAULT_OUT = ROOT / "build" / "sweep"
 

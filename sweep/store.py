@@ -6,30 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from compress.files import write_atomic
 
 from .grid import Point
 
 # the table's first columns (then the point's settings, then the other figures)
 LEAD = ("key", "status", "error")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """``text`` to ``path``: a temporary file in the same directory, fsync'ed, then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Store:
@@ -63,9 +47,13 @@ class Store:
         }
         if traceback is not None:
             tb_path = self.path(point).with_suffix(".traceback.txt")
-            write_atomic(tb_path, traceback)
+            write_atomic(tb_path, traceback, durable=True)
             record["traceback"] = str(tb_path.relative_to(self.root))
-        write_atomic(self.path(point), json.dumps(record, indent=1, default=_jsonable) + "\n")
+        write_atomic(
+            self.path(point),
+            json.dumps(record, indent=1, default=_jsonable) + "\n",
+            durable=True,
+        )
         return record
 
     def table(self, points: list[Point], axes) -> list[dict]:

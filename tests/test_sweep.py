@@ -7,10 +7,11 @@ import os
 
 import pytest
 
+from compress.files import write_atomic
 from sweep import pareto_front, run_sweep
 from sweep.grid import SweepError, sweep_from_dict
 from sweep.pareto import front_markdown
-from sweep.store import Store, write_atomic
+from sweep.store import Store
 from tb.golden.conv import conv_cycles
 
 

@@ -23,6 +23,8 @@ from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
+from compress.files import write_atomic
+
 from .tools import failure_message, tool_command
 
 DEVICE = "LFE5U-85F"
@@ -321,10 +323,7 @@ def ecp5_timing(
             return {**json.loads(entry.read_text()), "cached": str(entry)}
     figures = _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router)
     if entry is not None:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        partial = entry.with_suffix(".tmp")
-        partial.write_text(json.dumps(figures, indent=2) + "\n")
-        partial.replace(entry)
+        write_atomic(entry, json.dumps(figures, indent=2) + "\n")
     return figures
 
 
