@@ -48,6 +48,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int)
     p.add_argument("--l1", type=float, help="L1 regularisation weight during float training")
     p.add_argument(
+        "--lp",
+        type=float,
+        help="L_p regularisation weight during float training (sum of |w|^p, 0 < p < 1)",
+    )
+    p.add_argument("--lp-p", type=float, help="exponent p of --lp (default 0.5)")
+    p.add_argument(
         "--augment",
         choices=AUGMENTATIONS,
         help="training-time augmentation of the float training (random shifts by up to 2 px "
@@ -120,6 +126,8 @@ def main(argv=None) -> int:
         batch=a.batch,
         seed=a.seed,
         l1=a.l1,
+        lp=a.lp,
+        lp_p=a.lp_p,
         augment=a.augment,
         finetune_augment=a.finetune_augment,
         train_schedule=a.train_schedule,

@@ -43,6 +43,9 @@ class Config:
     batch: int = 32
     lr: float = 1e-3
     l1: float = 0.0  # optional L1 regularisation during float training
+    # optional L_p regularisation (0 < p < 1, compress.train.lp_penalty) during float training
+    lp: float = 0.0
+    lp_p: float = 0.5
     train_schedule: str = "constant"  # or "cosine": the float training's learning rate
     weight_decay: float = 0.0  # Adam weight decay of the float training
     # training-time augmentation (train.AUGMENTATIONS: none, shift, flip, shift+flip) of the

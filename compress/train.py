@@ -80,6 +80,22 @@ def accuracy(model, x, y) -> float:
     return correct / max(total, 1)
 
 
+#: Smoothing of the L_p penalty at zero, in weight units (far below a pruning threshold).
+LP_EPSILON = 1e-3
+
+
+def lp_penalty(w, p: float):
+    """``sum((w**2 + eps**2) ** (p / 2))``, ``eps`` = :data:`LP_EPSILON`: the L_p "norm" to the
+    power p (0 < p < 1), which approaches the count of nonzero weights (L0) as ``p -> 0``
+    and pulls small weights to zero harder than L1 (seed 002: p = 1/10 pruned 93 % of the
+    weights). Smoothed so the gradient at zero is finite: its size peaks near ``|w| = eps``."""
+    return (w.square() + LP_EPSILON**2).pow(p / 2).sum()
+
+
+def _weighted(model):
+    return [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+
+
 def train(
     model,
     x,
@@ -91,6 +107,8 @@ def train(
     seed: int = 0,
     masks: dict | None = None,
     l1: float = 0.0,
+    lp: float = 0.0,
+    lp_p: float = 0.5,
     weight_decay: float = 0.0,
     hook=None,
     desc: str = "train",
@@ -109,9 +127,13 @@ def train(
     measured after every epoch (appended to ``history``) and the model ends with the parameters
     of the best epoch (the latest of equal ones). ``schedule``: ``constant`` learning rate or
     ``cosine`` (decayed to 0 over all the steps). ``augment``: the training batches are
-    augmented (`augment_batch`, drawn from the same seeded generator as the batch order)."""
+    augmented (`augment_batch`, drawn from the same seeded generator as the batch order).
+    ``l1``, ``lp``: weights of the L1 and L_p (:func:`lp_penalty`, exponent ``lp_p``)
+    regularisation of every Linear and Conv2d weight, added to the loss."""
     if augment not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {augment!r} ({', '.join(AUGMENTATIONS)})")
+    if lp and not 0 < lp_p < 1:
+        raise ValueError(f"lp_p must be in (0, 1), not {lp_p!r} (p = 1 is --l1)")
     gen = torch.Generator().manual_seed(seed)
     x, y = _tensor(x), _tensor(y)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -138,11 +160,9 @@ def train(
             xb = x[idx] if augment == "none" else augment_batch(x[idx], augment, gen)
             loss = F.cross_entropy(model(xb), y[idx])
             if l1:  # L1 regularisation pushes weights toward zero before pruning
-                loss = loss + l1 * sum(
-                    m.weight.abs().sum()
-                    for m in model.modules()
-                    if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
-                )
+                loss = loss + l1 * sum(m.weight.abs().sum() for m in _weighted(model))
+            if lp:
+                loss = loss + lp * sum(lp_penalty(m.weight, lp_p) for m in _weighted(model))
             loss.backward()
             if masks:
                 for m, mask in masks.items():

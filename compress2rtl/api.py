@@ -212,6 +212,12 @@ class Hardware:
         """The design's name (the export folder's)."""
         return self._design().name
 
+    @property
+    def parameters(self) -> dict:
+        """The generated design's parameters, as the export's manifest lists them (the MLP:
+        ``rom_bits``, ``layouts``, ...; the CNN: ``line_buffers``, ``layouts``, ...)."""
+        return dict(self._design().parameters)
+
     def __repr__(self) -> str:
         m = self.bundle.manifest
         shape = [m["input"]["shape"], *[s["name"] for s in m["layers"]]]

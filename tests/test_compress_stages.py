@@ -14,7 +14,7 @@ from compress import csr, huffman, integer_ref, pow2, prune, share, taylor
 from compress.bundle import BundleError, load_bundle, save_bundle
 from compress.data import IdxError, load_idx_dataset, read_idx
 from compress.models import MLP, linear_layers
-from compress.train import train
+from compress.train import LP_EPSILON, lp_penalty, train
 
 
 def _data(n=200, features=16, seed=0):
@@ -37,6 +37,33 @@ def test_masks_stay_zero_after_adam_finetuning():
     for m, mask in masks.items():
         assert torch.all(m.weight[~mask] == 0)
         assert int((m.weight[mask] != 0).sum()) == int(mask.sum())
+
+
+def test_lp_penalty_formula_and_finite_gradient_at_zero():
+    w = torch.tensor([0.0, 0.1, -2.0], requires_grad=True)
+    value = lp_penalty(w, 0.5)
+    expected = sum((v * v + LP_EPSILON**2) ** 0.25 for v in (0.0, 0.1, -2.0))
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    value.backward()
+    assert torch.isfinite(w.grad).all() and w.grad[0] == 0
+    assert w.grad[1] > 0 > w.grad[2]  # pulls toward zero
+    # below 1, small weights are pulled harder than by L1 (whose pull is 1 everywhere)
+    assert w.grad[1] > 1 > -w.grad[2]
+
+
+def test_lp_regularisation_makes_small_weights():
+    x, y = _data()
+
+    def small_fraction(**reg):
+        torch.manual_seed(0)
+        model = MLP([16, 12, 8, 4])
+        train(model, x, y, epochs=20, lr=1e-2, quiet=True, **reg)
+        w = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, nn.Linear)])
+        return float((w.abs() < 0.02).float().mean())
+
+    assert small_fraction(lp=2e-3, lp_p=0.5) > small_fraction() + 0.2
+    with pytest.raises(ValueError, match="lp_p must be in"):
+        train(MLP([16, 4]), x, y, epochs=1, lp=1e-3, lp_p=1.0, quiet=True)
 
 
 def test_prune_by_percentile_hits_sparsity():
