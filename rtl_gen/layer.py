@@ -117,7 +117,8 @@ class Layer(wiring.Component):
         ignores ``"auto"`` and rejects ``"direct"``. :attr:`layout` is the resolved one.
     drop_zeros : bool
         Input filter: take zero-valued elements without ``last`` at once and do not broadcast them
-        (one cycle each, the neurons skip their entries later).
+        (one cycle each, the neurons skip their entries later). The direct layout broadcasts
+        them anyway: one cycle either way and a zero product, so the same results and cycles.
     skip_zero_outputs : bool
         The serializer does not send zero results (the ``last`` one is always sent): they are left
         out of its mask, so zeros cost no cycle.
@@ -250,15 +251,15 @@ class Layer(wiring.Component):
         if self.ram is not None:
             self._load(m, neurons)
 
-        # input: optional zero filter, then queues or a lockstep broadcast
-        drop = Signal()
-        if self.drop_zeros:
-            element = self.inp.payload
-            m.d.comb += drop.eq(self.inp.valid & (element.value == 0) & ~element.last)
+        # input: a lockstep broadcast, or an optional zero filter and queues
         sent = self._serializer(m, neurons)
         if self.layout == "direct":
-            self._broadcast(m, neurons, drop, sent)
+            self._broadcast(m, neurons, sent)
         else:
+            drop = Signal()
+            if self.drop_zeros:
+                element = self.inp.payload
+                m.d.comb += drop.eq(self.inp.valid & (element.value == 0) & ~element.last)
             self._queues(m, neurons, drop)
         return m
 
@@ -279,8 +280,13 @@ class Layer(wiring.Component):
                 n.load.data.eq(payload),
             ]
 
-    def _broadcast(self, m, neurons, drop, sent):
+    def _broadcast(self, m, neurons, sent):
         """Lockstep: every neuron takes the element in the same cycle.
+
+        Zero elements are broadcast too (``drop_zeros`` changes nothing here): dropped, a zero
+        would cost the same one cycle, and its product is zero, so the results and the cycles
+        are those of a filter, without a compare of the value on the path from the input
+        register to every neuron's enables.
 
         Every neuron is done with an element in every cycle, except with a ``last`` element
         while its previous result is in its pipeline or waits on ``out``. In lockstep that is
@@ -292,13 +298,13 @@ class Layer(wiring.Component):
         busy = Signal()
         take = Signal()
         m.d.comb += [
-            take.eq(self.inp.valid & ~drop & (~self.inp.payload.last | ~busy)),
-            self.inp.ready.eq(drop | take),
+            take.eq(self.inp.valid & (~self.inp.payload.last | ~busy)),
+            self.inp.ready.eq(take),
         ]
         for neuron in neurons:
             m.d.comb += [
                 neuron.inp.data.eq(self.inp.payload),
-                neuron.inp.valid.eq(self.inp.valid & ~drop),
+                neuron.inp.valid.eq(self.inp.valid),
                 neuron.inp.accept.eq(take),
             ]
         with m.If(take & self.inp.payload.last):

