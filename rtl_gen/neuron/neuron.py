@@ -572,18 +572,23 @@ class Neuron(wiring.Component):
             ),
             self.inp.done.eq(self.inp.valid & (~element.last | out_free)),
         ]
+        # ``accept & done`` is ``accept`` (a layer accepts only when its neurons are done), and
+        # the stage registers load whenever this neuron is done (every accept among them): the
+        # per-neuron term keeps synthesis from merging the lockstep layer's identical copies
+        # of the pipeline state and of the element into one register each, which would drive
+        # every neuron's ROM, accumulator and result register across the device.
         m.d.sync += [
-            stage_valid.eq(self.inp.accept),
-            stage_last.eq(element.last),
+            stage_valid.eq(self.inp.accept & self.inp.done),
             read_valid.eq(stage_valid),
             read_last.eq(stage_last),  # used only with read_valid
             read_x.eq(stage_x),
         ]
-        # Loaded whenever this neuron is done (every accept among them): the per-neuron enable
-        # keeps synthesis from merging the layer's copies into one register that would drive
-        # every neuron's ROM and product logic across the device.
         with m.If(self.inp.done):
-            m.d.sync += [stage_index.eq(element.index), stage_x.eq(element.value)]
+            m.d.sync += [
+                stage_index.eq(element.index),
+                stage_x.eq(element.value),
+                stage_last.eq(element.last),
+            ]
         # Product stage: the shift (or multiply) of the decoded word, registered, so that the
         # accumulate adder starts from a register.
         product = self._product(m, self._decode(m, word), read_x)
