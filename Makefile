@@ -32,7 +32,8 @@ WEIGHTS      ?= rom
 PART         ?= xc7z020clg400-1
 CLOCK_NS     ?= 10
 SEED         ?= 1
-# make timing: nextpnr router (router1: every figure in the docs; router2 is the alternative)
+# make timing: nextpnr router (router1, the default; router2: minutes instead of hours on the CNN,
+# its clock on a primary clock pin, docs/export.md)
 ROUTER       ?= router1
 # make verilog/ip/synth/timing: rename every module (core TOP, wrapper TOP_axis); default: the design's
 TOP          ?=

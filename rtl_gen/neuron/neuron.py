@@ -470,10 +470,18 @@ class Neuron(wiring.Component):
             # current (the next word, or the one held on a restart without an advance:
             # ROM[0], as the walk has wrapped), so no adder sits before the compare with the
             # element's index. After reset it holds entry 0's column.
-            rel = Mux(advance, raw[: self.index_bits], word[: self.index_bits])
-            start = Mux(restart, 0, col + 1)
-            with m.If(advance | restart):
-                m.d.sync += col.eq(start + rel)
+            # ``next_step`` (the next word's relative index + 1) is a register loaded from the
+            # same ROM read as the word, so an advance is one adder, ``col + next_step``.
+            mask = (1 << self.index_bits) - 1
+            step_init = (self.rom_words[1 % n] & mask) + 1 if n else 1
+            next_step = Signal(self.index_bits + 1, name="next_step", init=step_init)
+            if n:
+                with m.If(advance):
+                    m.d.sync += next_step.eq(port.data[: self.index_bits] + 1)
+            with m.If(restart):
+                m.d.sync += col.eq(Mux(advance, raw[: self.index_bits], word[: self.index_bits]))
+            with m.Elif(advance):
+                m.d.sync += col.eq(col + next_step)
         if n:
             # The walk wraps to entry 0 after the last entry, so the word registers already
             # hold ROM[0] when the ``last`` element (column ``in_features - 1``, the row's last
