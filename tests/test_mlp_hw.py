@@ -17,7 +17,9 @@ from tb.golden import mlp as golden
 
 pytestmark = [pytest.mark.hardware, pytest.mark.slow]
 
-IMAGES = 100
+# real test images per cocotb run (with stalls, backpressure and a reset); the whole test set
+# goes through the RTL in tests/test_accuracy_compiled.py (the compiled harness)
+IMAGES = 40
 
 
 @pytest.fixture(scope="module")

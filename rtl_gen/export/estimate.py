@@ -91,6 +91,20 @@ def conv_estimate(
     }
 
 
+def _product_bits(layer) -> int:
+    """Width of a neuron's product register: the input, a sign, the weight's magnitude."""
+    weights = layer.weights
+    if layer.build == "dense":
+        magnitude = weights.weight_bits
+    else:
+        codebook = [abs(int(c)) for c in weights.codebook]
+        if layer.build == "pow2":
+            magnitude = max(max(c, 1).bit_length() for c in codebook)
+        else:
+            magnitude = max(codebook).bit_length() + 1
+    return layer.x_shape.width + (0 if layer.x_shape.signed else 1) + magnitude
+
+
 def _clog2(n: int) -> int:
     return max(1, math.ceil(math.log2(n))) if n > 1 else 1
 
@@ -98,11 +112,13 @@ def _clog2(n: int) -> int:
 def neuron_estimate(layer, index: int) -> dict[str, int]:
     """FF and DSP48E1 of neuron ``index`` of an :class:`rtl_gen.layer.Layer`.
 
-    FFs: accumulator, result register, the current ROM word's registers (the decoded weight,
-    and in the CSR layout the relative index), ROM address and its look-ahead copy, and for
-    compressed builds the current column; in the direct layout no address registers but the
-    index stage (element index, value, valid, last), the read stage and the product stage; a circuit
-    activation's output register. DSP: one multiplier per neuron in
+    FFs: accumulator, result register, the current and the next ROM word's registers (the
+    decoded weights, and in the compressed builds the relative indices and the next step),
+    three ROM addresses (the walk reads one entry ahead), the product register (pow2; a
+    multiplier's is the DSP's own), and for compressed builds the current column; in the
+    direct layout no address registers but the index stage (element index, value, valid,
+    last), the read stage and the product stage; a circuit activation's output register.
+    DSP: one multiplier per neuron in
     the dense and codebook builds, none in the shift (pow2) build. LUTs are not estimated: the
     ROMs become logic whose size depends on their contents.
     """
@@ -125,21 +141,23 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
         # no address counters: the element index addresses the ROM; an index stage holds the
         # element's index and value and its valid and last bits, a read stage the value and
         # valid and last again, a product stage the product and its valid and last bits
-        codebook = [abs(int(c)) for c in weights.codebook]
-        if layer.build == "pow2":
-            magnitude = max(max(c, 1).bit_length() for c in codebook)
-        else:
-            magnitude = max(codebook).bit_length() + 1
-        product = layer.x_shape.width + (0 if layer.x_shape.signed else 1) + magnitude
+        product = 0 if dsp else _product_bits(layer)  # a multiplier's register: the DSP's
         ff = layer.acc_bits + weights.output_bits + weight_reg
         index = _clog2(weights.in_features)
         stages = (index + layer.x_shape.width + 2) + (layer.x_shape.width + 2) + (product + 2)
         return {"ff": ff + stages + y_reg, "dsp": dsp}
     depth = len(weights.rom_words(index, layer.build))
     ff = layer.acc_bits + weights.output_bits + weight_reg + y_reg
-    ff += 2 * _clog2(depth + 1)
+    # the walk reads one entry ahead: three address registers (current, next, after next),
+    # the next entry's decoded weight next to the current one, the product register (with a
+    # multiplier, the DSP's own register) and the product's valid, the closing and
+    # activation-wait flags
+    product = 0 if dsp else _product_bits(layer)
+    ff += 3 * _clog2(depth + 1) + weight_reg + product + 4
     if layer.build != "dense":
-        ff += weights.index_bits + _clog2(weights.in_features + 1)
+        # the column, and the relative index of the current and the next word and the next
+        # one's step (rel + 1)
+        ff += _clog2(weights.in_features + 1) + 3 * weights.index_bits + 1
     return {"ff": ff, "dsp": dsp}
 
 
