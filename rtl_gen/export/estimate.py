@@ -137,11 +137,12 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
             weight_reg = 2 + max(max(exps).bit_length(), 1)
     # a circuit activation's output register (a table's is its ROM's read register)
     y_reg = 0 if weights.activation in ("sigmoid", "tanh") else weights.output_bits
+    # the product register; a multiplier's is the DSP's own
+    product = 0 if dsp else _product_bits(layer)
     if layer.layout == "direct":
         # no address counters: the element index addresses the ROM; an index stage holds the
         # element's index and value and its valid and last bits, a read stage the value and
         # valid and last again, a product stage the product and its valid and last bits
-        product = 0 if dsp else _product_bits(layer)  # a multiplier's register: the DSP's
         ff = layer.acc_bits + weights.output_bits + weight_reg
         index = _clog2(weights.in_features)
         stages = (index + layer.x_shape.width + 2) + (layer.x_shape.width + 2) + (product + 2)
@@ -152,7 +153,6 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     # the next entry's decoded weight next to the current one, the product register (with a
     # multiplier, the DSP's own register) and the product's valid, the closing and
     # activation-wait flags
-    product = 0 if dsp else _product_bits(layer)
     ff += 3 * _clog2(depth + 1) + weight_reg + product + 4
     if layer.build != "dense":
         # the column, and the relative index of the current and the next word and the next
