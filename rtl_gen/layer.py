@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
+from .neuron.neuron import ROM_STYLES
 from .neuron.ram import ram_format, ram_words
 from .neuron.weights import LAYOUTS
 from .skid import SkidBuffer
@@ -139,6 +140,9 @@ class Layer(wiring.Component):
     load_bits : tuple or None
         ``(neuron_bits, entry_bits, data_bits)`` of the ``load`` port (the MLP's map);
         ``None``: this layer's own.
+    rom_style : str
+        ``"auto"`` (default), ``"block"`` or ``"logic"``: where each neuron's ROM goes
+        (:class:`~rtl_gen.neuron.Neuron`).
     """
 
     def __init__(
@@ -154,9 +158,13 @@ class Layer(wiring.Component):
         queue_depth: int = QUEUE_DEPTH,
         weight_memory: str = "rom",
         load_bits: tuple[int, int, int] | None = None,
+        rom_style: str = "auto",
     ):
         if weight_memory not in ("rom", "ram"):
             raise ValueError(f"weight_memory must be 'rom' or 'ram', not {weight_memory!r}")
+        if rom_style not in ROM_STYLES:
+            raise ValueError(f"rom_style must be one of {ROM_STYLES}, not {rom_style!r}")
+        self.rom_style = rom_style
         if not isinstance(weights, LayerWeights):
             raise TypeError(f"weights must be a LayerWeights, not {type(weights).__name__}")
         if build not in BUILDS:
@@ -236,6 +244,7 @@ class Layer(wiring.Component):
             weight_bits=w.weight_bits,
             lut_bits=self.lut_bits,
             layout=self.layout,
+            rom_style=self.rom_style,
             **extra,
         )
 

@@ -43,6 +43,10 @@ class Mlp(wiring.Component):
         bias a register, initialised from ``layers`` and written through the ``load`` port
         (``{en, addr, data}``, one word per cycle, the word address of :attr:`ram_map`,
         :mod:`rtl_gen.neuron.ram`); ``layout`` is then ignored (every layer is direct).
+    rom_style : str
+        Where the neurons' ROMs go: ``"auto"`` (default: block RAM for a ROM of at least
+        :data:`~rtl_gen.neuron.neuron.BLOCK_ROM_BITS` bits, LUTs below), ``"block"`` or
+        ``"logic"`` (see :class:`~rtl_gen.neuron.Neuron`).
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class Mlp(wiring.Component):
         layout: str = "csr",
         queue_depth: int = QUEUE_DEPTH,
         weights: str = "rom",
+        rom_style: str = "auto",
     ):
         if weights not in ("rom", "ram"):
             raise ValueError(f"weights must be 'rom' or 'ram', not {weights!r}")
@@ -87,6 +92,7 @@ class Mlp(wiring.Component):
                 queue_depth=queue_depth,
                 weight_memory=weights,
                 load_bits=load_bits,
+                rom_style=rom_style,
             )
             for i, w in enumerate(layers)
         ]

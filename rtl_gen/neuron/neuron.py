@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Array, Const, Module, Mux, ResetSignal, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -12,13 +12,22 @@ from .mac import MulProduct, ShiftProduct
 from .weights import BUILDS
 
 __all__ = [
+    "BLOCK_ROM_BITS",
     "OUTPUT_LATENCY",
+    "ROM_STYLES",
     "BroadcastSignature",
     "LoadSignature",
     "Neuron",
     "element_layout",
     "index_bits",
 ]
+
+#: ``rom_style="auto"``: a ROM of at least this many bits goes into block RAM (an 18-Kbit block
+#: at least 1/18 full), a smaller one into LUTs. Both are read synchronously.
+BLOCK_ROM_BITS = 1024
+
+#: Where a neuron's ROM goes: ``"auto"`` (by size), ``"block"`` (block RAM), ``"logic"`` (LUTs).
+ROM_STYLES = ("auto", "block", "logic")
 
 #: Cycles from the ``accept`` of a vector's last element to ``out.valid`` (CSR layout and dense
 #: build; the direct layout adds two): the product register, the result register, then the
@@ -80,10 +89,12 @@ class Neuron(wiring.Component):
     Timing (``layout="csr"`` and dense)
     -----------------------------------
     The ROM word of the current entry, its decoded weight and its column are registers, loaded
-    on an advance from the next entry's word and decoded weight, which are registers too, read
-    one entry ahead (a combinational read whose address is a register, ending in them), so
-    walking the row costs one cycle per entry and no bubble, also across vectors, the column
-    compare starts from registers and so does the product stage. For a broadcast element
+    on an advance from the next entry's word and decoded weight, which are registers too, loaded
+    from the ROM's read data, which holds the entry after those (a synchronous read, so block
+    RAM, addressed in each cycle with the entry that will be two ahead after it); walking the
+    row costs one cycle per entry and no bubble, also across vectors, the column compare starts
+    from registers and so does the product stage. The reset primes the read: hold ``rst`` for
+    at least one cycle before the first element (after power-up too). For a broadcast element
     ``(j, x)``, in each cycle where ``inp.valid``:
 
     - an entry with column ``< j`` is skipped (``done`` low): this only happens when zero inputs
@@ -97,16 +108,17 @@ class Neuron(wiring.Component):
     bias. ``done`` stays low for a ``last`` element while the previous result has not left on
     ``out``. ``out.valid`` rises 3 cycles after that ``accept`` (:data:`OUTPUT_LATENCY`: the
     product register, the result register, then the activation's registered output, a circuit's
-    register or a table's synchronous read); it holds until ``out.ready``. ``done`` drives only
-    register enables and the queue's read: the ROM address is a register.
+    register or a table's synchronous read); it holds until ``out.ready``. ``done`` drives
+    register enables, the queue's read and the choice between two registered ROM addresses.
 
     Timing (``layout="direct"``)
     ----------------------------
     ``done`` is high in every cycle where ``inp.valid`` (except, for a ``last`` element, while the
     previous result has not left or is still in the MAC stage): every broadcast element costs one
-    cycle, whatever was skipped before it. On ``accept`` the element's index and value are
-    registered (the neuron's own copy); the next cycle that index addresses the ROM (a
-    combinational read) and the word's decoded weight is registered next to the value; the next
+    cycle, whatever was skipped before it. On ``accept`` the element's value is registered
+    and its index addresses the ROM (a synchronous read enabled by ``done``, so block RAM; a
+    ``weights="ram"`` neuron registers the index and reads its RAM combinationally); the next
+    cycle the word's decoded weight is registered next to the value; the next
     the product ``w * x`` of those is registered, and the cycle after the accumulate stage does
     ``acc += w * x``. For the ``last`` element that stage captures ``acc + w * x`` in the result
     register and returns ``acc`` to the bias, so ``out.valid`` rises 5 cycles after the
@@ -151,6 +163,11 @@ class Neuron(wiring.Component):
     ram_word_bits, load_data_bits : int
         ``weights="ram"``: RAM word width; width of ``load.data`` (at least the word and
         ``acc_bits``).
+    rom_style : str
+        ``"auto"`` (default: block RAM for a ROM of at least :data:`BLOCK_ROM_BITS` bits),
+        ``"block"`` or ``"logic"`` (LUTs): the ``rom_style`` attribute of the ROM, which Yosys
+        follows (Vivado follows ``"block"``; it builds a small ROM from LUTs anyway). The read
+        is synchronous either way, the cycles the same.
 
     Members
     -------
@@ -182,7 +199,11 @@ class Neuron(wiring.Component):
         weights: str = "rom",
         ram_word_bits: int | None = None,
         load_data_bits: int | None = None,
+        rom_style: str = "auto",
     ):
+        if rom_style not in ROM_STYLES:
+            raise ValueError(f"rom_style must be one of {ROM_STYLES}, not {rom_style!r}")
+        self.rom_style = rom_style
         if weights not in ("rom", "ram"):
             raise ValueError(f"weights must be 'rom' or 'ram', not {weights!r}")
         self.weights = weights
@@ -262,6 +283,23 @@ class Neuron(wiring.Component):
     @property
     def rom_bits(self) -> int:
         return len(self.rom_words) * self.word_bits
+
+    @property
+    def block_rom(self) -> bool:
+        """The ROM goes into block RAM (``rom_style``; ``"auto"``: at least
+        :data:`BLOCK_ROM_BITS`)."""
+        if self.weights == "ram" or not self.rom_words:
+            return False
+        if self.rom_style == "auto":
+            return self.rom_bits >= BLOCK_ROM_BITS
+        return self.rom_style == "block"
+
+    def _rom_attrs(self) -> dict:
+        # ``rom_style`` is read by Yosys (memory_libmap) and by Vivado; without it both build
+        # a small ROM from logic
+        if self.block_rom:
+            return {"rom_style": "block"}
+        return {"rom_style": "logic"} if self.rom_style == "logic" else {}
 
     def _activation(self):
         if self.lut:
@@ -404,10 +442,14 @@ class Neuron(wiring.Component):
         # register that fans out to every neuron's handshake across the device).
         if n:
             m.submodules.rom = rom = memory.Memory(
-                shape=self.word_bits, depth=n, init=self.rom_words
+                shape=self.word_bits, depth=n, init=self.rom_words, attrs=self._rom_attrs()
             )
-            port = rom.read_port(domain="comb")
+            # a synchronous read (block RAM), addressed with the entry ``ahead`` will hold
+            # after this cycle (during a reset: its reset value), so that its data is
+            # ROM[ahead] in every cycle after a reset
+            port = rom.read_port()
             ahead = Signal(range(n), init=2 % n)  # the entry after ``following``
+            beyond = Signal(range(n), init=3 % n)  # the entry after ``ahead``
             raw = Signal(self.word_bits, name="next_word", init=self.rom_words[1 % n])
             word = Signal(self.word_bits, name="word", init=self.rom_words[0])
             with m.If(advance):
@@ -492,9 +534,10 @@ class Neuron(wiring.Component):
                 m.d.sync += [
                     addr.eq(following),
                     following.eq(ahead),
-                    ahead.eq(Mux(ahead == n - 1, 0, ahead + 1)),
+                    ahead.eq(beyond),
+                    beyond.eq(Mux(beyond == n - 1, 0, beyond + 1)),
                 ]
-            m.d.comb += port.addr.eq(ahead)
+            m.d.comb += port.addr.eq(Mux(ResetSignal(), ahead.init, Mux(advance, beyond, ahead)))
 
         self._output_stage(m, result, closing, act_wait)
         return m
@@ -516,9 +559,10 @@ class Neuron(wiring.Component):
         result = Signal(signed(self.acc_bits))
         act_wait = Signal()
 
-        # The ROM is addressed by this neuron's registered copy of the element's index (a
+        # A RAM is addressed by this neuron's registered copy of the element's index (a
         # combinational read), so the layer's element register drives only register inputs
-        # and not the address logic of every neuron's ROM across the device.
+        # and not the address logic of every neuron's RAM across the device; a ROM by the
+        # element's index itself (a synchronous read: the address pins of a block RAM).
         bias = self.bias
         reload = None
         if self.weights == "ram":
@@ -556,11 +600,17 @@ class Neuron(wiring.Component):
             reload = Signal(init=1)
             m.d.sync += reload.eq(written)
         elif self.rom_words:
+            # a synchronous read (block RAM) of the element's index when this neuron is done
+            # with it: the data is the word of ``stage_index`` in the next cycle, as the
+            # combinational read of that register would be
             m.submodules.rom = rom = memory.Memory(
-                shape=self.word_bits, depth=self.in_features, init=self.rom_words
+                shape=self.word_bits,
+                depth=self.in_features,
+                init=self.rom_words,
+                attrs=self._rom_attrs(),
             )
-            port = rom.read_port(domain="comb")
-            m.d.comb += port.addr.eq(stage_index)
+            port = rom.read_port()
+            m.d.comb += [port.addr.eq(element.index), port.en.eq(self.inp.done)]
             word = port.data
         else:
             word = Const(0, self.word_bits)
