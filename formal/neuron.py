@@ -8,10 +8,11 @@ two nonzero weights (columns 1 and 2), so that the CSR walk skips, matches and r
 is the broadcast handshake (``data``, ``valid``, ``done``, ``accept``); alone, as in the export and
 its AXI4-Stream top, ``accept = valid & done`` and ``done`` is the stream's ``ready``.
 
-The CSR neuron is reset in the first step (its ROM read is primed by a reset; resets later in
-the trace are free). Properties, with the solver sending any vectors that follow the stream's
-rules (indices increase within a vector, ``last`` exactly on index ``in_features - 1``, elements
-may be missing; held until accepted) and any ``out.ready``:
+Each layout with its ROM in LUTs (the neuron's size) and in block RAM (``rom_style="block"``:
+a synchronous read; the CSR walk's is primed by a reset, so that neuron is reset in the first
+step, resets later in the trace are free). Properties, with the solver sending any vectors
+that follow the stream's rules (indices increase within a vector, ``last`` exactly on index
+``in_features - 1``, elements may be missing; held until accepted) and any ``out.ready``:
 
 * the stream rule at the output; no valid output after reset before an input;
 * one result per complete input vector: a result only while a vector whose ``last`` element was
@@ -48,12 +49,14 @@ BOUND = {"csr": 2, "direct": 4}
 DEPTH = {"csr": 16, "direct": 18}
 
 
-def neuron(layout: str, w=None):
+def neuron(layout: str, w=None, rom_style: str = "auto"):
     from rtl_gen.layer import Layer
 
     if w is None:
         (w,) = layer.weights()
-    built = Layer(w, build="pow2", layout=layout, queue_depth=layer.QUEUE_DEPTH)
+    built = Layer(
+        w, build="pow2", layout=layout, queue_depth=layer.QUEUE_DEPTH, rom_style=rom_style
+    )
     built._MustUse__silence = True  # only one neuron is used, as in the export
     return built.neuron(INDEX)
 
@@ -69,12 +72,12 @@ def broadcast_source(m, inp):
     return SimpleNamespace(valid=inp.valid, ready=inp.done, payload=inp.data)
 
 
-def harness(layout: str):
+def harness(layout: str, rom_style: str = "auto"):
     (w,) = layer.weights()
     m = Module()
-    dut = neuron(layout, w)
+    dut = neuron(layout, w, rom_style)
     m.submodules.dut = frag = props.elaborated(dut)
-    if layout == "csr":  # its ROM read is primed by a reset, which the first step holds
+    if layout == "csr" and dut.block_rom:  # a block RAM's read is primed by a reset
         with m.If(Initial()):
             m.d.comb += Assume(ResetSignal())
     inp = broadcast_source(m, dut.inp)
@@ -108,6 +111,8 @@ PROOFS = [
     Proof("neuron_csr_bmc", lambda: harness("csr"), "bmc", DEPTH["csr"], fast=True),
     Proof("neuron_csr_cover", lambda: harness("csr"), "cover", DEPTH["csr"], fast=True),
     Proof("neuron_direct_bmc", lambda: harness("direct"), "bmc", DEPTH["direct"]),
+    Proof("neuron_csr_block_bmc", lambda: harness("csr", "block"), "bmc", DEPTH["csr"], fast=True),
+    Proof("neuron_direct_block_bmc", lambda: harness("direct", "block"), "bmc", DEPTH["direct"]),
     Proof("neuron_direct_cover", lambda: harness("direct"), "cover", DEPTH["direct"]),
     Proof("neuron_csr_netlist", lambda: netlist("csr"), "netlist", fast=True),
     Proof("neuron_direct_netlist", lambda: netlist("direct"), "netlist", fast=True),

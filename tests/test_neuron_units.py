@@ -1,6 +1,7 @@
 """Neuron, layer and MLP in the Amaranth simulator (fast): results and cycles against the golden
 model, parameter checks, activation tables."""
 
+import itertools
 import zlib
 
 import numpy as np
@@ -10,6 +11,7 @@ from amaranth.sim import Simulator
 from rtl_gen.layer import Layer
 from rtl_gen.mlp import Mlp
 from rtl_gen.neuron import LayerWeights, LutActivation, Neuron, lut_table
+from rtl_gen.neuron.neuron import BLOCK_ROM_BITS
 from tb.golden import mlp as golden
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -82,12 +84,35 @@ def test_layer_results_and_cycles(build, layout, activation):
         shift=10,
     )
     x = golden.random_images(rng, 4, 37)
-    for zero_skip in (False, True):
-        dut = Layer(layer, build=build, layout=layout, drop_zeros=zero_skip)
+    # the ROMs of this size are LUTs; in block RAM (a synchronous read) the same results and
+    # cycles
+    styles = ("auto", "block") if activation == "relu" else ("auto",)
+    for zero_skip, rom_style in itertools.product((False, True), styles):
+        dut = Layer(layer, build=build, layout=layout, drop_zeros=zero_skip, rom_style=rom_style)
         assert dut.layout == layout
+        assert dut.neuron(0).block_rom == (rom_style == "block")
         for vector, (outputs, cycles) in zip(x, stream_vectors(dut, x, zero_skip), strict=True):
             assert dense_vector(outputs, 3) == golden.layer_forward(layer, vector).tolist()
             assert cycles == golden.mlp_cycles([layer], vector, build, zero_skip, layout=layout)
+
+
+def test_rom_style_rule():
+    """``rom_style="auto"``: block RAM from BLOCK_ROM_BITS bits up; the choice is the ROM's
+    ``rom_style`` attribute in the Verilog; a bad style is a one-line error."""
+    from amaranth.back import verilog
+
+    rng = np.random.default_rng(3)
+    small = golden.synthetic_layer(rng, 40, 2, density=1.0)  # 40 x 8 bits: LUTs
+    large = golden.synthetic_layer(rng, 200, 2, density=1.0)  # 200 x 8 bits: block RAM
+    for layer, block in ((small, False), (large, True)):
+        neuron = Layer(layer, build="pow2", layout="csr").neuron(0)
+        assert (neuron.rom_bits >= BLOCK_ROM_BITS) == block == neuron.block_rom
+        text = verilog.convert(neuron, name="n", emit_src=False)
+        assert ('rom_style = "block"' in text) == block
+    forced = Layer(small, build="pow2", layout="direct", rom_style="logic").neuron(0)
+    assert 'rom_style = "logic"' in verilog.convert(forced, name="n", emit_src=False)
+    with pytest.raises(ValueError, match="rom_style must be one of"):
+        Layer(small, build="pow2", rom_style="bram")
 
 
 @pytest.mark.parametrize("layout", ["direct", "auto"])

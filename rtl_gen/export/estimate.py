@@ -114,17 +114,17 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
 
     FFs: accumulator, result register, the current and the next ROM word's registers (the
     decoded weights, and in the compressed builds the relative indices and the next step),
-    four ROM addresses (the walk reads one entry ahead, synchronously), the product register
-    (pow2; a multiplier's is the DSP's own), and for compressed builds the current column; in
-    the direct layout no address registers but the index stage (value, valid, last; the
-    element's index too with ``WEIGHTS=ram``), the ROM's read register (logic ROMs; a block
-    RAM's is its own), the read stage and the product stage; a circuit activation's output
-    register.
+    three ROM addresses (the walk reads one entry ahead; a block RAM's synchronous read needs
+    a fourth), the product register (pow2; a multiplier's is the DSP's own), and for
+    compressed builds the current column; in the direct layout no address registers but the
+    index stage (value, valid, last, and the element's index unless a block RAM takes it),
+    the read stage and the product stage; a circuit activation's output register.
     DSP: one multiplier per neuron in
     the dense and codebook builds, none in the shift (pow2) build. LUTs are not estimated: the
     ROMs become logic whose size depends on their contents.
     """
     weights = layer.weights
+    block = layer.neuron(index).block_rom
     dsp = 0 if layer.build == "pow2" else 1
     # the decoded weight register: dense the word itself, codebook the looked-up weight, pow2
     # zero, sign and exponent
@@ -146,19 +146,18 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
         # element's index and value and its valid and last bits, a read stage the value and
         # valid and last again, a product stage the product and its valid and last bits
         ff = layer.acc_bits + weights.output_bits + weight_reg
-        if layer.ram is not None:  # the RAM is read from the neuron's copy of the index
-            index = _clog2(weights.in_features)
-        else:  # the ROM's read register, unless a block RAM holds it
-            index = 0 if layer.neuron(index).block_rom else weights.code_bits
+        # the neuron's copy of the element index (a block RAM is addressed by the element's)
+        index = 0 if block else _clog2(weights.in_features)
         stages = (index + layer.x_shape.width + 2) + (layer.x_shape.width + 2) + (product + 2)
         return {"ff": ff + stages + y_reg, "dsp": dsp}
     depth = len(weights.rom_words(index, layer.build))
     ff = layer.acc_bits + weights.output_bits + weight_reg + y_reg
-    # the walk reads one entry ahead: four address registers (current, next, the two after),
+    # the walk reads one entry ahead: three address registers (current, next, after next;
+    # a block RAM's synchronous read a fourth),
     # the next entry's decoded weight next to the current one, the product register (with a
     # multiplier, the DSP's own register) and the product's valid, the closing and
     # activation-wait flags
-    ff += 4 * _clog2(depth + 1) + weight_reg + product + 4
+    ff += (4 if block else 3) * _clog2(depth + 1) + weight_reg + product + 4
     if layer.build != "dense":
         # the column, and the relative index of the current and the next word and the next
         # one's step (rel + 1)

@@ -90,11 +90,12 @@ class Neuron(wiring.Component):
     -----------------------------------
     The ROM word of the current entry, its decoded weight and its column are registers, loaded
     on an advance from the next entry's word and decoded weight, which are registers too, loaded
-    from the ROM's read data, which holds the entry after those (a synchronous read, so block
-    RAM, addressed in each cycle with the entry that will be two ahead after it); walking the
-    row costs one cycle per entry and no bubble, also across vectors, the column compare starts
-    from registers and so does the product stage. The reset primes the read: hold ``rst`` for
-    at least one cycle before the first element (after power-up too). For a broadcast element
+    from the ROM's read data, which holds the entry after those (a LUT ROM: a combinational
+    read whose address is a register; a block RAM: a synchronous read addressed in each cycle
+    with the entry that will be two ahead after it); walking the row costs one cycle per entry
+    and no bubble, also across vectors, the column compare starts from registers and so does
+    the product stage. A block RAM's read is primed by the reset: hold ``rst`` for at least one
+    cycle before the first element (after power-up too). For a broadcast element
     ``(j, x)``, in each cycle where ``inp.valid``:
 
     - an entry with column ``< j`` is skipped (``done`` low): this only happens when zero inputs
@@ -109,16 +110,18 @@ class Neuron(wiring.Component):
     ``out``. ``out.valid`` rises 3 cycles after that ``accept`` (:data:`OUTPUT_LATENCY`: the
     product register, the result register, then the activation's registered output, a circuit's
     register or a table's synchronous read); it holds until ``out.ready``. ``done`` drives
-    register enables, the queue's read and the choice between two registered ROM addresses.
+    register enables, the queue's read and (a block RAM) the choice between two registered
+    addresses.
 
     Timing (``layout="direct"``)
     ----------------------------
     ``done`` is high in every cycle where ``inp.valid`` (except, for a ``last`` element, while the
     previous result has not left or is still in the MAC stage): every broadcast element costs one
-    cycle, whatever was skipped before it. On ``accept`` the element's value is registered
-    and its index addresses the ROM (a synchronous read enabled by ``done``, so block RAM; a
-    ``weights="ram"`` neuron registers the index and reads its RAM combinationally); the next
-    cycle the word's decoded weight is registered next to the value; the next
+    cycle, whatever was skipped before it. On ``accept`` the element's value and index are
+    registered (the neuron's own copy) and the next cycle that index addresses a LUT ROM or a
+    RAM (a combinational read); a block RAM is addressed by the element's index itself (a
+    synchronous read enabled by ``done``): either way the word's decoded weight is registered
+    next to the value in the cycle after the accept; the next
     the product ``w * x`` of those is registered, and the cycle after the accumulate stage does
     ``acc += w * x``. For the ``last`` element that stage captures ``acc + w * x`` in the result
     register and returns ``acc`` to the bias, so ``out.valid`` rises 5 cycles after the
@@ -444,12 +447,21 @@ class Neuron(wiring.Component):
             m.submodules.rom = rom = memory.Memory(
                 shape=self.word_bits, depth=n, init=self.rom_words, attrs=self._rom_attrs()
             )
-            # a synchronous read (block RAM), addressed with the entry ``ahead`` will hold
-            # after this cycle (during a reset: its reset value), so that its data is
-            # ROM[ahead] in every cycle after a reset
-            port = rom.read_port()
+            # the read data is ROM[ahead]: a LUT ROM is read combinationally from the
+            # register; a block RAM synchronously, addressed with the entry ``ahead`` will hold
+            # after this cycle (during a reset: its reset value), so from the first cycle
+            # after a reset
             ahead = Signal(range(n), init=2 % n)  # the entry after ``following``
-            beyond = Signal(range(n), init=3 % n)  # the entry after ``ahead``
+            if self.block_rom:
+                port = rom.read_port()
+                beyond = Signal(range(n), init=3 % n)  # the entry after ``ahead``
+                ahead_next = Mux(advance, beyond, ahead)
+                m.d.comb += port.addr.eq(Mux(ResetSignal(), ahead.init, ahead_next))
+                with m.If(advance):
+                    m.d.sync += beyond.eq(Mux(beyond == n - 1, 0, beyond + 1))
+            else:
+                port = rom.read_port(domain="comb")
+                m.d.comb += port.addr.eq(ahead)
             raw = Signal(self.word_bits, name="next_word", init=self.rom_words[1 % n])
             word = Signal(self.word_bits, name="word", init=self.rom_words[0])
             with m.If(advance):
@@ -527,17 +539,15 @@ class Neuron(wiring.Component):
         if n:
             # The walk wraps to entry 0 after the last entry, so the word registers already
             # hold ROM[0] when the ``last`` element (column ``in_features - 1``, the row's last
-            # possible column) restarts it. The address is a register and ``advance`` only
-            # enables the word registers: no path from ``done`` through the address into the
-            # ROM.
+            # possible column) restarts it. A LUT ROM's address is a register and ``advance``
+            # only enables the word registers: no path from ``done`` through the address into
+            # the ROM (a block RAM's address pins take the choice between two registers).
             with m.If(advance):
                 m.d.sync += [
                     addr.eq(following),
                     following.eq(ahead),
-                    ahead.eq(beyond),
-                    beyond.eq(Mux(beyond == n - 1, 0, beyond + 1)),
+                    ahead.eq(Mux(ahead == n - 1, 0, ahead + 1)),
                 ]
-            m.d.comb += port.addr.eq(Mux(ResetSignal(), ahead.init, Mux(advance, beyond, ahead)))
 
         self._output_stage(m, result, closing, act_wait)
         return m
@@ -559,10 +569,10 @@ class Neuron(wiring.Component):
         result = Signal(signed(self.acc_bits))
         act_wait = Signal()
 
-        # A RAM is addressed by this neuron's registered copy of the element's index (a
-        # combinational read), so the layer's element register drives only register inputs
-        # and not the address logic of every neuron's RAM across the device; a ROM by the
-        # element's index itself (a synchronous read: the address pins of a block RAM).
+        # A LUT ROM or a RAM is addressed by this neuron's registered copy of the element's
+        # index (a combinational read), so the layer's element register drives only register
+        # inputs and not the address logic of every neuron's ROM across the device; a block
+        # RAM by the element's index itself (a synchronous read: its address pins).
         bias = self.bias
         reload = None
         if self.weights == "ram":
@@ -600,17 +610,21 @@ class Neuron(wiring.Component):
             reload = Signal(init=1)
             m.d.sync += reload.eq(written)
         elif self.rom_words:
-            # a synchronous read (block RAM) of the element's index when this neuron is done
-            # with it: the data is the word of ``stage_index`` in the next cycle, as the
-            # combinational read of that register would be
             m.submodules.rom = rom = memory.Memory(
                 shape=self.word_bits,
                 depth=self.in_features,
                 init=self.rom_words,
                 attrs=self._rom_attrs(),
             )
-            port = rom.read_port()
-            m.d.comb += [port.addr.eq(element.index), port.en.eq(self.inp.done)]
+            if self.block_rom:
+                # a synchronous read of the element's index when this neuron is done with it:
+                # the data is the word of ``stage_index`` in the next cycle, as the
+                # combinational read of that register would be
+                port = rom.read_port()
+                m.d.comb += [port.addr.eq(element.index), port.en.eq(self.inp.done)]
+            else:
+                port = rom.read_port(domain="comb")
+                m.d.comb += port.addr.eq(stage_index)
             word = port.data
         else:
             word = Const(0, self.word_bits)
