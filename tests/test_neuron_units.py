@@ -104,7 +104,10 @@ def test_rom_style_rule():
     rng = np.random.default_rng(3)
     small = golden.synthetic_layer(rng, 40, 2, density=1.0)  # 40 x 8 bits: LUTs
     large = golden.synthetic_layer(rng, 200, 2, density=1.0)  # 200 x 8 bits: block RAM
-    for layer, block in ((small, False), (large, True)):
+    # on the bound: 127 and 128 entries of 8 bits
+    below = golden.synthetic_layer(rng, BLOCK_ROM_BITS // 8 - 1, 2, density=1.0)
+    at = golden.synthetic_layer(rng, BLOCK_ROM_BITS // 8, 2, density=1.0)
+    for layer, block in ((small, False), (large, True), (below, False), (at, True)):
         neuron = Layer(layer, build="pow2", layout="csr").neuron(0)
         assert (neuron.rom_bits >= BLOCK_ROM_BITS) == block == neuron.block_rom
         text = verilog.convert(neuron, name="n", emit_src=False)

@@ -110,7 +110,7 @@ def _clog2(n: int) -> int:
 
 
 def neuron_estimate(layer, index: int) -> dict[str, int]:
-    """FF and DSP48E1 of neuron ``index`` of an :class:`rtl_gen.layer.Layer`.
+    """FF, DSP48E1 and RAMB18 of neuron ``index`` of an :class:`rtl_gen.layer.Layer`.
 
     FFs: accumulator, result register, the current and the next ROM word's registers (the
     decoded weights, and in the compressed builds the relative indices and the next step),
@@ -124,7 +124,10 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     ROMs become logic whose size depends on their contents.
     """
     weights = layer.weights
-    block = layer.neuron(index).block_rom
+    neuron = layer.neuron(index)
+    block = neuron.block_rom
+    # a block-RAM ROM takes ceil(bits / 18 Kbit) RAMB18
+    ramb18 = math.ceil(neuron.rom_bits / RAMB18_BITS) if block else 0
     dsp = 0 if layer.build == "pow2" else 1
     # the decoded weight register: dense the word itself, codebook the looked-up weight, pow2
     # zero, sign and exponent
@@ -149,7 +152,7 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
         # the neuron's copy of the element index (a block RAM is addressed by the element's)
         index = 0 if block else _clog2(weights.in_features)
         stages = (index + layer.x_shape.width + 2) + (layer.x_shape.width + 2) + (product + 2)
-        return {"ff": ff + stages + y_reg, "dsp": dsp}
+        return {"ff": ff + stages + y_reg, "dsp": dsp, "ramb18": ramb18}
     depth = len(weights.rom_words(index, layer.build))
     ff = layer.acc_bits + weights.output_bits + weight_reg + y_reg
     # the walk reads one entry ahead: three address registers (current, next, after next;
@@ -162,7 +165,7 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
         # the column, and the relative index of the current and the next word and the next
         # one's step (rel + 1)
         ff += _clog2(weights.in_features + 1) + 3 * weights.index_bits + 1
-    return {"ff": ff, "dsp": dsp}
+    return {"ff": ff, "dsp": dsp, "ramb18": ramb18}
 
 
 def mlp_estimate(mlp) -> dict[str, int]:
@@ -174,7 +177,5 @@ def mlp_estimate(mlp) -> dict[str, int]:
             figures = neuron_estimate(layer, j)
             total["ff"] += figures["ff"]
             total["dsp"] += figures["dsp"]
-            neuron = layer.neuron(j)
-            if neuron.block_rom:
-                total["ramb18"] += math.ceil(neuron.rom_bits / RAMB18_BITS)
+            total["ramb18"] += figures["ramb18"]
     return total

@@ -23,7 +23,8 @@ __all__ = [
 ]
 
 #: ``rom_style="auto"``: a ROM of at least this many bits goes into block RAM (an 18-Kbit block
-#: at least 1/18 full), a smaller one into LUTs. Both are read synchronously.
+#: at least 1/18 full, read synchronously), a smaller one into LUTs (read combinationally from
+#: registers).
 BLOCK_ROM_BITS = 1024
 
 #: Where a neuron's ROM goes: ``"auto"`` (by size), ``"block"`` (block RAM), ``"logic"`` (LUTs).
@@ -169,8 +170,9 @@ class Neuron(wiring.Component):
     rom_style : str
         ``"auto"`` (default: block RAM for a ROM of at least :data:`BLOCK_ROM_BITS` bits),
         ``"block"`` or ``"logic"`` (LUTs): the ``rom_style`` attribute of the ROM, which Yosys
-        follows (Vivado follows ``"block"``; it builds a small ROM from LUTs anyway). The read
-        is synchronous either way, the cycles the same.
+        follows (Vivado follows ``"block"``; it builds a small ROM from LUTs anyway). A block
+        RAM is read synchronously, a LUT ROM combinationally from registers; the cycles are
+        the same.
 
     Members
     -------
