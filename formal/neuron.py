@@ -9,8 +9,8 @@ is the broadcast handshake (``data``, ``valid``, ``done``, ``accept``); alone, a
 its AXI4-Stream top, ``accept = valid & done`` and ``done`` is the stream's ``ready``.
 
 Each layout with its ROM in LUTs (the neuron's size) and in block RAM (``rom_style="block"``:
-a synchronous read; the CSR walk's is primed by a reset, so that neuron is reset in the first
-step, resets later in the trace are free). Properties, with the solver sending any vectors
+a synchronous read; the CSR walk's through its prefetch queue, which starts full from its
+reset values, so no reset is assumed). Properties, with the solver sending any vectors
 that follow the stream's rules (indices increase within a vector, ``last`` exactly on index
 ``in_features - 1``, elements may be missing; held until accepted) and any ``out.ready``:
 
@@ -29,10 +29,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Module, ResetSignal, Value
-from amaranth.asserts import AnySeq, Initial
+from amaranth import Module, Value
+from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume
+from amaranth.hdl import Assert
 
 from . import layer, props
 from .mutants import mutant_build
@@ -77,9 +77,6 @@ def harness(layout: str, rom_style: str = "auto"):
     m = Module()
     dut = neuron(layout, w, rom_style)
     m.submodules.dut = frag = props.elaborated(dut)
-    if layout == "csr" and dut.block_rom:  # a block RAM's read is primed by a reset
-        with m.If(Initial()):
-            m.d.comb += Assume(ResetSignal())
     inp = broadcast_source(m, dut.inp)
     m.d.comb += dut.out.ready.eq(AnySeq(1))
     props.source_rules(m, inp)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from rtl_gen.neuron.neuron import PREFETCH_DEPTH
+
 #: Relative tolerance of the LUT and FF estimates against Yosys (checked in tests).
 LOGIC_TOLERANCE = 0.35
 #: Memories this deep or deeper go to block RAM, shallower ones to distributed RAM
@@ -114,8 +116,9 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
 
     FFs: accumulator, result register, the current and the next ROM word's registers (the
     decoded weights, and in the compressed builds the relative indices and the next step),
-    three ROM addresses (the walk reads one entry ahead; a block RAM's synchronous read needs
-    a fourth), the product register (pow2; a multiplier's is the DSP's own), and for
+    three ROM addresses (the walk reads one entry ahead; a block RAM adds its prefetch queue:
+    read pointer, read data register, :data:`PREFETCH_DEPTH` words with their decoded weights,
+    two counts and two flags), the product register (pow2; a multiplier's is the DSP's own), and for
     compressed builds the current column; in the direct layout no address registers but the
     index stage (value, valid, last, and the element's index unless a block RAM takes it),
     the read stage and the product stage; a circuit activation's output register.
@@ -156,11 +159,18 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     depth = len(weights.rom_words(index, layer.build))
     ff = layer.acc_bits + weights.output_bits + weight_reg + y_reg
     # the walk reads one entry ahead: three address registers (current, next, after next;
-    # a block RAM's synchronous read a fourth),
+    # a block RAM's prefetch queue below),
     # the next entry's decoded weight next to the current one, the product register (with a
     # multiplier, the DSP's own register) and the product's valid, the closing and
     # activation-wait flags
-    ff += (4 if block else 3) * _clog2(depth + 1) + weight_reg + product + 4
+    ff += 3 * _clog2(depth + 1) + weight_reg + product + 4
+    if block:
+        # the prefetch queue: its read pointer, the read data register, the entries (each a
+        # word and its decoded weight), the held and total counts and two valid flags
+        ff += (
+            _clog2(depth + 1) + neuron.word_bits + PREFETCH_DEPTH * (neuron.word_bits + weight_reg)
+        )
+        ff += 2 * _clog2(PREFETCH_DEPTH + 1) + 2
     if layer.build != "dense":
         # the column, and the relative index of the current and the next word and the next
         # one's step (rel + 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Const, Module, Mux, ResetSignal, Shape, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -26,6 +26,11 @@ __all__ = [
 #: at least 1/18 full, read synchronously), a smaller one into LUTs (read combinationally from
 #: registers).
 BLOCK_ROM_BITS = 1024
+
+#: Entries of the prefetch queue between a block-RAM ROM and the CSR walk: a read takes three
+#: cycles to land (the read, the read data register, the queue), and at one advance per cycle
+#: the queue must still hold one.
+PREFETCH_DEPTH = 4
 
 #: Where a neuron's ROM goes: ``"auto"`` (by size), ``"block"`` (block RAM), ``"logic"`` (LUTs).
 ROM_STYLES = ("auto", "block", "logic")
@@ -92,11 +97,11 @@ class Neuron(wiring.Component):
     The ROM word of the current entry, its decoded weight and its column are registers, loaded
     on an advance from the next entry's word and decoded weight, which are registers too, loaded
     from the ROM's read data, which holds the entry after those (a LUT ROM: a combinational
-    read whose address is a register; a block RAM: a synchronous read addressed in each cycle
-    with the entry that will be two ahead after it); walking the row costs one cycle per entry
-    and no bubble, also across vectors, the column compare starts from registers and so does
-    the product stage. A block RAM's read is primed by the reset: hold ``rst`` for at least one
-    cycle before the first element (after power-up too). For a broadcast element
+    read whose address is a register; a block RAM: the head of a prefetch queue of registers
+    that a read pointer fills ahead of the walk, the block RAM's read data registered on its
+    way in); walking the row costs one cycle per entry and no bubble, also across vectors and
+    from the first cycle after a reset, the column compare starts from registers and so does
+    the product stage. For a broadcast element
     ``(j, x)``, in each cycle where ``inp.valid``:
 
     - an entry with column ``< j`` is skipped (``done`` low): this only happens when zero inputs
@@ -323,6 +328,66 @@ class Neuron(wiring.Component):
             output_bits=self.output_bits,
         )
 
+    def _prefetch(self, m, rom, pop):
+        """A block-RAM ROM read ahead into :data:`PREFETCH_DEPTH` registers (CSR walk).
+
+        The walk reads its row in order and wraps, so the reads need no address from it: a
+        read pointer (a register, the block RAM's address) reads the next entry whenever the
+        queue has room for it, counting the reads still under way (``total``, a register), and
+        the read data goes straight into a register (``q``, which 7-series block RAMs take as
+        their output register), decoded from there into the queue. ``pop`` (an advance) takes
+        the head. Returns the head's word and its decoded fields, which hold ROM[ahead]. The
+        queue starts full with entries 2, 3, ... (its reset values), so no cycle after a reset
+        waits for a read; at one pop per cycle it holds one entry, as a read takes three
+        cycles to land (the read, ``q``, the queue).
+        """
+        n = len(self.rom_words)
+        depth = PREFETCH_DEPTH
+        port = rom.read_port()
+        shapes = {name: Shape.cast(shape) for name, (_, shape, _) in self._fields(
+            Const(0, self.word_bits), 0).items()}  # fmt: skip
+        width = self.word_bits + sum(shape.width for shape in shapes.values())
+
+        def packed_init(entry: int) -> int:
+            word = self.rom_words[entry % n]
+            value, offset = word, self.word_bits
+            for name, init in self._decode_inits(word).items():
+                value |= (init & ((1 << shapes[name].width) - 1)) << offset
+                offset += shapes[name].width
+            return value
+
+        pointer = Signal(range(n), name="read_pointer", init=(2 + depth) % n)
+        total = Signal(range(depth + 1), name="prefetch_total", init=depth)  # held + under way
+        held = Signal(range(depth + 1), name="prefetch_held", init=depth)
+        issue = Signal()
+        issued = Signal()  # a read was issued in the previous cycle: its data is on the port
+        q = Signal(self.word_bits, name="read_data")
+        q_valid = Signal()
+        m.d.comb += [issue.eq(total < depth), port.addr.eq(pointer)]
+        with m.If(issue):
+            m.d.sync += pointer.eq(Mux(pointer == n - 1, 0, pointer + 1))
+        m.d.sync += [
+            issued.eq(issue),
+            q.eq(port.data),
+            q_valid.eq(issued),
+            total.eq(total + issue - pop),
+            held.eq(held + q_valid - pop),
+        ]
+        fields = self._fields(q, 0)
+        incoming = Cat(q, *(fields[name][0] for name in shapes))
+        slots = [Signal(width, name=f"prefetch{i}", init=packed_init(2 + i)) for i in range(depth)]
+        for i, slot in enumerate(slots):
+            after_pop = slots[i + 1] if i + 1 < depth else slot
+            here = Mux(pop, held == i + 1, held == i)  # where the landing read goes
+            m.d.sync += slot.eq(Mux(q_valid & here, incoming, Mux(pop, after_pop, slot)))
+        head = slots[0]
+        decoded, offset = {}, self.word_bits
+        for name, shape in shapes.items():
+            field = head[offset : offset + shape.width]
+            decoded[name] = field.as_signed() if shape.signed else field
+            offset += shape.width
+        return head[: self.word_bits], decoded
+
     def _decode(self, m, word, enable=None, init_word=0, prefix="w"):
         """The weight of ROM word ``word``, decoded from its code and registered (loaded when
         ``enable``, every cycle when ``None``; after reset the decode of ``init_word``): the ROM
@@ -449,29 +514,33 @@ class Neuron(wiring.Component):
             m.submodules.rom = rom = memory.Memory(
                 shape=self.word_bits, depth=n, init=self.rom_words, attrs=self._rom_attrs()
             )
-            # the read data is ROM[ahead]: a LUT ROM is read combinationally from the
-            # register; a block RAM synchronously, addressed with the entry ``ahead`` will hold
-            # after this cycle (during a reset: its reset value), so from the first cycle
-            # after a reset
+            # ``read`` is ROM[ahead] and ``read_fields`` its decoded weight: a LUT ROM is read
+            # combinationally from the register and decoded; a block RAM through a prefetch
+            # queue of registers (:meth:`_prefetch`)
             ahead = Signal(range(n), init=2 % n)  # the entry after ``following``
             if self.block_rom:
-                port = rom.read_port()
-                beyond = Signal(range(n), init=3 % n)  # the entry after ``ahead``
-                ahead_next = Mux(advance, beyond, ahead)
-                m.d.comb += port.addr.eq(Mux(ResetSignal(), ahead.init, ahead_next))
-                with m.If(advance):
-                    m.d.sync += beyond.eq(Mux(beyond == n - 1, 0, beyond + 1))
+                read, read_fields = self._prefetch(m, rom, advance)
             else:
                 port = rom.read_port(domain="comb")
                 m.d.comb += port.addr.eq(ahead)
+                read, read_fields = port.data, None
             raw = Signal(self.word_bits, name="next_word", init=self.rom_words[1 % n])
             word = Signal(self.word_bits, name="word", init=self.rom_words[0])
             with m.If(advance):
-                m.d.sync += [word.eq(raw), raw.eq(port.data)]
+                m.d.sync += [word.eq(raw), raw.eq(read)]
             # the next entry's decoded weight, registered next to its word (decoded from the
             # ROM read, not from ``raw``: Icarus leaves a decode table of a register that
             # keeps its reset value at X)
-            following_weight = self._decode(m, port.data, advance, self.rom_words[1 % n], "next")
+            if read_fields is None:
+                following_weight = self._decode(m, read, advance, self.rom_words[1 % n], "next")
+            else:
+                inits = self._decode_inits(self.rom_words[1 % n])
+                following_weight = {}
+                for name, value in read_fields.items():
+                    reg = Signal(value.shape(), name=f"next_{name}", init=inits[name])
+                    with m.If(advance):
+                        m.d.sync += reg.eq(value)
+                    following_weight[name] = reg
         else:
             raw = word = Const(0, self.word_bits)
         if self.build == "dense":
@@ -533,7 +602,7 @@ class Neuron(wiring.Component):
             next_step = Signal(self.index_bits + 1, name="next_step", init=step_init)
             if n:
                 with m.If(advance):
-                    m.d.sync += next_step.eq(port.data[: self.index_bits] + 1)
+                    m.d.sync += next_step.eq(read[: self.index_bits] + 1)
             with m.If(restart):
                 m.d.sync += col.eq(Mux(advance, raw[: self.index_bits], word[: self.index_bits]))
             with m.Elif(advance):
