@@ -118,7 +118,7 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     decoded weights, and in the compressed builds the relative indices and the next step),
     three ROM addresses (the walk reads one entry ahead; a block RAM adds its prefetch queue:
     read pointer, read data register, :data:`PREFETCH_DEPTH` words with their decoded weights,
-    two counts and two flags), the product register (pow2; a multiplier's is the DSP's own), and for
+    a count and two flags), the product register (pow2; a multiplier's is the DSP's own), and for
     compressed builds the current column; in the direct layout no address registers but the
     index stage (value, valid, last, and the element's index unless a block RAM takes it),
     the read stage and the product stage; a circuit activation's output register.
@@ -166,11 +166,11 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     ff += 3 * _clog2(depth + 1) + weight_reg + product + 4
     if block:
         # the prefetch queue: its read pointer, the read data register, the entries (each a
-        # word and its decoded weight), the held and total counts and two valid flags
+        # word and its decoded weight), the count of entries held and under way, two flags
         ff += (
             _clog2(depth + 1) + neuron.word_bits + PREFETCH_DEPTH * (neuron.word_bits + weight_reg)
         )
-        ff += 2 * _clog2(PREFETCH_DEPTH + 1) + 2
+        ff += _clog2(PREFETCH_DEPTH + 1) + 2
     if layer.build != "dense":
         # the column, and the relative index of the current and the next word and the next
         # one's step (rel + 1)

@@ -358,7 +358,6 @@ class Neuron(wiring.Component):
 
         pointer = Signal(range(n), name="read_pointer", init=(2 + depth) % n)
         total = Signal(range(depth + 1), name="prefetch_total", init=depth)  # held + under way
-        held = Signal(range(depth + 1), name="prefetch_held", init=depth)
         issue = Signal()
         issued = Signal()  # a read was issued in the previous cycle: its data is on the port
         q = Signal(self.word_bits, name="read_data")
@@ -371,8 +370,8 @@ class Neuron(wiring.Component):
             q.eq(port.data),
             q_valid.eq(issued),
             total.eq(total + issue - pop),
-            held.eq(held + q_valid - pop),
         ]
+        held = total - issued - q_valid  # entries in the queue
         fields = self._fields(q, 0)
         incoming = Cat(q, *(fields[name][0] for name in shapes))
         slots = [Signal(width, name=f"prefetch{i}", init=packed_init(2 + i)) for i in range(depth)]
@@ -395,8 +394,14 @@ class Neuron(wiring.Component):
         starts from registers (the codebook lookup, or the power-of-two decode, is not on the
         path into the shifter or the multiplier). Returns the registered fields: ``{"weight"}``
         (dense, codebook) or ``{"zero", "negative", "exp"}`` (pow2)."""
+        return self._register_fields(m, self._fields(word, init_word), enable, prefix)
+
+    @staticmethod
+    def _register_fields(m, fields, enable, prefix):
+        """``{name: (value, shape, init)}`` registered (loaded when ``enable``, every cycle
+        when ``None``); returns ``{name: register}``."""
         decoded = {}
-        for name, (value, shape, init) in self._fields(word, init_word).items():
+        for name, (value, shape, init) in fields.items():
             reg = Signal(shape, name=f"{prefix}_{name}", init=init)
             if enable is None:
                 m.d.sync += reg.eq(value)
@@ -535,12 +540,8 @@ class Neuron(wiring.Component):
                 following_weight = self._decode(m, read, advance, self.rom_words[1 % n], "next")
             else:
                 inits = self._decode_inits(self.rom_words[1 % n])
-                following_weight = {}
-                for name, value in read_fields.items():
-                    reg = Signal(value.shape(), name=f"next_{name}", init=inits[name])
-                    with m.If(advance):
-                        m.d.sync += reg.eq(value)
-                    following_weight[name] = reg
+                fields = {k: (v, v.shape(), inits[k]) for k, v in read_fields.items()}
+                following_weight = self._register_fields(m, fields, advance, "next")
         else:
             raw = word = Const(0, self.word_bits)
         if self.build == "dense":
