@@ -19,6 +19,7 @@ __all__ = [
     "LOAD_LATENCY",
     "QUEUE_DEPTH",
     "LayerLoadSignature",
+    "PUSH_LATENCY",
     "RESULT_LATENCY",
     "ROOM_LATENCY",
     "Layer",
@@ -32,12 +33,17 @@ __all__ = [
 RESULT_LATENCY = 5
 
 #: Default entries of each neuron's input queue (CSR layout and dense build).
-QUEUE_DEPTH = 9
+QUEUE_DEPTH = 10
+
+#: CSR layout and dense build: cycles from the layer's accept of an element to its write into
+#: the queues (the element and each queue's write enable are registered).
+PUSH_LATENCY = 1
 
 #: CSR layout and dense build: cycles from the queue levels to the layer's ``inp.ready`` (each
 #: queue's "fits" register, then the registered AND of all of them). A queue may receive
-#: ``ROOM_LATENCY + 1`` elements between the level the AND saw and the push it allows, so the
-#: AND asks for ``level <= queue_depth - 1 - ROOM_LATENCY``.
+#: ``ROOM_LATENCY + PUSH_LATENCY + 1`` elements between the level the AND saw and the write of
+#: the push it allows, so the AND asks for
+#: ``level <= queue_depth - 1 - ROOM_LATENCY - PUSH_LATENCY``.
 ROOM_LATENCY = 2
 
 #: CSR layout and dense build: the serializer starts one cycle after every result is valid.
@@ -77,12 +83,15 @@ class Layer(wiring.Component):
     when it is done with it (see
     :class:`~rtl_gen.neuron.Neuron`; one cycle per element plus one per ROM entry it must skip).
     ``inp.ready`` is a register: high in cycle ``t`` when every queue held at most
-    ``queue_depth - 3`` elements in cycle ``t - 2`` (:data:`ROOM_LATENCY`: each queue registers
+    ``queue_depth - 4`` elements in cycle ``t - 2`` (:data:`ROOM_LATENCY`: each queue registers
     its own "fits" next to it, and a registered AND of those makes ``inp.ready``; room for the
-    three pushes that the AND cannot see), so no path runs from one neuron through the
-    layer-wide AND into another neuron, and the AND's inputs are registers. An element
-    accepted in cycle ``t`` is at the head of the queues in cycle ``t + 2``. Without skipped
-    entries the queues hold two elements and the layer takes one element per cycle.
+    four pushes that the AND cannot see), so no path runs from one neuron through the
+    layer-wide AND into another neuron, and the AND's inputs are registers. An accepted
+    element is registered and written into the queues in the next cycle
+    (:data:`PUSH_LATENCY`), each queue's write enable a register of its own, so the accept does
+    not fan out to every queue's write logic in one cycle. An element accepted in cycle ``t``
+    is at the head of the queues in cycle ``t + 3``. Without skipped entries the queues hold
+    three elements and the layer takes one element per cycle.
 
     Direct layout (``layout="direct"``): a broadcast in lockstep. ``inp.ready`` is high for every
     element but a ``last`` one, which waits while the previous vector's results are in the
@@ -130,8 +139,8 @@ class Layer(wiring.Component):
         Activation table address width (sigmoid/tanh).
     queue_depth : int
         Entries of each neuron's input queue (CSR layout and dense build), at least 4; with
-        less slack (``queue_depth - 1 - ROOM_LATENCY``) a neuron that skips entries stalls the
-        layer sooner.
+        less slack (``queue_depth - 1 - ROOM_LATENCY - PUSH_LATENCY``) a neuron that skips
+        entries stalls the layer sooner.
     weight_memory : str
         ``"rom"`` (default) or ``"ram"``: each neuron's weights in a RAM of decoded words in
         the direct layout and its bias in a one-word memory (:mod:`rtl_gen.neuron.ram`),
@@ -323,30 +332,47 @@ class Layer(wiring.Component):
 
     def _queues(self, m, neurons, drop):
         """An input queue per neuron; the layer accepts while a registered AND of registered
-        per-queue "fits" says every queue has room for the pushes under way."""
+        per-queue "fits" says every queue has room for the pushes under way. An accepted
+        element is registered (one copy) and written into the queues the next cycle, each
+        queue's write enable a register of its own."""
+        count = len(neurons)
         room = Signal(init=1)
         push = Signal()
-        # fits[i]: queue i held at most ``depth - 1 - ROOM_LATENCY`` elements last cycle; a
-        # register per queue, so the AND's inputs are registers and no level comparison sits
-        # on the routing across the layer.
-        fits = Signal(len(neurons), init=(1 << len(neurons)) - 1)
+        # fits[i]: queue i held at most ``depth - 1 - ROOM_LATENCY - PUSH_LATENCY`` elements
+        # last cycle; a register per queue, so the AND's inputs are registers and no level
+        # comparison sits on the routing across the layer. ``seen[i]`` is the ``fits[i]``
+        # that ``room`` was made from, so ``push`` implies it.
+        fits = Signal(count, init=(1 << count) - 1)
+        seen = Signal(count, init=(1 << count) - 1)
+        # Each queue's write enable is ``push & seen[i]`` registered: equal to ``push`` one
+        # cycle later, but not to synthesis (``push`` implies ``seen[i]`` only through the
+        # registered AND), so it keeps one register per queue next to the queue instead of
+        # merging them into one that fans out to every queue's level and write logic.
+        write = Signal(count)
+        element = Signal.like(self.inp.payload, name="element")
         m.d.comb += [
             push.eq(self.inp.valid & ~drop & room),
             self.inp.ready.eq(drop | room),
         ]
+        m.d.sync += [
+            write.eq(Mux(push, seen, 0)),
+            element.eq(self.inp.payload),
+            seen.eq(fits),
+            room.eq(fits.all()),
+        ]
+        threshold = self.queue_depth - 1 - ROOM_LATENCY - PUSH_LATENCY
         for i, neuron in enumerate(neurons):
             queue = SyncFIFOBuffered(width=len(self.inp.payload.as_value()), depth=self.queue_depth)
             m.submodules[f"queue{i}"] = queue
             m.d.comb += [
-                queue.w_data.eq(self.inp.payload),
-                queue.w_en.eq(push),
+                queue.w_data.eq(element),
+                queue.w_en.eq(write[i]),
                 neuron.inp.data.eq(queue.r_data),
                 neuron.inp.valid.eq(queue.r_rdy),
                 neuron.inp.accept.eq(neuron.inp.done),
                 queue.r_en.eq(neuron.inp.done),
             ]
-            m.d.sync += fits[i].eq(queue.level <= self.queue_depth - 1 - ROOM_LATENCY)
-        m.d.sync += room.eq(fits.all())
+            m.d.sync += fits[i].eq(queue.level <= threshold)
 
     def _serializer(self, m, neurons):
         """In-order output of the neurons' results, optionally without the zero ones.

@@ -92,9 +92,9 @@ def _layer_timing_loop(cols, elements, first_valid=0, drop_filter=False, queue_d
             continue
         while pushes:  # room(t): the levels in cycle t - ROOM_LATENCY
             before = t - golden.ROOM_LATENCY
-            pushed = int(np.searchsorted(pushes, before, side="left"))
+            pushed = int(np.searchsorted(pushes, before - golden.PUSH_LATENCY, side="left"))
             taken = (np.asarray(takes) < before).sum(axis=0)
-            if int((pushed - taken).max()) <= depth - 1 - golden.ROOM_LATENCY:
+            if int((pushed - taken).max()) <= depth - 1 - golden.ROOM_LATENCY - golden.PUSH_LATENCY:
                 break
             t += 1
         skipped = np.zeros(count, dtype=np.int64)

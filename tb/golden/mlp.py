@@ -14,6 +14,7 @@ __all__ = [
     "DIRECT_LATENCY",
     "GATHER_LATENCY",
     "PRODUCT_LATENCY",
+    "PUSH_LATENCY",
     "QUEUE_DEPTH",
     "QUEUE_LATENCY",
     "RESULT_LATENCY",
@@ -44,14 +45,16 @@ RESULT_LATENCY = 4
 #: then the decoded ROM word and the product registers before the accumulate stage.
 DIRECT_LATENCY = 3
 
-#: Input queue of each neuron of a CSR (or dense) layer: entries, and cycles from the layer's
-#: accept to the neuron's first look at the element.
-QUEUE_DEPTH = 9
-QUEUE_LATENCY = 2
+#: Input queue of each neuron of a CSR (or dense) layer: entries; cycles from the layer's
+#: accept to the write into the queues (the element and the write enables are registered),
+#: and to the neuron's first look at the element.
+QUEUE_DEPTH = 10
+PUSH_LATENCY = 1
+QUEUE_LATENCY = 3
 
 #: Cycles from the queue levels to the layer's accept decision: the layer accepts in cycle ``t``
-#: only if every queue held at most ``depth - 1 - ROOM_LATENCY`` elements in cycle
-#: ``t - ROOM_LATENCY`` (a register per queue, then a registered AND).
+#: only if every queue held at most ``depth - 1 - ROOM_LATENCY - PUSH_LATENCY`` elements in
+#: cycle ``t - ROOM_LATENCY`` (a register per queue, then a registered AND).
 ROOM_LATENCY = 2
 
 #: CSR (and dense) layers: the neurons take the ``last`` element in different cycles, and the
@@ -191,14 +194,15 @@ def layer_timing(
 
     ``cols`` (CSR layout, dense build) holds, per neuron, the columns of its ROM words. The
     layer pushes each broadcast element into every neuron's input queue (``queue_depth``
-    entries, default :data:`QUEUE_DEPTH`) in its accept cycle ``a``; a neuron sees it from
-    ``a + 2`` (:data:`QUEUE_LATENCY`, the queue's registered head), after the element before
-    it, and takes it after one cycle per ROM word of column ``< j`` still ahead
-    (``take = max(a + 2, previous take + 1) + skipped``; a neuron that took the vector's
-    previous broadcast element ``j'`` has consumed its words of column ``<= j'``). The layer
-    accepts in cycle ``t`` only if every queue held at most ``queue_depth - 1 - R`` elements
-    during cycle ``t - R``, ``R`` = :data:`ROOM_LATENCY` (a register per queue, then a
-    registered AND, so ``R + 1`` pushes may be under way).
+    entries, default :data:`QUEUE_DEPTH`) in cycle ``a + 1`` (:data:`PUSH_LATENCY`) after its
+    accept in cycle ``a``; a neuron sees it from ``a + 3`` (:data:`QUEUE_LATENCY`, the queue's
+    registered head), after the element before it, and takes it after one cycle per ROM word
+    of column ``< j`` still ahead (``take = max(a + 3, previous take + 1) + skipped``; a neuron
+    that took the vector's previous broadcast element ``j'`` has consumed its words of column
+    ``<= j'``). The layer accepts in cycle ``t`` only if every queue held at most
+    ``queue_depth - 1 - R - P`` elements during cycle ``t - R``, ``R`` = :data:`ROOM_LATENCY`,
+    ``P`` = :data:`PUSH_LATENCY` (a register per queue, then a registered AND, so
+    ``R + P + 1`` pushes may be under way).
     With ``drop_filter``, zero-valued elements without ``last`` are taken in their first cycle
     and not broadcast. A ``last`` element ends a vector: the next one starts from column 0.
     """
@@ -233,14 +237,14 @@ def layer_timing(
             continue
         while e:  # room(t): the levels in cycle t - ROOM_LATENCY
             before = t - ROOM_LATENCY
-            pushed = int(np.searchsorted(pushes[:e], before, side="left"))
+            pushed = int(np.searchsorted(pushes[:e], before - PUSH_LATENCY, side="left"))
             lo = max(0, e - window)
             recent = takes[lo:e]
             if lo and np.any(recent[0] >= before):
                 taken = (takes[:e] < before).sum(axis=0)
             else:
                 taken = lo + (recent < before).sum(axis=0)
-            if int((pushed - taken).max()) <= depth - 1 - ROOM_LATENCY:
+            if int((pushed - taken).max()) <= depth - 1 - ROOM_LATENCY - PUSH_LATENCY:
                 break
             t += 1
         take = np.maximum(t + QUEUE_LATENCY, previous + 1) + skipped[e]
