@@ -211,6 +211,10 @@ def layer_timing(
         accepts = [first_valid + k for k in range(n)]
         return accepts, accepts[-1]
     depth = QUEUE_DEPTH if queue_depth is None else queue_depth
+    if depth < 1 + ROOM_LATENCY + PUSH_LATENCY:
+        raise ValueError(
+            f"queue_depth must be at least {1 + ROOM_LATENCY + PUSH_LATENCY}, not {depth}"
+        )
     index = np.fromiter((e[0] for e in elements), dtype=np.int64, count=n)
     value = np.fromiter((e[1] for e in elements), dtype=np.int64, count=n)
     last = np.fromiter((bool(e[2]) for e in elements), dtype=bool, count=n)
