@@ -33,7 +33,7 @@ __all__ = [
 RESULT_LATENCY = 5
 
 #: Default entries of each neuron's input queue (CSR layout and dense build).
-QUEUE_DEPTH = 10
+QUEUE_DEPTH = 17
 
 #: CSR layout and dense build: cycles from the layer's accept of an element to its write into
 #: the queues (the element and each queue's write enable are registered).

@@ -48,7 +48,7 @@ DIRECT_LATENCY = 3
 #: Input queue of each neuron of a CSR (or dense) layer: entries; cycles from the layer's
 #: accept to the write into the queues (the element and the write enables are registered),
 #: and to the neuron's first look at the element.
-QUEUE_DEPTH = 10
+QUEUE_DEPTH = 17
 PUSH_LATENCY = 1
 QUEUE_LATENCY = 3
 
