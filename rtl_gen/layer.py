@@ -378,8 +378,9 @@ class Layer(wiring.Component):
         """In-order output of the neurons' results, optionally without the zero ones.
 
         Once every neuron's result is valid (the direct layout: in the cycle they all become
-        valid; otherwise one cycle later, a registered AND) the serializer loads a mask of the
-        results to send (all, or the nonzero ones and the last) and releases the others; from
+        valid; otherwise one cycle later, a registered AND, and the mask below is a register
+        too) the serializer loads a mask of the results to send (all, or the nonzero ones and
+        the last) and releases the others; from
         the next cycle on it offers the lowest remaining one (a one-hot register, the next one
         found with ``x & -x`` on the carry chain) and the one-hot AND-OR picks its value, one
         result per cycle. No path runs from a neuron through a priority encoder and a wide
@@ -387,12 +388,20 @@ class Layer(wiring.Component):
         """
         count = len(neurons)
         ready = Signal()  # every neuron's result is valid
-        keep = Signal(count)
+        kept = Signal(count)
         for i, neuron in enumerate(neurons):
-            kept = Const(1, 1)
+            bit = Const(1, 1)
             if self.skip_zero_outputs and i != count - 1:
-                kept = neuron.out.payload != 0
-            m.d.comb += keep[i].eq(kept)
+                bit = neuron.out.payload != 0
+            m.d.comb += kept[i].eq(bit)
+        if self.layout == "direct":
+            keep = kept
+        else:
+            # ``ready`` comes a cycle after the results are valid, and no result leaves in
+            # between, so the mask can be a register: the nonzero tests stay off the carry
+            # chain that finds the lowest result to send.
+            keep = Signal(count, name="keep")
+            m.d.sync += keep.eq(kept)
         current = Signal(count)  # one-hot: the result offered now
         rest = Signal(count)  # the results still to offer after it
         offering = Signal()
