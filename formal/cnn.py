@@ -408,11 +408,11 @@ MUTANTS = {
         "self.i.ready.eq(~todo.any() | (self.o.ready & final)),",
         "self.i.ready.eq(~todo.any() | self.o.ready),",
     ),
-    # the conv layer's output register loads while the sink stalls
+    # the conv layer's pipeline keeps running into a full output buffer while the sink stalls
     "conv_stall": (
         "rtl_gen.cnn.conv_layer",
-        "        with m.If(advance):\n            m.d.sync += [self.o.valid.eq(emit)",
-        "        with m.If(1):\n            m.d.sync += [self.o.valid.eq(emit)",
+        "m.d.sync += [held.eq(after), run.eq(after <= 1)]",
+        "m.d.sync += [held.eq(after), run.eq(after <= 2)]",
     ),
 }
 

@@ -24,6 +24,10 @@ ACTIVATIONS = ("relu", "none")
 #: constant multiplier per nonzero weight (the uncompressed baseline).
 WEIGHT_FORMATS = ("pow2", "dense")
 
+#: Filters whose adder-tree registers share one copy of the pipeline's enable (each copy a
+#: register of its own, so no enable net reaches every register of the layer).
+FILTERS_PER_ENABLE = 4
+
 
 def tree_stages(weights: np.ndarray, levels_per_stage: int) -> int:
     """Register stages of the adder trees: every filter sums its nonzero weights' terms and one
@@ -109,12 +113,12 @@ class ConvLayer(wiring.Component):
     ----------
     i : stream.Signature(pixel_layout(C_in, unsigned(in_bits))), in
         Pixels in raster order, frames back to back; ``last`` is ignored (the layer counts).
-        ``i.ready`` never depends on ``i.valid``. Streaming mode: ``i.ready = ~o.valid |
-        o.ready``; row-scan modes: from registers only, low while all ``N`` buffers hold rows
-        the window still needs.
+        ``i.ready`` comes from registers only (never from ``i.valid`` or ``o.ready``).
+        Streaming mode: the pipeline's enable; row-scan modes: also low while all ``N``
+        buffers hold rows the window still needs.
     o : stream.Signature(pixel_layout(C_out, out shape)), out
         Output pixels in raster order, ``last`` on a frame's final pixel. ``o.valid`` and the
-        payload are registers.
+        payload are registers, the head of a two-entry output buffer.
 
     Notes
     -----
@@ -126,6 +130,15 @@ class ConvLayer(wiring.Component):
     ``pipeline = S`` and ``read_register=False`` (the row-scan front end is built without the
     engine's read register: the layer's line buffers are small);
     ``tb.golden.cnn.conv_layer_times`` gives every beat's cycle.
+
+    Backpressure: the pipeline (line-buffer reads, window, adder trees) moves while its enable
+    is high, a register that is high when the output buffer will hold at most one result. So
+    a sink that stops stops the pipeline one cycle later, the result that leaves the trees in
+    that cycle waits in the buffer's spare entry, and ``o.ready`` reaches only the buffer and
+    the enable registers. The enable is a register per line-buffer front, per window row and
+    per :data:`FILTERS_PER_ENABLE` filters, so no net fans out from one register to every
+    pipeline register of the layer. With a sink that is always ready the buffer never holds
+    two results and the timing above is exact.
     """
 
     def __init__(
@@ -231,29 +244,34 @@ class ConvLayer(wiring.Component):
         front_type = StreamingRows if self.mode == "streaming" else RowScan
         m.submodules.front = front = front_type(self.front_params)
 
-        advance = Signal()
-        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
-
-        reg = PipelineStages(m, advance).reg
+        groups = ["front", *(f"row{i}" for i in range(k))]
+        groups += [f"filters{g}" for g in range(-(-self.out_channels // FILTERS_PER_ENABLE))]
+        push = Signal()  # a result enters the output buffer
+        pop = Signal()
+        run = {name: self._enable_copy(m, name, push, pop) for name in groups}
+        stage = {name: PipelineStages(m, run[name]).reg for name in groups}
+        reg = stage["front"]
 
         m.d.comb += [
             front.i.valid.eq(self.i.valid),
             front.i.payload.eq(Value.cast(self.i.payload.value)),
             self.i.ready.eq(front.i.ready),
-            front.advance.eq(advance),
+            front.advance.eq(run["front"]),
         ]
-        # Tags follow the read data (stage 1), then the registered column (stage 2).
-        shift_in = reg(reg(front.issue, "s1_shift"), "c_shift")
+        # Tags follow the read data (stage 1), then the registered column (stage 2); each row
+        # of the window has its own copy of the shift tag, next to its registers.
         emit = reg(reg(front.issue & front.emit, "s1_emit"), "c_emit")
         last = reg(reg(front.issue & front.last, "s1_last"), "c_last")
-        column = [reg(front.column[i], f"column{i}") for i in range(k)]
-
-        hist = [
-            [Signal(len(column[0]), name=f"hist{i}_{j}") for j in range(k - 1)] for i in range(k)
-        ]
+        column, hist = [], []
+        for i in range(k):
+            row = stage[f"row{i}"]
+            column.append(row(front.column[i], f"column{i}"))
+            shift_in = row(row(front.issue, f"s1_shift{i}"), f"c_shift{i}")
+            hist.append([Signal(len(column[i]), name=f"hist{i}_{j}") for j in range(k - 1)])
+            window_row = [*hist[i], column[i]]
+            with m.If(run[f"row{i}"] & shift_in):
+                m.d.sync += [hist[i][j].eq(window_row[j + 1]) for j in range(k - 1)]
         window = [[*hist[i], column[i]] for i in range(k)]
-        with m.If(advance & shift_in):
-            m.d.sync += [hist[i][j].eq(window[i][j + 1]) for i in range(k) for j in range(k - 1)]
 
         stages = self.stages
         accs = []
@@ -266,7 +284,8 @@ class ConvLayer(wiring.Component):
                     leaves.append((pixel * Const(abs(w)), w < 0))
                 else:
                     leaves.append((pixel << (abs(w).bit_length() - 1), w < 0))
-            accs.append(self._tree(m, leaves, stages, reg, f"f{o}"))
+            tree_reg = stage[f"filters{o // FILTERS_PER_ENABLE}"]
+            accs.append(self._tree(m, leaves, stages, tree_reg, f"f{o}"))
         for _ in range(stages):
             emit, last = reg(emit, "t_emit"), reg(last, "t_last")
 
@@ -274,13 +293,43 @@ class ConvLayer(wiring.Component):
             lo, hi = 0, (1 << self.out_bits) - 1
         else:
             lo, hi = -(1 << (self.out_bits - 1)), (1 << (self.out_bits - 1)) - 1
-        with m.If(advance):
-            m.d.sync += [self.o.valid.eq(emit), self.o.payload.last.eq(last)]
-            for o, acc in enumerate(accs):
-                scaled = acc >> self.shift if self.shift >= 0 else acc << -self.shift
-                clamped = Mux(scaled > hi, hi, Mux(scaled < lo, lo, scaled))
-                m.d.sync += self.o.payload.value[o].eq(clamped)
+        result = Signal.like(self.o.payload, name="result")
+        m.d.comb += result.last.eq(last)
+        for o, acc in enumerate(accs):
+            scaled = acc >> self.shift if self.shift >= 0 else acc << -self.shift
+            m.d.comb += result.value[o].eq(Mux(scaled > hi, hi, Mux(scaled < lo, lo, scaled)))
+        m.d.comb += [push.eq(run["front"] & emit), pop.eq(self.o.valid & self.o.ready)]
+        self._output_buffer(m, result, push, pop)
         return m
+
+    @staticmethod
+    def _enable_copy(m, name, push, pop):
+        """One copy of the pipeline's enable: a register, high when the output buffer will
+        hold at most one result (so the result the pipeline may push next fits). Each copy
+        counts the buffer itself (a register that feeds back into itself), so synthesis
+        cannot merge the copies into one net that reaches every pipeline register."""
+        held = Signal(range(3), name=f"{name}_held")
+        run = Signal(init=1, name=f"{name}_run")
+        after = Signal(range(4), name=f"{name}_after")
+        m.d.comb += after.eq(held + push - pop)
+        m.d.sync += [held.eq(after), run.eq(after <= 1)]
+        return run
+
+    def _output_buffer(self, m, result, push, pop):
+        """Two entries: ``o`` (valid and payload registers) and a spare behind it. The
+        pipeline runs while the buffer will hold at most one result, so a push always fits."""
+        spare = Signal.like(self.o.payload, name="spare")
+        spare_valid = Signal()
+        with m.If(pop | ~self.o.valid):
+            m.d.sync += self.o.valid.eq(spare_valid | push)
+            with m.If(spare_valid):
+                m.d.sync += [self.o.payload.eq(spare), spare_valid.eq(push)]
+                with m.If(push):
+                    m.d.sync += spare.eq(result)
+            with m.Else():
+                m.d.sync += self.o.payload.eq(result)
+        with m.Elif(push):
+            m.d.sync += [spare.eq(result), spare_valid.eq(1)]
 
     def _tree(self, m, leaves, stages, reg, name):
         """Sum ``(value, negative)`` leaves in a balanced tree, registered every
