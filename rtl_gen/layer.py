@@ -15,6 +15,8 @@ from .neuron.weights import LAYOUTS
 from .skid import SkidBuffer
 
 __all__ = [
+    "BROADCAST_GROUP",
+    "BROADCAST_LATENCY",
     "GATHER_LATENCY",
     "LOAD_LATENCY",
     "QUEUE_DEPTH",
@@ -28,7 +30,8 @@ __all__ = [
 #: Cycles from the neurons' ``accept`` of a vector's last element (all in the same cycle) to the
 #: first result on ``out`` in the CSR layout and the dense build: the neurons' output latency,
 #: the serializer's one-hot register and the output register slice. The direct layout adds two
-#: (its index and ROM-read stages), and in the CSR layout and the dense build the serializer waits
+#: (its index and ROM-read stages) and counts from the layer's accept, :data:`BROADCAST_LATENCY`
+#: earlier, and in the CSR layout and the dense build the serializer waits
 #: :data:`GATHER_LATENCY` more for the slowest neuron.
 RESULT_LATENCY = 5
 
@@ -48,6 +51,13 @@ ROOM_LATENCY = 2
 
 #: CSR layout and dense build: the serializer starts one cycle after every result is valid.
 GATHER_LATENCY = 1
+
+#: Direct layout: cycles from the layer's accept of an element to the neurons' (a register per
+#: group of neurons, which takes the element on its way to them).
+BROADCAST_LATENCY = 1
+
+#: Direct layout: neurons per copy of the broadcast element register.
+BROADCAST_GROUP = 8
 
 
 #: ``WEIGHTS=ram``: cycles from a write on a layer's ``load`` port to the write done (the
@@ -95,13 +105,15 @@ class Layer(wiring.Component):
 
     Direct layout (``layout="direct"``): a broadcast in lockstep. ``inp.ready`` is high for every
     element but a ``last`` one, which waits while the previous vector's results are in the
-    neurons or the serializer (a layer-wide register, equal to the AND of the neurons' ``done``),
-    and every element takes exactly one cycle (the ROM is addressed by the
-    element's index, each neuron's registered copy of it); the results come two cycles later
-    than a CSR neuron's (index and ROM-read stages).
+    neurons or the serializer (a register per group of neurons, equal to the AND of their
+    ``done`` one cycle later), and every element takes exactly one cycle. The element reaches
+    the neurons one cycle after the layer accepts it (:data:`BROADCAST_LATENCY`: a register per
+    :data:`BROADCAST_GROUP` neurons), all in the same cycle; each neuron's ROM is addressed by
+    its registered copy of the element's index, so the results come two cycles later than a CSR
+    neuron's (index and ROM-read stages).
 
     Output: when the neurons take a vector's last element in cycle ``t`` (the direct layout: all
-    of them, in its ``accept`` cycle), their results are valid in cycle ``t + 3``
+    of them, one cycle after the layer's ``accept``), their results are valid in cycle ``t + 3``
     (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`; ``t + 5`` in the direct layout). In the
     direct layout the serializer takes them in that cycle; in the CSR layout and the dense build
     the neurons may finish in different cycles, ``t`` is the slowest one's, and the serializer
@@ -299,7 +311,9 @@ class Layer(wiring.Component):
             ]
 
     def _broadcast(self, m, neurons, sent):
-        """Lockstep: every neuron takes the element in the same cycle.
+        """Lockstep: every neuron takes the element in the same cycle, one cycle after the
+        layer (:data:`BROADCAST_LATENCY`), from a register of its group of
+        :data:`BROADCAST_GROUP` neurons.
 
         Zero elements are broadcast too (``drop_zeros`` changes nothing here): dropped, a zero
         would cost the same one cycle, and its product is zero, so the results and the cycles
@@ -309,26 +323,38 @@ class Layer(wiring.Component):
         Every neuron is done with an element in every cycle, except with a ``last`` element
         while its previous result is in its pipeline or waits on ``out``. In lockstep that is
         the same for all of them, from the accept of a ``last`` element to the cycle the
-        serializer sends the last result (``sent``): one layer-wide register, ``busy``, equal
-        to the AND of the neurons' ``done``, so that no path runs from the neurons' pipelines
-        through a layer-wide AND into ``inp.ready``.
+        serializer sends the last result (``sent``): a register, ``busy``, so that no path
+        runs from the neurons' pipelines through a layer-wide AND into ``inp.ready``. A
+        ``last`` element accepted after ``sent`` reaches the neurons a cycle later still, so
+        they are done with every element their group register offers and take it at once.
+
+        The group registers split the route from the layer's input to neurons spread across
+        the device in two. Each group keeps its own ``busy`` (a register that feeds back into
+        itself) and loads its element register only on its own accept, so synthesis cannot
+        merge the groups' identical copies back into one register.
         """
-        busy = Signal()
-        take = Signal()
-        m.d.comb += [
-            take.eq(self.inp.valid & (~self.inp.payload.last | ~busy)),
-            self.inp.ready.eq(take),
-        ]
-        for neuron in neurons:
-            m.d.comb += [
-                neuron.inp.data.eq(self.inp.payload),
-                neuron.inp.valid.eq(self.inp.valid),
-                neuron.inp.accept.eq(take),
-            ]
-        with m.If(take & self.inp.payload.last):
-            m.d.sync += busy.eq(1)
-        with m.Elif(sent):
-            m.d.sync += busy.eq(0)
+        size = BROADCAST_GROUP
+        for g, start in enumerate(range(0, len(neurons), size)):
+            busy = Signal(name=f"busy{g}")
+            take = Signal(name=f"take{g}")
+            valid = Signal(name=f"element{g}_valid")
+            element = Signal.like(self.inp.payload, name=f"element{g}")
+            m.d.comb += take.eq(self.inp.valid & (~self.inp.payload.last | ~busy))
+            if g == 0:
+                m.d.comb += self.inp.ready.eq(take)
+            m.d.sync += valid.eq(take)
+            with m.If(take):
+                m.d.sync += element.eq(self.inp.payload)
+            with m.If(take & self.inp.payload.last):
+                m.d.sync += busy.eq(1)
+            with m.Elif(sent):
+                m.d.sync += busy.eq(0)
+            for neuron in neurons[start : start + size]:
+                m.d.comb += [
+                    neuron.inp.data.eq(element),
+                    neuron.inp.valid.eq(valid),
+                    neuron.inp.accept.eq(valid),
+                ]
 
     def _queues(self, m, neurons, drop):
         """An input queue per neuron; the layer accepts while a registered AND of registered
