@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -17,6 +17,7 @@ from .skid import SkidBuffer
 __all__ = [
     "BROADCAST_GROUP",
     "BROADCAST_LATENCY",
+    "GATHER_GROUP",
     "GATHER_LATENCY",
     "LOAD_LATENCY",
     "QUEUE_DEPTH",
@@ -29,11 +30,16 @@ __all__ = [
 
 #: Cycles from the neurons' ``accept`` of a vector's last element (all in the same cycle) to the
 #: first result on ``out`` in the CSR layout and the dense build: the neurons' output latency,
-#: the serializer's one-hot register and the output register slice. The direct layout adds two
+#: the serializer's one-hot register, the gather slice (:data:`GATHER_GROUP`) and the output
+#: register slice. The direct layout adds two
 #: (its index and ROM-read stages) and counts from the layer's accept, :data:`BROADCAST_LATENCY`
 #: earlier, and in the CSR layout and the dense build the serializer waits
 #: :data:`GATHER_LATENCY` more for the slowest neuron.
-RESULT_LATENCY = 5
+RESULT_LATENCY = 6
+
+#: Neurons per group of the serializer's two-step pick (within a group, then among groups,
+#: with a register slice between them).
+GATHER_GROUP = 8
 
 #: Default entries of each neuron's input queue (CSR layout and dense build).
 QUEUE_DEPTH = 17
@@ -118,10 +124,12 @@ class Layer(wiring.Component):
     direct layout the serializer takes them in that cycle; in the CSR layout and the dense build
     the neurons may finish in different cycles, ``t`` is the slowest one's, and the serializer
     takes them one cycle later (a registered AND of their ``out.valid``,
-    :data:`GATHER_LATENCY`). It offers them in index order from the next cycle into a
-    :class:`~rtl_gen.skid.SkidBuffer`, so the first one is on ``out`` two cycles after the
-    serializer took them (``t + 6``; ``t + 7`` in the direct layout) and the others follow one
-    per cycle while ``out.ready`` is high, ``last`` on neuron ``M - 1``.
+    :data:`GATHER_LATENCY`). It offers them in index order from the next cycle, one result
+    picked within each group of :data:`GATHER_GROUP` neurons into a
+    :class:`~rtl_gen.skid.SkidBuffer`, then among the groups into a second one, so the first
+    result is on ``out`` three cycles after the serializer took them (``t + 7``; ``t + 8`` in
+    the direct layout) and the others follow one per cycle while ``out.ready`` is high,
+    ``last`` on neuron ``M - 1``.
     ``out.valid``, ``out.payload`` and the serializer's view of ``out.ready`` are registers: no
     combinational path crosses from one layer into the next. A neuron does not take a ``last``
     element while its previous result has not left.
@@ -433,7 +441,15 @@ class Layer(wiring.Component):
         offering = Signal()
         m.submodules.out_slice = out_slice = SkidBuffer(self.out.payload.shape())
         wiring.connect(m, out_slice.o, wiring.flipped(self.out))
-        serial = out_slice.i
+        # The offered result is picked in two registered halves: within each group of
+        # GATHER_GROUP neurons (into a register slice), then among the groups, so no route runs
+        # from every neuron of the layer to one register in a cycle.
+        groups = [range(g, min(g + GATHER_GROUP, count)) for g in range(0, count, GATHER_GROUP)]
+        word_width = len(self.out.payload.index) + len(self.out.payload.value)
+        m.submodules.gather_slice = gather = SkidBuffer(
+            data.StructLayout({"words": data.ArrayLayout(word_width, len(groups)), "last": 1})
+        )
+        serial = gather.i
         load = Signal()
         emit = Signal()
         m.d.comb += [
@@ -471,16 +487,24 @@ class Layer(wiring.Component):
                 terms = paired
             return terms[0]
 
-        width = len(self.out.payload.index)
+        value_width = len(self.out.payload.value)
+        words = [Cat(n.out.payload.as_unsigned()[:value_width], Const(i, word_width - value_width))
+                 for i, n in enumerate(neurons)]  # fmt: skip
         m.d.comb += [
             serial.valid.eq(offering),
-            serial.payload.index.eq(tree_or(Mux(current[i], i, 0) for i in range(count))[:width]),
-            serial.payload.value.eq(
-                tree_or(
-                    Mux(current[i], n.out.payload.as_unsigned(), 0) for i, n in enumerate(neurons)
-                )
-            ),
             serial.payload.last.eq(current[count - 1]),
+        ]
+        for g, members in enumerate(groups):
+            m.d.comb += serial.payload.words[g].eq(
+                tree_or(Mux(current[i], words[i], 0) for i in members)
+            )
+        word = tree_or(gather.o.payload.words[g] for g in range(len(groups)))
+        m.d.comb += [
+            out_slice.i.valid.eq(gather.o.valid),
+            gather.o.ready.eq(out_slice.i.ready),
+            out_slice.i.payload.value.eq(word[:value_width]),
+            out_slice.i.payload.index.eq(word[value_width:]),
+            out_slice.i.payload.last.eq(gather.o.payload.last),
         ]
         for i, neuron in enumerate(neurons):
             m.d.comb += neuron.out.ready.eq((emit & current[i]) | (load & ~keep[i]))
