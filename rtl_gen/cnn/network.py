@@ -62,9 +62,11 @@ class Cnn(wiring.Component):
       read data does not drive the first layer's broadcast directly.
 
     A :class:`~rtl_gen.skid.SkidBuffer` (one cycle) follows every conv and pool stage whose
-    output does not go into a FIFO (:attr:`slices`): each stage's ``ready`` then comes from a
-    register, so no combinational path runs from one stage's pipeline enable into the next
-    one's (without them the enables of every stage chain through ``ready``).
+    output does not go into a conv layer's FIFO (:attr:`slices`), the last one's too: each
+    stage's ``ready`` then comes from a register, so no combinational path runs from one
+    stage's pipeline enable into the next one's (without them the enables of every stage chain
+    through ``ready``; without the last one, from the flatten FIFO's level through the last
+    pool into the slice before it).
 
     Images follow each other with no gap: image ``i + 1`` enters while image ``i`` is still in
     later stages.
@@ -130,7 +132,7 @@ class Cnn(wiring.Component):
         names = [stage.name for stage in spec.stages]
         self.slices = [
             name for name, after in zip(names, [*names[1:], None], strict=True)
-            if after is not None and after not in self.fifo_depths
+            if after not in self.fifo_depths
         ]  # fmt: skip
         fc, fh, fw = spec.flatten_shape
         flat_bits = spec.fc[0].in_bits
