@@ -119,7 +119,7 @@ def check_accumulators(m, frag, layer_weights, under=()) -> None:
 #: ready cycles, while a vector is owed, until a vector's last result leaves: the BMC confirms
 #: these bounds within its depth (a vector's input ends at step 2 at the earliest)
 LAYER_BOUND = 12
-MLP_BOUND = 23
+MLP_BOUND = 22
 
 
 def layer_harness(layout: str):
