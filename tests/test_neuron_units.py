@@ -96,6 +96,28 @@ def test_layer_results_and_cycles(build, layout, activation):
             assert cycles == golden.mlp_cycles([layer], vector, build, zero_skip, layout=layout)
 
 
+@pytest.mark.parametrize("layout", ["csr", "direct"])
+def test_layer_wide_serializer(layout):
+    """40 neurons: the serializer's pick spans several groups of GATHER_GROUP neurons. With
+    zero results skipped, exactly the nonzero results and the last leave, in index order,
+    with their values."""
+    from rtl_gen.layer import GATHER_GROUP
+
+    count = 40
+    assert count > 2 * GATHER_GROUP
+    rng = np.random.default_rng(41)
+    layer = golden.synthetic_layer(
+        rng, 12, count, weight_format="pow2", density=0.4, activation="relu", shift=6
+    )
+    x = golden.random_images(rng, 4, 12)
+    dut = Layer(layer, build="pow2", layout=layout, skip_zero_outputs=True)
+    for vector, (outputs, _) in zip(x, stream_vectors(dut, x, False), strict=True):
+        want = golden.layer_forward(layer, vector)
+        assert 0 < np.count_nonzero(want[:-1]) < count - 1  # some results skipped, some sent
+        assert list(outputs) == [i for i in range(count) if want[i] != 0 or i == count - 1]
+        assert dense_vector(outputs, count) == want.tolist()
+
+
 def test_rom_style_rule():
     """``rom_style="auto"``: block RAM from BLOCK_ROM_BITS bits up; the choice is the ROM's
     ``rom_style`` attribute in the Verilog; a bad style is a one-line error."""
