@@ -14,6 +14,7 @@ from rtl_gen.conv.params import MAX_HEIGHT, MAX_WIDTH, ConvParams
 from rtl_gen.conv.row_scan import RowScan
 from rtl_gen.conv.streaming import StreamingRows
 from rtl_gen.conv.window import PipelineStages
+from rtl_gen.skid import SkidBuffer
 
 from .pixels import check_int, pixel_layout, value_shape
 
@@ -262,16 +263,16 @@ class ConvLayer(wiring.Component):
         # of the window has its own copy of the shift tag, next to its registers.
         emit = reg(reg(front.issue & front.emit, "s1_emit"), "c_emit")
         last = reg(reg(front.issue & front.last, "s1_last"), "c_last")
-        column, hist = [], []
+        window = []
         for i in range(k):
             row = stage[f"row{i}"]
-            column.append(row(front.column[i], f"column{i}"))
+            column = row(front.column[i], f"column{i}")
             shift_in = row(row(front.issue, f"s1_shift{i}"), f"c_shift{i}")
-            hist.append([Signal(len(column[i]), name=f"hist{i}_{j}") for j in range(k - 1)])
-            window_row = [*hist[i], column[i]]
+            hist = [Signal(len(column), name=f"hist{i}_{j}") for j in range(k - 1)]
+            window_row = [*hist, column]
             with m.If(run[f"row{i}"] & shift_in):
-                m.d.sync += [hist[i][j].eq(window_row[j + 1]) for j in range(k - 1)]
-        window = [[*hist[i], column[i]] for i in range(k)]
+                m.d.sync += [hist[j].eq(window_row[j + 1]) for j in range(k - 1)]
+            window.append(window_row)
 
         stages = self.stages
         accs = []
@@ -298,8 +299,17 @@ class ConvLayer(wiring.Component):
         for o, acc in enumerate(accs):
             scaled = acc >> self.shift if self.shift >= 0 else acc << -self.shift
             m.d.comb += result.value[o].eq(Mux(scaled > hi, hi, Mux(scaled < lo, lo, scaled)))
-        m.d.comb += [push.eq(run["front"] & emit), pop.eq(self.o.valid & self.o.ready)]
-        self._output_buffer(m, result, push, pop)
+        # The output buffer is a register slice: its spare entry holds the result the pipeline
+        # pushes in the cycle the sink stops. A push always fits (the enable copies count the
+        # slice's entries), so the slice's own ``i.ready`` is not needed.
+        m.submodules.out_buffer = out_buffer = SkidBuffer(self.o.payload.shape())
+        wiring.connect(m, out_buffer.o, wiring.flipped(self.o))
+        m.d.comb += [
+            out_buffer.i.valid.eq(push),
+            out_buffer.i.payload.eq(result),
+            push.eq(run["front"] & emit),
+            pop.eq(self.o.valid & self.o.ready),
+        ]
         return m
 
     @staticmethod
@@ -314,22 +324,6 @@ class ConvLayer(wiring.Component):
         m.d.comb += after.eq(held + push - pop)
         m.d.sync += [held.eq(after), run.eq(after <= 1)]
         return run
-
-    def _output_buffer(self, m, result, push, pop):
-        """Two entries: ``o`` (valid and payload registers) and a spare behind it. The
-        pipeline runs while the buffer will hold at most one result, so a push always fits."""
-        spare = Signal.like(self.o.payload, name="spare")
-        spare_valid = Signal()
-        with m.If(pop | ~self.o.valid):
-            m.d.sync += self.o.valid.eq(spare_valid | push)
-            with m.If(spare_valid):
-                m.d.sync += [self.o.payload.eq(spare), spare_valid.eq(push)]
-                with m.If(push):
-                    m.d.sync += spare.eq(result)
-            with m.Else():
-                m.d.sync += self.o.payload.eq(result)
-        with m.Elif(push):
-            m.d.sync += [spare.eq(result), spare_valid.eq(1)]
 
     def _tree(self, m, leaves, stages, reg, name):
         """Sum ``(value, negative)`` leaves in a balanced tree, registered every
