@@ -119,7 +119,7 @@ def check_accumulators(m, frag, layer_weights, under=()) -> None:
 #: ready cycles, while a vector is owed, until a vector's last result leaves: the BMC confirms
 #: these bounds within its depth (a vector's input ends at step 2 at the earliest)
 LAYER_BOUND = 12
-MLP_BOUND = 22
+MLP_BOUND = 24
 
 
 def layer_harness(layout: str):
@@ -190,11 +190,15 @@ MUTANTS = {
     # the serializer marks the first result as the vector's last
     "last": (
         "rtl_gen.layer",
-        "serial.payload.last.eq(current[count - 1])",
-        "serial.payload.last.eq(current[0])",
+        "current[count - 1] if count - 1 in members else 0",
+        "current[0] if count - 1 in members else 0",
     ),
     # the serializer offers the first result only and forgets the rest
-    "rest": ("rtl_gen.layer", "rest.eq(keep & ~lowest(keep)),", "rest.eq(0),"),
+    "rest": (
+        "rtl_gen.layer",
+        "m.d.sync += [rest[g].eq(left), holds[g].eq(left.any())]",
+        "m.d.sync += [rest[g].eq(0), holds[g].eq(0)]",
+    ),
     # the queued layer's ready also follows out.ready: a combinational path
     "ready": (
         "rtl_gen.layer",

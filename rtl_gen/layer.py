@@ -30,15 +30,16 @@ __all__ = [
 
 #: Cycles from the neurons' ``accept`` of a vector's last element (all in the same cycle) to the
 #: first result on ``out`` in the CSR layout and the dense build: the neurons' output latency,
-#: the serializer's one-hot register, the gather slice (:data:`GATHER_GROUP`) and the output
-#: register slice. The direct layout adds two
+#: the serializer's search registers and one-hot register, the gather slice
+#: (:data:`GATHER_GROUP`) and the output register slice. The direct layout adds two
 #: (its index and ROM-read stages) and counts from the layer's accept, :data:`BROADCAST_LATENCY`
 #: earlier, and in the CSR layout and the dense build the serializer waits
 #: :data:`GATHER_LATENCY` more for the slowest neuron.
-RESULT_LATENCY = 6
+RESULT_LATENCY = 7
 
-#: Neurons per group of the serializer's two-step pick (within a group, then among groups,
-#: with a register slice between them).
+#: Neurons per group of the serializer's search (the lowest group with a result left, then the
+#: lowest result in it) and of its two-step pick (within a group, then among groups, with a
+#: register slice between them).
 GATHER_GROUP = 8
 
 #: Default entries of each neuron's input queue (CSR layout and dense build).
@@ -62,7 +63,8 @@ GATHER_LATENCY = 1
 #: group of neurons, which takes the element on its way to them).
 BROADCAST_LATENCY = 1
 
-#: Direct layout: neurons per copy of the broadcast element register.
+#: Neurons per copy of the element register: the direct layout's broadcast register, the CSR
+#: layout's and the dense build's register before the queues' write data.
 BROADCAST_GROUP = 8
 
 
@@ -124,10 +126,11 @@ class Layer(wiring.Component):
     direct layout the serializer takes them in that cycle; in the CSR layout and the dense build
     the neurons may finish in different cycles, ``t`` is the slowest one's, and the serializer
     takes them one cycle later (a registered AND of their ``out.valid``,
-    :data:`GATHER_LATENCY`). It offers them in index order from the next cycle, one result
-    picked within each group of :data:`GATHER_GROUP` neurons into a
+    :data:`GATHER_LATENCY`) into its search registers, a mask per group of
+    :data:`GATHER_GROUP` neurons. It offers them in index order from the cycle after next (a
+    one-hot register), one result picked within each group into a
     :class:`~rtl_gen.skid.SkidBuffer`, then among the groups into a second one, so the first
-    result is on ``out`` three cycles after the serializer took them (``t + 7``; ``t + 8`` in
+    result is on ``out`` four cycles after the serializer took them (``t + 8``; ``t + 9`` in
     the direct layout) and the others follow one per cycle while ``out.ready`` is high,
     ``last`` on neuron ``M - 1``.
     ``out.valid``, ``out.payload`` and the serializer's view of ``out.ready`` are registers: no
@@ -367,8 +370,8 @@ class Layer(wiring.Component):
     def _queues(self, m, neurons, drop):
         """An input queue per neuron; the layer accepts while a registered AND of registered
         per-queue "fits" says every queue has room for the pushes under way. An accepted
-        element is registered (one copy) and written into the queues the next cycle, each
-        queue's write enable a register of its own."""
+        element is registered (a copy per :data:`BROADCAST_GROUP` queues) and written into the
+        queues the next cycle, each queue's write enable a register of its own."""
         count = len(neurons)
         room = Signal(init=1)
         push = Signal()
@@ -383,19 +386,27 @@ class Layer(wiring.Component):
         # registered AND), so it keeps one register per queue next to the queue instead of
         # merging them into one that fans out to every queue's level and write logic.
         write = Signal(count)
-        element = Signal.like(self.inp.payload, name="element")
         m.d.comb += [
             push.eq(self.inp.valid & ~drop & room),
             self.inp.ready.eq(drop | room),
         ]
         m.d.sync += [
             write.eq(Mux(push, seen, 0)),
-            element.eq(self.inp.payload),
             seen.eq(fits),
             room.eq(fits.all()),
         ]
+        # One element register per group of queues, loaded on ``push & seen[first]`` (a push,
+        # but not to synthesis, which would merge equal copies into one register that drives
+        # every queue's write data across the layer).
+        elements = []
+        for g in range(0, count, BROADCAST_GROUP):
+            element = Signal.like(self.inp.payload, name=f"element{g // BROADCAST_GROUP}")
+            with m.If(push & seen[g]):
+                m.d.sync += element.eq(self.inp.payload)
+            elements.append(element)
         threshold = self.queue_depth - 1 - ROOM_LATENCY - PUSH_LATENCY
         for i, neuron in enumerate(neurons):
+            element = elements[i // BROADCAST_GROUP]
             queue = SyncFIFOBuffered(width=len(self.inp.payload.as_value()), depth=self.queue_depth)
             m.submodules[f"queue{i}"] = queue
             m.d.comb += [
@@ -412,15 +423,17 @@ class Layer(wiring.Component):
         """In-order output of the neurons' results, optionally without the zero ones.
 
         Once every neuron's result is valid (the direct layout: in the cycle they all become
-        valid; otherwise one cycle later, a registered AND, and the mask below is a register
-        too) the serializer loads a mask of the results to send (all, or the nonzero ones and
-        the last) and releases the others; from
-        the next cycle on it offers the lowest remaining one (a one-hot register, the next one
-        found with ``x & -x`` on the carry chain) and the one-hot AND-OR picks its value, one
-        result per cycle. No path runs from a neuron through a priority encoder and a wide
-        multiplexer in one cycle.
+        valid; otherwise one cycle later, a registered AND) the serializer loads the mask of
+        the results to send (all, or the nonzero ones and the last) into one register per
+        group of :data:`GATHER_GROUP` neurons, with a register per group that says whether it
+        still holds one, and releases the other results. From the next cycle on, each cycle
+        the offer register is free it takes the lowest result left: the lowest group that
+        holds one (a carry chain as long as the number of groups), then the lowest result of
+        that group (one as long as a group). No carry chain spans the layer, and no path runs
+        from a neuron's result into the search.
         """
         count = len(neurons)
+        groups = [range(g, min(g + GATHER_GROUP, count)) for g in range(0, count, GATHER_GROUP)]
         ready = Signal()  # every neuron's result is valid
         kept = Signal(count)
         for i, neuron in enumerate(neurons):
@@ -428,55 +441,62 @@ class Layer(wiring.Component):
             if self.skip_zero_outputs and i != count - 1:
                 bit = neuron.out.payload != 0
             m.d.comb += kept[i].eq(bit)
-        if self.layout == "direct":
-            keep = kept
-        else:
-            # ``ready`` comes a cycle after the results are valid, and no result leaves in
-            # between, so the mask can be a register: the nonzero tests stay off the carry
-            # chain that finds the lowest result to send.
-            keep = Signal(count, name="keep")
-            m.d.sync += keep.eq(kept)
         current = Signal(count)  # one-hot: the result offered now
-        rest = Signal(count)  # the results still to offer after it
+        rest = [Signal(len(members), name=f"rest{g}") for g, members in enumerate(groups)]
+        holds = Signal(len(groups))  # group g has results left in rest[g]
         offering = Signal()
+        sending = Signal()  # from the load until the last result has been offered
         m.submodules.out_slice = out_slice = SkidBuffer(self.out.payload.shape())
         wiring.connect(m, out_slice.o, wiring.flipped(self.out))
-        # The offered result is picked in two registered halves: within each group of
-        # GATHER_GROUP neurons (into a register slice), then among the groups, so no route runs
-        # from every neuron of the layer to one register in a cycle.
-        groups = [range(g, min(g + GATHER_GROUP, count)) for g in range(0, count, GATHER_GROUP)]
+        # The offered result is picked in two registered halves: within each group into the
+        # group's own register slice, then among the groups, so no route runs from every
+        # neuron of the layer to one register in a cycle. The slices move in lockstep, but
+        # each has its own handshake registers (feeding back into themselves, so synthesis
+        # keeps them apart), and each group's search and release follow its own slice's
+        # ``ready``: no net reaches every group.
         word_width = len(self.out.payload.index) + len(self.out.payload.value)
-        m.submodules.gather_slice = gather = SkidBuffer(
-            data.StructLayout({"words": data.ArrayLayout(word_width, len(groups)), "last": 1})
-        )
-        serial = gather.i
+        gathers = []
+        for g in range(len(groups)):
+            gather = SkidBuffer(data.StructLayout({"word": word_width, "last": 1}))
+            m.submodules[f"gather_slice{g}"] = gather
+            gathers.append(gather)
         load = Signal()
-        emit = Signal()
+        emits = [Signal(name=f"emit{g}") for g in range(len(groups))]
+        sent = Signal()  # the last result of a vector leaves
         m.d.comb += [
-            load.eq(ready & ~offering),
-            emit.eq(serial.valid & serial.ready),
+            load.eq(ready & ~sending),
+            sent.eq(emits[-1] & current[count - 1]),
         ]
+        for gather, emit in zip(gathers, emits, strict=True):
+            m.d.comb += emit.eq(offering & gather.i.ready)
 
         if self.layout == "direct":  # lockstep: the results are valid in the same cycle
             m.d.comb += ready.eq(neurons[-1].out.valid)
         else:  # registered AND, clear while the previous results are leaving
             valid_bits = Signal(count)
             m.d.comb += [valid_bits[i].eq(n.out.valid) for i, n in enumerate(neurons)]
-            m.d.sync += ready.eq(valid_bits.all() & ~offering & ~load)
+            m.d.sync += ready.eq(valid_bits.all() & ~sending & ~load)
 
         def lowest(x):
-            return (x & (~x + 1))[:count]
+            return (x & (~x + 1))[: len(x)]
 
+        first = lowest(holds)  # the lowest group with a result left
         with m.If(load):
-            m.d.sync += [
-                current.eq(lowest(keep)),
-                rest.eq(keep & ~lowest(keep)),
-                offering.eq(1),
-            ]
-        with m.Elif(emit):
-            m.d.sync += [current.eq(lowest(rest)), rest.eq(rest & ~lowest(rest))]
-            with m.If(~rest.any()):
-                m.d.sync += offering.eq(0)
+            m.d.sync += sending.eq(1)
+            for g, members in enumerate(groups):
+                mask = kept[members.start : members.stop]
+                m.d.sync += [rest[g].eq(mask), holds[g].eq(mask.any())]
+        with m.Elif(~offering | gathers[0].i.ready):  # the offer register is free next cycle
+            m.d.sync += offering.eq(holds.any())
+        for g, members in enumerate(groups):
+            with m.If(~load & (~offering | gathers[g].i.ready)):
+                pick = lowest(rest[g])
+                left = rest[g] & ~pick
+                m.d.sync += current[members.start : members.stop].eq(Mux(first[g], pick, 0))
+                with m.If(first[g]):
+                    m.d.sync += [rest[g].eq(left), holds[g].eq(left.any())]
+        with m.If(sent):
+            m.d.sync += sending.eq(0)
 
         def tree_or(terms):
             terms = list(terms)
@@ -490,24 +510,21 @@ class Layer(wiring.Component):
         value_width = len(self.out.payload.value)
         words = [Cat(n.out.payload.as_unsigned()[:value_width], Const(i, word_width - value_width))
                  for i, n in enumerate(neurons)]  # fmt: skip
+        for members, gather in zip(groups, gathers, strict=True):
+            m.d.comb += [
+                gather.i.valid.eq(offering),
+                gather.i.payload.word.eq(tree_or(Mux(current[i], words[i], 0) for i in members)),
+                gather.i.payload.last.eq(current[count - 1] if count - 1 in members else 0),
+                gather.o.ready.eq(out_slice.i.ready),
+            ]
+        word = tree_or(gather.o.payload.word for gather in gathers)
         m.d.comb += [
-            serial.valid.eq(offering),
-            serial.payload.last.eq(current[count - 1]),
-        ]
-        for g, members in enumerate(groups):
-            m.d.comb += serial.payload.words[g].eq(
-                tree_or(Mux(current[i], words[i], 0) for i in members)
-            )
-        word = tree_or(gather.o.payload.words[g] for g in range(len(groups)))
-        m.d.comb += [
-            out_slice.i.valid.eq(gather.o.valid),
-            gather.o.ready.eq(out_slice.i.ready),
+            out_slice.i.valid.eq(gathers[0].o.valid),
             out_slice.i.payload.value.eq(word[:value_width]),
             out_slice.i.payload.index.eq(word[value_width:]),
-            out_slice.i.payload.last.eq(gather.o.payload.last),
+            out_slice.i.payload.last.eq(gathers[-1].o.payload.last),
         ]
         for i, neuron in enumerate(neurons):
-            m.d.comb += neuron.out.ready.eq((emit & current[i]) | (load & ~keep[i]))
-        sent = Signal()  # the last result of a vector leaves
-        m.d.comb += sent.eq(emit & current[count - 1])
+            emit = emits[i // GATHER_GROUP]
+            m.d.comb += neuron.out.ready.eq((emit & current[i]) | (load & ~kept[i]))
         return sent

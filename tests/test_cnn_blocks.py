@@ -133,9 +133,9 @@ def test_conv_layer(case):
         assert out_cycles.tolist() == model_out.tolist()
         if mode == "full" and dut.stages <= 3:  # the engine's own frame and latency counts
             # (the layer's row-scan front end has no read register)
-            cycles = conv_cycles(w, h, k, n, frames=3, pipeline=dut.stages, read_register=False)
+            cycles = conv_cycles(w, h, k, n, frames=3, pipeline=dut.pipeline, read_register=False)
             assert out_cycles[-1] - accepted[0] + 1 == cycles
-            first = first_output_cycle(w, h, k, n, pipeline=dut.stages, read_register=False)
+            first = first_output_cycle(w, h, k, n, pipeline=dut.pipeline, read_register=False)
             assert out_cycles[0] - accepted[0] == first
 
 
@@ -275,7 +275,7 @@ def test_conv_layer_lenet_sizes(h, w, cin, cout, n):
     model_in, model_out = conv_layer_times(arrivals, h, w, 5, n, dut.latency)
     assert accepted.tolist() == model_in.tolist()
     assert out_cycles.tolist() == model_out.tolist()
-    assert out_cycles[-1] + 1 == conv_cycles(w, h, 5, n, pipeline=dut.stages, read_register=False)
+    assert out_cycles[-1] + 1 == conv_cycles(w, h, 5, n, pipeline=dut.pipeline, read_register=False)
 
 
 class _Chain(Elaboratable):

@@ -25,9 +25,9 @@ ACTIVATIONS = ("relu", "none")
 #: constant multiplier per nonzero weight (the uncompressed baseline).
 WEIGHT_FORMATS = ("pow2", "dense")
 
-#: Filters whose adder-tree registers share one copy of the pipeline's enable (each copy a
-#: register of its own, so no enable net reaches every register of the layer).
-FILTERS_PER_ENABLE = 4
+#: Filters that read one copy of the window registers (each copy with its own enable copies),
+#: so no window register drives the adder trees of every filter across the layer.
+FILTERS_PER_WINDOW = 4
 
 
 def tree_stages(weights: np.ndarray, levels_per_stage: int) -> int:
@@ -123,13 +123,14 @@ class ConvLayer(wiring.Component):
 
     Notes
     -----
-    Latency (:attr:`latency`): an output is valid ``L = 3 + S`` cycles after the line buffers
+    Latency (:attr:`latency`): an output is valid ``L = 4 + S`` cycles after the line buffers
     read (streaming: accept) the input pixel that completes its window: read (1), window
-    column register (1), ``S`` adder-tree stages, output register (1). With a full-rate
+    column register (1), its copy beside each window copy (1, :data:`FILTERS_PER_WINDOW`),
+    ``S`` adder-tree stages, output register (1). With a full-rate
     source and a ready sink a frame takes ``H·W + L`` cycles (streaming), ``(2H - K + 1)·W
     + L`` (serial), ``(H + 1)·W + L`` (overlapped), as ``tb.golden.conv.conv_cycles`` with
-    ``pipeline = S`` and ``read_register=False`` (the row-scan front end is built without the
-    engine's read register: the layer's line buffers are small);
+    ``pipeline = 1 + S`` (:attr:`pipeline`) and ``read_register=False`` (the row-scan front
+    end is built without the engine's read register: the layer's line buffers are small);
     ``tb.golden.cnn.conv_layer_times`` gives every beat's cycle.
 
     Backpressure: the pipeline (line-buffer reads, window, adder trees) moves while its enable
@@ -137,7 +138,7 @@ class ConvLayer(wiring.Component):
     a sink that stops stops the pipeline one cycle later, the result that leaves the trees in
     that cycle waits in the buffer's spare entry, and ``o.ready`` reaches only the buffer and
     the enable registers. The enable is a register per line-buffer front, per window row and
-    per :data:`FILTERS_PER_ENABLE` filters, so no net fans out from one register to every
+    per adder-tree stage of each filter, so no net fans out from one register to every
     pipeline register of the layer. With a sink that is always ready the buffer never holds
     two results and the timing above is exact.
     """
@@ -231,8 +232,15 @@ class ConvLayer(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from a pixel's line-buffer read (streaming: accept) to its output: ``3 + S``."""
-        return 3 + self.stages
+        """Cycles from a pixel's line-buffer read (streaming: accept) to its output: ``4 + S``."""
+        return 4 + self.stages
+
+    @property
+    def pipeline(self) -> int:
+        """Register stages between the window column and the output register, ``1 + S`` (the
+        column's copy beside each window copy and the adder trees): ``tb.golden.conv``'s
+        ``pipeline``."""
+        return 1 + self.stages
 
     def _constant(self, o: int) -> int:
         if self.shift > 0:
@@ -245,8 +253,10 @@ class ConvLayer(wiring.Component):
         front_type = StreamingRows if self.mode == "streaming" else RowScan
         m.submodules.front = front = front_type(self.front_params)
 
+        copies = range(-(-self.out_channels // FILTERS_PER_WINDOW))
         groups = ["front", *(f"row{i}" for i in range(k))]
-        groups += [f"filters{g}" for g in range(-(-self.out_channels // FILTERS_PER_ENABLE))]
+        groups += [f"row{i}_w{g}" for i in range(k) for g in copies]
+        groups += [f"f{o}_s{t}" for o in range(self.out_channels) for t in range(self.stages)]
         push = Signal()  # a result enters the output buffer
         pop = Signal()
         run = {name: self._enable_copy(m, name, push, pop) for name in groups}
@@ -259,24 +269,22 @@ class ConvLayer(wiring.Component):
             self.i.ready.eq(front.i.ready),
             front.advance.eq(run["front"]),
         ]
-        # Tags follow the read data (stage 1), then the registered column (stage 2); each row
-        # of the window has its own copy of the shift tag, next to its registers.
-        emit = reg(reg(front.issue & front.emit, "s1_emit"), "c_emit")
-        last = reg(reg(front.issue & front.last, "s1_last"), "c_last")
-        window = []
+        # Tags follow the read data (stage 1), the registered column (stage 2), then its copy
+        # beside each window copy (stage 3); each row has its own copy of the shift tag, next
+        # to its registers.
+        emit = reg(reg(reg(front.issue & front.emit, "s1_emit"), "c_emit"), "w_emit")
+        last = reg(reg(reg(front.issue & front.last, "s1_last"), "c_last"), "w_last")
+        columns, shifts = [], []
         for i in range(k):
             row = stage[f"row{i}"]
-            column = row(front.column[i], f"column{i}")
-            shift_in = row(row(front.issue, f"s1_shift{i}"), f"c_shift{i}")
-            hist = [Signal(len(column), name=f"hist{i}_{j}") for j in range(k - 1)]
-            window_row = [*hist, column]
-            with m.If(run[f"row{i}"] & shift_in):
-                m.d.sync += [hist[j].eq(window_row[j + 1]) for j in range(k - 1)]
-            window.append(window_row)
+            columns.append(row(front.column[i], f"column{i}"))
+            shifts.append(row(row(front.issue, f"s1_shift{i}"), f"c_shift{i}"))
+        windows = [self._window(m, columns, shifts, stage, run, f"w{g}") for g in copies]
 
         stages = self.stages
         accs = []
         for o in range(self.out_channels):
+            window = windows[o // FILTERS_PER_WINDOW]
             leaves = [(Const(self._constant(o)), False)]
             for c, i, j in zip(*np.nonzero(self.weights[o]), strict=True):
                 w = int(self.weights[o, c, i, j])
@@ -285,8 +293,7 @@ class ConvLayer(wiring.Component):
                     leaves.append((pixel * Const(abs(w)), w < 0))
                 else:
                     leaves.append((pixel << (abs(w).bit_length() - 1), w < 0))
-            tree_reg = stage[f"filters{o // FILTERS_PER_ENABLE}"]
-            accs.append(self._tree(m, leaves, stages, tree_reg, f"f{o}"))
+            accs.append(self._tree(m, leaves, stages, stage, f"f{o}"))
         for _ in range(stages):
             emit, last = reg(emit, "t_emit"), reg(last, "t_last")
 
@@ -312,22 +319,42 @@ class ConvLayer(wiring.Component):
         ]
         return m
 
+    def _window(self, m, columns, shifts, stage, run, copy):
+        """One copy of the K x K window: per row, a register of the column and the K - 1
+        registers it shifts into, with the row's own enable copy and shift tag."""
+        window = []
+        for i in range(self.kernel):
+            row = stage[f"row{i}_{copy}"]
+            column = row(columns[i], f"column{i}_{copy}")
+            shift_in = row(shifts[i], f"w_shift{i}_{copy}")
+            hist = [Signal(len(column), name=f"hist{i}_{j}_{copy}") for j in range(self.kernel - 1)]
+            window_row = [*hist, column]
+            with m.If(run[f"row{i}_{copy}"] & shift_in):
+                m.d.sync += [hist[j].eq(window_row[j + 1]) for j in range(self.kernel - 1)]
+            window.append(window_row)
+        return window
+
     @staticmethod
     def _enable_copy(m, name, push, pop):
         """One copy of the pipeline's enable: a register, high when the output buffer will
         hold at most one result (so the result the pipeline may push next fits). Each copy
-        counts the buffer itself (a register that feeds back into itself), so synthesis
-        cannot merge the copies into one net that reaches every pipeline register."""
-        held = Signal(range(3), name=f"{name}_held")
+        tracks the buffer itself (``some``: at least one result; ``run``: not two), registers
+        that feed back into themselves, so synthesis cannot merge the copies into one net that
+        reaches every pipeline register."""
+        some = Signal(name=f"{name}_some")
         run = Signal(init=1, name=f"{name}_run")
-        after = Signal(range(4), name=f"{name}_after")
-        m.d.comb += after.eq(held + push - pop)
-        m.d.sync += [held.eq(after), run.eq(after <= 1)]
+        up = push & ~pop
+        down = pop & ~push
+        m.d.sync += [
+            some.eq(Mux(up, 1, Mux(down, ~run, some))),
+            run.eq(Mux(up, ~some, Mux(down, 1, run))),
+        ]
         return run
 
-    def _tree(self, m, leaves, stages, reg, name):
+    def _tree(self, m, leaves, stages, stage_regs, name):
         """Sum ``(value, negative)`` leaves in a balanced tree, registered every
-        ``levels_per_stage`` levels, ``stages`` registers in all. A leaf's sign is applied
+        ``levels_per_stage`` levels, ``stages`` registers in all (stage ``t`` with
+        ``stage_regs[f"{name}_s{t}"]``, its own copy of the enable). A leaf's sign is applied
         where it meets a positive one (``a - b``), so a negation never costs a level; the
         constant leaf is positive, hence so is the root."""
         terms = leaves
@@ -344,6 +371,7 @@ class ConvLayer(wiring.Component):
                 if len(terms) % 2:
                     paired.append(terms[-1])
                 terms = paired
+            reg = stage_regs[f"{name}_s{stage}"]
             terms = [(reg(v, f"{name}_s{stage}_{n}"), neg) for n, (v, neg) in enumerate(terms)]
         (root, negative), *rest = terms
         assert not negative and not rest

@@ -104,7 +104,8 @@ def flatten_elements(x, drop_zeros: bool = False) -> list[tuple[int, int, int]]:
 def conv_layer_latency(weights, levels_per_stage: int = 2) -> int:
     """Cycles from a pixel read from the line buffers (streaming: accepted) to its output.
 
-    ``3 + S``: read, column register, ``S`` adder-tree stages, output register. A filter's tree
+    ``4 + S``: read, column register, the column's copy beside each copy of the window (the
+    window is copied per few filters), ``S`` adder-tree stages, output register. A filter's tree
     has ``n = nonzero weights + 1`` leaves (the constant: bias and rounding), so
     ``ceil(log2(n))`` adder levels; the trees are cut every ``levels_per_stage`` levels and all
     filters share the deepest one: ``S = max(1, ceil(levels / levels_per_stage))``.
@@ -112,7 +113,7 @@ def conv_layer_latency(weights, levels_per_stage: int = 2) -> int:
     w = np.asarray(weights)
     leaves = 1 + int(np.count_nonzero(w.reshape(w.shape[0], -1), axis=1).max())
     levels = math.ceil(math.log2(leaves)) if leaves > 1 else 0
-    return 3 + max(1, math.ceil(levels / levels_per_stage))
+    return 4 + max(1, math.ceil(levels / levels_per_stage))
 
 
 def _serial_accepts(arrivals) -> np.ndarray:

@@ -35,12 +35,13 @@ __all__ = [
 
 #: Cycles from the cycle the neurons take the ``last`` input element (all in the same cycle) to
 #: the first result offered on a layer's output: the result register, the activation's output
-#: register (a circuit's register or a table's synchronous read), the serializer's register, the
-#: slice between its two-step pick (within groups of neurons, then among the groups) and the
+#: register (a circuit's register or a table's synchronous read), the serializer's search
+#: registers (one mask per group of neurons) and its one-hot register, the slice between its
+#: two-step pick (within groups of neurons, then among the groups) and the
 #: layer's output register slice. The same for every activation. The direct layout adds
 #: :data:`DIRECT_LATENCY`, the CSR layout and the dense build :data:`PRODUCT_LATENCY` and
 #: :data:`GATHER_LATENCY`.
-RESULT_LATENCY = 5
+RESULT_LATENCY = 6
 
 #: Extra cycles of the direct ROM layout: the layer's broadcast register (one per group of
 #: neurons), each neuron's registered copy of the element's index, then the decoded ROM word and
