@@ -137,10 +137,10 @@ class ConvLayer(wiring.Component):
     is high, a register that is high when the output buffer will hold at most one result. So
     a sink that stops stops the pipeline one cycle later, the result that leaves the trees in
     that cycle waits in the buffer's spare entry, and ``o.ready`` reaches only the buffer and
-    the enable registers. The enable is a register per line-buffer front, per window row and
-    per adder-tree stage of each filter, so no net fans out from one register to every
-    pipeline register of the layer. With a sink that is always ready the buffer never holds
-    two results and the timing above is exact.
+    the enable registers. The enable is a register per line-buffer front, per window row, per
+    row of each window copy and per adder-tree stage of each filter, so no net fans out from
+    one register to every pipeline register of the layer. With a sink that is always ready
+    the buffer never holds two results and the timing above is exact.
     """
 
     def __init__(
