@@ -91,6 +91,7 @@ CONV_CASES = [
     (9, 11, 2, 2, 5, 4, dict(shift=8, activation="relu", out_bits=8)),
     (3, 3, 2, 2, 3, 3, dict(shift=4, activation="none", out_bits=9)),  # W = H = K
     (4, 5, 2, 3, 1, 1, dict(shift=0, activation="relu", out_bits=8, levels_per_stage=1)),
+    (7, 8, 2, 6, 3, 4, dict(shift=7, activation="relu", out_bits=8)),  # two window copies
 ]
 
 

@@ -257,9 +257,10 @@ class ConvLayer(wiring.Component):
         groups = ["front", *(f"row{i}" for i in range(k))]
         groups += [f"row{i}_w{g}" for i in range(k) for g in copies]
         groups += [f"f{o}_s{t}" for o in range(self.out_channels) for t in range(self.stages)]
-        push = Signal()  # a result enters the output buffer
+        groups += [f"out{g}" for g in copies]
+        emit = Signal()  # the adder trees' outputs hold a result (a tag register)
         pop = Signal()
-        run = {name: self._enable_copy(m, name, push, pop) for name in groups}
+        run = {name: self._enable_copy(m, name, emit, pop) for name in groups}
         stage = {name: PipelineStages(m, run[name]).reg for name in groups}
         reg = stage["front"]
 
@@ -272,7 +273,7 @@ class ConvLayer(wiring.Component):
         # Tags follow the read data (stage 1), the registered column (stage 2), then its copy
         # beside each window copy (stage 3); each row has its own copy of the shift tag, next
         # to its registers.
-        emit = reg(reg(reg(front.issue & front.emit, "s1_emit"), "c_emit"), "w_emit")
+        tag = reg(reg(reg(front.issue & front.emit, "s1_emit"), "c_emit"), "w_emit")
         last = reg(reg(reg(front.issue & front.last, "s1_last"), "c_last"), "w_last")
         columns, shifts = [], []
         for i in range(k):
@@ -295,26 +296,46 @@ class ConvLayer(wiring.Component):
                     leaves.append((pixel << (abs(w).bit_length() - 1), w < 0))
             accs.append(self._tree(m, leaves, stages, stage, f"f{o}"))
         for _ in range(stages):
-            emit, last = reg(emit, "t_emit"), reg(last, "t_last")
+            tag, last = reg(tag, "t_emit"), reg(last, "t_last")
+        m.d.comb += emit.eq(tag)
 
         if self.activation == "relu":
             lo, hi = 0, (1 << self.out_bits) - 1
         else:
             lo, hi = -(1 << (self.out_bits - 1)), (1 << (self.out_bits - 1)) - 1
-        result = Signal.like(self.o.payload, name="result")
-        m.d.comb += result.last.eq(last)
-        for o, acc in enumerate(accs):
+        values = []
+        for acc in accs:
             scaled = acc >> self.shift if self.shift >= 0 else acc << -self.shift
-            m.d.comb += result.value[o].eq(Mux(scaled > hi, hi, Mux(scaled < lo, lo, scaled)))
-        # The output buffer is a register slice: its spare entry holds the result the pipeline
-        # pushes in the cycle the sink stops. A push always fits (the enable copies count the
-        # slice's entries), so the slice's own ``i.ready`` is not needed.
-        m.submodules.out_buffer = out_buffer = SkidBuffer(self.o.payload.shape())
-        wiring.connect(m, out_buffer.o, wiring.flipped(self.o))
+            values.append(Mux(scaled > hi, hi, Mux(scaled < lo, lo, scaled)))
+        # The output buffer is a register slice per group of FILTERS_PER_WINDOW channels, each
+        # pushed by its own enable copy (the slices move in lockstep; the first also carries
+        # ``last``): its spare entry holds the result the pipeline pushes in the cycle the sink
+        # stops. A push always fits (the enable copies count the entries), so the slices' own
+        # ``i.ready`` is not needed.
+        slices = []
+        for g in copies:
+            first = g * FILTERS_PER_WINDOW
+            channels = range(first, min(self.out_channels, first + FILTERS_PER_WINDOW))
+            width = len(channels) * self.out_shape.width + (g == 0)
+            out_slice = SkidBuffer(width)
+            m.submodules[f"out_slice{g}"] = out_slice
+            payload = Signal(width, name=f"result{g}")
+            bits = self.out_shape.width
+            for n, o in enumerate(channels):
+                m.d.comb += [
+                    payload[n * bits : (n + 1) * bits].eq(values[o]),
+                    self.o.payload.value[o].eq(out_slice.o.payload[n * bits : (n + 1) * bits]),
+                ]
+            if g == 0:
+                m.d.comb += [payload[-1].eq(last), self.o.payload.last.eq(out_slice.o.payload[-1])]
+            m.d.comb += [
+                out_slice.i.valid.eq(run[f"out{g}"] & emit),
+                out_slice.i.payload.eq(payload),
+                out_slice.o.ready.eq(self.o.ready),
+            ]
+            slices.append(out_slice)
         m.d.comb += [
-            out_buffer.i.valid.eq(push),
-            out_buffer.i.payload.eq(result),
-            push.eq(run["front"] & emit),
+            self.o.valid.eq(slices[0].o.valid),
             pop.eq(self.o.valid & self.o.ready),
         ]
         return m
@@ -335,14 +356,15 @@ class ConvLayer(wiring.Component):
         return window
 
     @staticmethod
-    def _enable_copy(m, name, push, pop):
+    def _enable_copy(m, name, emit, pop):
         """One copy of the pipeline's enable: a register, high when the output buffer will
         hold at most one result (so the result the pipeline may push next fits). Each copy
-        tracks the buffer itself (``some``: at least one result; ``run``: not two), registers
-        that feed back into themselves, so synthesis cannot merge the copies into one net that
-        reaches every pipeline register."""
+        tracks the buffer itself (``some``: at least one result; ``run``: not two; a push is
+        ``run & emit``, from this copy), registers that feed back into themselves, so
+        synthesis cannot merge the copies into one net that reaches every pipeline register."""
         some = Signal(name=f"{name}_some")
         run = Signal(init=1, name=f"{name}_run")
+        push = run & emit
         up = push & ~pop
         down = pop & ~push
         m.d.sync += [
