@@ -29,7 +29,7 @@ BLOCK_ROM_BITS = 1024
 
 #: Entries of the prefetch queue between a block-RAM ROM and the CSR walk: a read takes three
 #: cycles to land (the read, the read data register, the queue), and at one advance per cycle
-#: the queue must still hold one.
+#: the queue must still hold one. A power of two: the queue's indices wrap by overflowing.
 PREFETCH_DEPTH = 4
 
 #: Where a neuron's ROM goes: ``"auto"`` (by size), ``"block"`` (block RAM), ``"logic"`` (LUTs).
@@ -335,18 +335,21 @@ class Neuron(wiring.Component):
         read pointer (a register, the block RAM's address) reads the next entry whenever the
         queue has room for it, counting the reads still under way (``total``, a register), and
         the read data goes straight into a register (``q``, which 7-series block RAMs take as
-        their output register), decoded from there into the queue. ``pop`` (an advance) takes
-        the head. Returns the head's word and its decoded fields, which hold ROM[ahead]. The
-        queue starts full with entries 2, 3, ... (its reset values), so no cycle after a reset
-        waits for a read; at one pop per cycle it holds one entry, as a read takes three
-        cycles to land (the read, ``q``, the queue).
+        their output register), decoded from there into the queue, with a flag that says the
+        entry is the row's last. The queue is a ring: a landing read goes to the slot of the
+        write index, ``pop`` (an advance) moves only the read index, so the walk's advance
+        reaches two index registers and the count, not the slots. Returns the head's word, its
+        decoded fields and its last-entry flag, which hold ROM[ahead]. The queue starts full
+        with entries 2, 3, ... (its reset values), so no cycle after a reset waits for a read;
+        at one pop per cycle it holds one entry, as a read takes three cycles to land (the
+        read, ``q``, the queue).
         """
         n = len(self.rom_words)
         depth = PREFETCH_DEPTH
         port = rom.read_port()
         shapes = {name: Shape.cast(shape) for name, (_, shape, _) in self._fields(
             Const(0, self.word_bits), 0).items()}  # fmt: skip
-        width = self.word_bits + sum(shape.width for shape in shapes.values())
+        width = self.word_bits + sum(shape.width for shape in shapes.values()) + 1
 
         def packed_init(entry: int) -> int:
             word = self.rom_words[entry % n]
@@ -354,38 +357,46 @@ class Neuron(wiring.Component):
             for name, init in self._decode_inits(word).items():
                 value |= (init & ((1 << shapes[name].width) - 1)) << offset
                 offset += shapes[name].width
-            return value
+            return value | int(entry % n == n - 1) << offset
 
         pointer = Signal(range(n), name="read_pointer", init=(2 + depth) % n)
         total = Signal(range(depth + 1), name="prefetch_total", init=depth)  # held + under way
         issue = Signal()
         issued = Signal()  # a read was issued in the previous cycle: its data is on the port
+        issued_last = Signal()  # ... of the row's last entry
         q = Signal(self.word_bits, name="read_data")
         q_valid = Signal()
+        q_last = Signal()
         m.d.comb += [issue.eq(total < depth), port.addr.eq(pointer)]
         with m.If(issue):
             m.d.sync += pointer.eq(Mux(pointer == n - 1, 0, pointer + 1))
         m.d.sync += [
             issued.eq(issue),
+            issued_last.eq(pointer == n - 1),
             q.eq(port.data),
             q_valid.eq(issued),
+            q_last.eq(issued_last),
             total.eq(total + issue - pop),
         ]
-        held = total - issued - q_valid  # entries in the queue
         fields = self._fields(q, 0)
-        incoming = Cat(q, *(fields[name][0] for name in shapes))
+        incoming = Cat(q, *(fields[name][0] for name in shapes), q_last)
         slots = [Signal(width, name=f"prefetch{i}", init=packed_init(2 + i)) for i in range(depth)]
+        read_index = Signal(range(depth), name="prefetch_read")
+        write_index = Signal(range(depth), name="prefetch_write")  # the queue starts full
+        with m.If(pop):
+            m.d.sync += read_index.eq(read_index + 1)
+        with m.If(q_valid):
+            m.d.sync += write_index.eq(write_index + 1)
         for i, slot in enumerate(slots):
-            after_pop = slots[i + 1] if i + 1 < depth else slot
-            here = Mux(pop, held == i + 1, held == i)  # where the landing read goes
-            m.d.sync += slot.eq(Mux(q_valid & here, incoming, Mux(pop, after_pop, slot)))
-        head = slots[0]
+            with m.If(q_valid & (write_index == i)):
+                m.d.sync += slot.eq(incoming)
+        head = Array(slots)[read_index]
         decoded, offset = {}, self.word_bits
         for name, shape in shapes.items():
             field = head[offset : offset + shape.width]
             decoded[name] = field.as_signed() if shape.signed else field
             offset += shape.width
-        return head[: self.word_bits], decoded
+        return head[: self.word_bits], decoded, head[offset]
 
     def _decode(self, m, word, enable=None, init_word=0, prefix="w"):
         """The weight of ROM word ``word``, decoded from its code and registered (loaded when
@@ -494,8 +505,6 @@ class Neuron(wiring.Component):
         element = self.inp.data
 
         exhausted = Signal(init=int(n == 0))  # every entry of the row has been passed
-        addr = Signal(range(max(n, 1)))  # the entry in the word registers
-        following = Signal(range(max(n, 1)), init=1 % max(n, 1))  # the entry after it
         col_width = (self.in_features + (1 << self.index_bits) + 1).bit_length()
         # column of the current entry; after reset entry 0's (its relative index)
         first_rel = self.rom_words[0] & ((1 << self.index_bits) - 1) if n else 0
@@ -522,17 +531,33 @@ class Neuron(wiring.Component):
             # ``read`` is ROM[ahead] and ``read_fields`` its decoded weight: a LUT ROM is read
             # combinationally from the register and decoded; a block RAM through a prefetch
             # queue of registers (:meth:`_prefetch`)
-            ahead = Signal(range(n), init=2 % n)  # the entry after ``following``
+            # ``read_last``, ``raw_last`` and ``word_last``: the entry is the row's last, so the
+            # walk needs no entry counters (a block RAM's reads have their own pointer). The
+            # walk wraps to entry 0 after the last entry, so the word registers already hold
+            # ROM[0] when the ``last`` element (column ``in_features - 1``, the row's last
+            # possible column) restarts it. A LUT ROM's address is a register and ``advance``
+            # only enables it and the word registers: no path from ``done`` through the
+            # address into the ROM.
             if self.block_rom:
-                read, read_fields = self._prefetch(m, rom, advance)
+                read, read_fields, read_last = self._prefetch(m, rom, advance)
             else:
+                ahead = Signal(range(n), init=2 % n)  # the entry after the next one
                 port = rom.read_port(domain="comb")
                 m.d.comb += port.addr.eq(ahead)
-                read, read_fields = port.data, None
+                read, read_fields, read_last = port.data, None, ahead == n - 1
+                with m.If(advance):
+                    m.d.sync += ahead.eq(Mux(ahead == n - 1, 0, ahead + 1))
             raw = Signal(self.word_bits, name="next_word", init=self.rom_words[1 % n])
             word = Signal(self.word_bits, name="word", init=self.rom_words[0])
+            raw_last = Signal(name="next_last", init=int(1 % n == n - 1))
+            word_last = Signal(name="word_last", init=int(n == 1))
             with m.If(advance):
-                m.d.sync += [word.eq(raw), raw.eq(read)]
+                m.d.sync += [
+                    word.eq(raw),
+                    raw.eq(read),
+                    word_last.eq(raw_last),
+                    raw_last.eq(read_last),
+                ]
             # the next entry's decoded weight, registered next to its word (decoded from the
             # ROM read, not from ``raw``: Icarus leaves a decode table of a register that
             # keeps its reset value at X)
@@ -544,8 +569,10 @@ class Neuron(wiring.Component):
                 following_weight = self._register_fields(m, fields, advance, "next")
         else:
             raw = word = Const(0, self.word_bits)
-        if self.build == "dense":
-            m.d.comb += col.eq(addr)
+            word_last = Const(1)
+        if self.build == "dense":  # one entry per input: the column is the entry
+            with m.If(advance):
+                m.d.sync += col.eq(Mux(word_last, 0, col + 1))
 
         out_free = Signal()
         closing = Signal()  # the last element was taken in the previous cycle
@@ -588,7 +615,7 @@ class Neuron(wiring.Component):
         with m.If(restart):  # accepted, so valid
             m.d.sync += exhausted.eq(int(n == 0))
         with m.Elif(advance):
-            with m.If(following == 0):
+            with m.If(word_last):
                 m.d.sync += exhausted.eq(1)
         if self.build != "dense":
             # The current entry's column is a register, loaded with the word: the previous
@@ -608,19 +635,6 @@ class Neuron(wiring.Component):
                 m.d.sync += col.eq(Mux(advance, raw[: self.index_bits], word[: self.index_bits]))
             with m.Elif(advance):
                 m.d.sync += col.eq(col + next_step)
-        if n:
-            # The walk wraps to entry 0 after the last entry, so the word registers already
-            # hold ROM[0] when the ``last`` element (column ``in_features - 1``, the row's last
-            # possible column) restarts it. A LUT ROM's address is a register and ``advance``
-            # only enables the word registers: no path from ``done`` through the address into
-            # the ROM (a block RAM's address pins take the choice between two registers).
-            with m.If(advance):
-                m.d.sync += [
-                    addr.eq(following),
-                    following.eq(ahead),
-                    ahead.eq(Mux(ahead == n - 1, 0, ahead + 1)),
-                ]
-
         self._output_stage(m, result, closing, act_wait)
         return m
 
