@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Const, Module, Mux, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -255,6 +255,7 @@ class ConvLayer(wiring.Component):
 
         copies = range(-(-self.out_channels // FILTERS_PER_WINDOW))
         groups = ["front", *(f"row{i}" for i in range(k))]
+        groups += [f"row{i}_c{c}" for i in range(k) for c in range(self.in_channels)]
         groups += [f"row{i}_w{g}" for i in range(k) for g in copies]
         groups += [f"f{o}_s{t}" for o in range(self.out_channels) for t in range(self.stages)]
         groups += [f"out{g}" for g in copies]
@@ -278,7 +279,12 @@ class ConvLayer(wiring.Component):
         columns, shifts = [], []
         for i in range(k):
             row = stage[f"row{i}"]
-            columns.append(row(front.column[i], f"column{i}"))
+            # the column register, one enable copy per channel: no enable reaches all of it
+            channels = [
+                stage[f"row{i}_c{c}"](front.column[i].word_select(c, bits), f"column{i}_c{c}")
+                for c in range(self.in_channels)
+            ]
+            columns.append(Cat(*channels))
             shifts.append(row(row(front.issue, f"s1_shift{i}"), f"c_shift{i}"))
         windows = [self._window(m, columns, shifts, stage, run, f"w{g}") for g in copies]
 
