@@ -35,6 +35,8 @@ SEED         ?= 1
 # make timing: nextpnr router (router1, the default; router2: minutes instead of hours on the CNN,
 # its clock on a primary clock pin, docs/export.md)
 ROUTER       ?= router1
+# make timing: nextpnr placer's timing weight (default: the export's, python -m rtl_gen.export --help)
+TIMING_WEIGHT ?=
 # make verilog/ip/synth/timing: rename every module (core TOP, wrapper TOP_axis); default: the design's
 TOP          ?=
 PYTEST_ARGS  ?=
@@ -173,7 +175,8 @@ board: $(STAMP) $(NEEDS_BUNDLE)
 
 # Fmax after place-and-route on an ECP5-85k (Yosys synth_ecp5 + nextpnr-ecp5), not the Vivado part.
 timing: $(STAMP) $(NEEDS_BUNDLE)
-	$(PY) -m rtl_gen.export timing $(EXPORT_ARGS) --seed $(SEED) --router $(ROUTER)
+	$(PY) -m rtl_gen.export timing $(EXPORT_ARGS) --seed $(SEED) --router $(ROUTER) \
+		$(call export_opt,TIMING_WEIGHT,--timing-weight)
 
 report: $(STAMP) $(BUNDLE)/manifest.json $(CNN_BUNDLE)/manifest.json
 	$(PY) scripts/report.py --bundle $(BUNDLE) --cnn-bundle $(CNN_BUNDLE) --sim $(SIM)

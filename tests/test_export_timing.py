@@ -101,6 +101,23 @@ def test_unknown_router_is_a_value_error(tmp_path):
         timing.nextpnr_ecp5(tmp_path, router="router3")
 
 
+@pytest.mark.parametrize("weight", [-1, 2.5, True])
+def test_bad_timing_weight_is_a_value_error(tmp_path, weight):
+    with pytest.raises(ValueError, match="timing_weight must be a non-negative integer"):
+        timing.nextpnr_ecp5(tmp_path, timing_weight=weight)
+
+
+def test_bad_timing_weight_stops_the_export_up_front(tmp_path, capsys):
+    from rtl_gen.export.__main__ import main
+
+    argv = ["timing", "--design", "conv", "--timing-weight", "-3", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "--timing-weight (TIMING_WEIGHT) must be a non-negative integer, not -3" in (
+        capsys.readouterr().err
+    )
+    assert not any(tmp_path.iterdir())
+
+
 def test_nextpnr_failure_is_a_runtime_error(tmp_path):
     with pytest.raises(RuntimeError, match="nextpnr-ecp5 failed"):
         timing.nextpnr_ecp5(tmp_path)  # no netlist to read
@@ -158,6 +175,8 @@ def test_timing_of_a_small_conv_engine(tmp_path, capsys):
     assert timing.cache_key(folder, sources, "conv_engine", 2, 100.0) != key
     assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router1") == key
     assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router2") != key
+    weighted = timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router1", 30)
+    assert weighted != key
     # router2 routes the same netlist too, its clock on a primary clock pin
     routed2 = timing.parse_report(timing.nextpnr_ecp5(folder, seed=1, router="router2"))
     assert routed2["fmax_mhz"] > 0

@@ -23,7 +23,14 @@ from pathlib import Path
 
 from .designs import conv_design
 from .folder import export_design
-from .timing import DEFAULT_CACHE, DEFAULT_ROUTER, ROUTERS, ecp5_timing, summary
+from .timing import (
+    DEFAULT_CACHE,
+    DEFAULT_ROUTER,
+    DEFAULT_TIMING_WEIGHT,
+    ROUTERS,
+    ecp5_timing,
+    summary,
+)
 from .vivado import DEFAULT_PART, check_part, check_period
 from .yosys import UTILIZATION_KEYS, synth_report
 
@@ -137,6 +144,11 @@ def parse_args(argv=None):
         "such as the CNN in a fraction of the time)",
     )  # fmt: skip
     parser.add_argument(
+        "--timing-weight", type=int, default=DEFAULT_TIMING_WEIGHT,
+        help=f"timing: nextpnr placer's timing weight (--placer-heap-timingweight; default "
+        f"{DEFAULT_TIMING_WEIGHT})",
+    )  # fmt: skip
+    parser.add_argument(
         "--cache", type=Path, default=DEFAULT_CACHE,
         help=f"timing: figures of netlists already placed and routed (default {DEFAULT_CACHE})",
     )  # fmt: skip
@@ -160,6 +172,11 @@ def main(argv=None) -> int:
         check_period(args.clock_ns, "--clock-ns (CLOCK_NS)")
         if args.freq is not None and not (math.isfinite(args.freq) and args.freq > 0):
             raise ValueError(f"--freq must be a positive number of MHz, not {args.freq!r}")
+        if args.timing_weight < 0:
+            raise ValueError(
+                f"--timing-weight (TIMING_WEIGHT) must be a non-negative integer, "
+                f"not {args.timing_weight}"
+            )
         if args.top is not None and not VERILOG_NAME.fullmatch(args.top):
             raise ValueError(
                 f"--top (TOP) {args.top!r} is not a Verilog module name ([A-Za-z_][A-Za-z0-9_]*)"
@@ -227,6 +244,7 @@ def main(argv=None) -> int:
             figures = ecp5_timing(
                 folder, manifest["sources"], design.top, seed=args.seed, freq_mhz=freq,
                 cache=None if args.no_cache else args.cache, router=args.router,
+                timing_weight=args.timing_weight,
             )  # fmt: skip
         except RuntimeError as error:
             print(f"error: {error}", file=sys.stderr)

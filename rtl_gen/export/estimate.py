@@ -116,10 +116,11 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
 
     FFs: accumulator, result register, the current and the next ROM word's registers (the
     decoded weights, and in the compressed builds the relative indices and the next step),
-    three ROM addresses (the walk reads one entry ahead; a block RAM adds its prefetch queue:
-    read pointer, read data register, :data:`PREFETCH_DEPTH` words with their decoded weights,
-    a count and two flags), the product register (pow2; a multiplier's is the DSP's own), and for
-    compressed builds the current column; in the direct layout no address registers but the
+    the walk's row-end flags and a LUT ROM's address (the walk reads one entry ahead; a block
+    RAM instead has its prefetch queue: read pointer, read data register,
+    :data:`PREFETCH_DEPTH` words with their decoded weights and row-end flags, a count, the
+    ring's two indices and four flags), the product register (pow2; a multiplier's is the
+    DSP's own), and the current column; in the direct layout no address registers but the
     index stage (value, valid, last, and the element's index unless a block RAM takes it),
     the read stage and the product stage; a circuit activation's output register.
     DSP: one multiplier per neuron in
@@ -158,23 +159,25 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
         return {"ff": ff + stages + y_reg, "dsp": dsp, "ramb18": ramb18}
     depth = len(weights.rom_words(index, layer.build))
     ff = layer.acc_bits + weights.output_bits + weight_reg + y_reg
-    # the walk reads one entry ahead: three address registers (current, next, after next;
-    # a block RAM's prefetch queue below),
-    # the next entry's decoded weight next to the current one, the product register (with a
-    # multiplier, the DSP's own register) and the product's valid, the closing and
-    # activation-wait flags
-    ff += 3 * _clog2(depth + 1) + weight_reg + product + 4
+    # the walk reads one entry ahead: the current and the next entry's row-end flags, the next
+    # entry's decoded weight next to the current one, the product register (with a multiplier,
+    # the DSP's own register) and the product's valid, the closing and activation-wait flags
+    ff += 2 + weight_reg + product + 4
     if block:
         # the prefetch queue: its read pointer, the read data register, the entries (each a
-        # word and its decoded weight), the count of entries held and under way, two flags
-        ff += (
-            _clog2(depth + 1) + neuron.word_bits + PREFETCH_DEPTH * (neuron.word_bits + weight_reg)
-        )
-        ff += _clog2(PREFETCH_DEPTH + 1) + 2
+        # word, its decoded weight and row-end flag), the count of entries held and under way,
+        # the ring's read and write indices, two valid and two row-end flags
+        ff += _clog2(depth + 1) + neuron.word_bits
+        ff += PREFETCH_DEPTH * (neuron.word_bits + weight_reg + 1)
+        ff += _clog2(PREFETCH_DEPTH + 1) + 2 * _clog2(PREFETCH_DEPTH) + 4
+    else:
+        ff += _clog2(depth + 1)  # a LUT ROM's address, the entry after next
     if layer.build != "dense":
         # the column, and the relative index of the current and the next word and the next
         # one's step (rel + 1)
         ff += _clog2(weights.in_features + 1) + 3 * weights.index_bits + 1
+    else:
+        ff += _clog2(weights.in_features + 1)  # the column counter
     return {"ff": ff, "dsp": dsp, "ramb18": ramb18}
 
 

@@ -33,6 +33,11 @@ SPEED = 6  # nextpnr-ecp5's default for --85k; passed explicitly so a new defaul
 NEXTPNR_DEVICE_ARGS = ("--85k", "--package", PACKAGE, "--speed", str(SPEED))
 ROUTERS = ("router1", "router2")
 DEFAULT_ROUTER = "router1"
+#: nextpnr's heap placer weighs the timing of critical nets against wire length by this factor
+#: (``--placer-heap-timingweight``); nextpnr's own default. Another value goes into the cache
+#: key and the ``flow`` line.
+NEXTPNR_TIMING_WEIGHT = 10
+DEFAULT_TIMING_WEIGHT = NEXTPNR_TIMING_WEIGHT
 #: router2 runs with the clock input on this pin (PCLKT6_0 of the CABGA381, a primary clock
 #: input; an LPF written next to the netlist): it cannot route a clock from the general-purpose
 #: pin nextpnr picks for an unconstrained port to the global network ("Failed to route arc 0.0
@@ -130,6 +135,7 @@ def nextpnr_ecp5(
     freq_mhz: float = 100.0,
     router: str = DEFAULT_ROUTER,
     clock: str = "clk",
+    timing_weight: int = DEFAULT_TIMING_WEIGHT,
 ) -> dict:
     """Place and route ``folder/reports/ecp5_netlist.json``; return nextpnr's JSON report.
 
@@ -140,7 +146,11 @@ def nextpnr_ecp5(
     """
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
+    if isinstance(timing_weight, bool) or not isinstance(timing_weight, int) or timing_weight < 0:
+        raise ValueError(f"timing_weight must be a non-negative integer, not {timing_weight!r}")
     pins = []
+    if timing_weight != NEXTPNR_TIMING_WEIGHT:
+        pins += ["--placer-heap-timingweight", str(timing_weight)]
     if router == "router2":
         write_atomic(
             Path(folder) / CLOCK_LPF,
@@ -298,6 +308,7 @@ def cache_key(
     seed: int,
     freq_mhz: float,
     router: str = DEFAULT_ROUTER,
+    timing_weight: int = DEFAULT_TIMING_WEIGHT,
 ) -> str:
     """SHA-256 of the Verilog sources' contents, the top, seed, target, router, device and the
     pinned wheels' versions: what place-and-route's result depends on."""
@@ -310,6 +321,8 @@ def cache_key(
         inputs.append(router)
     if router == "router2":
         inputs.append(ROUTER2_CLOCK_PIN)
+    if timing_weight != NEXTPNR_TIMING_WEIGHT:
+        inputs.append(["timingweight", timing_weight])
     digest.update(json.dumps(inputs).encode())
     return digest.hexdigest()
 
@@ -323,6 +336,7 @@ def ecp5_timing(
     clock: str = "clk",
     cache: Path | None = None,
     router: str = DEFAULT_ROUTER,
+    timing_weight: int = DEFAULT_TIMING_WEIGHT,
 ) -> dict:
     """Synthesize ``sources`` for ECP5, place and route them on an LFE5U-85F, return the figures.
 
@@ -339,21 +353,21 @@ def ecp5_timing(
     folder = Path(folder)
     entry = None
     if cache is not None:
-        key = cache_key(folder, sources, top, seed, freq_mhz, router)
+        key = cache_key(folder, sources, top, seed, freq_mhz, router, timing_weight)
         entry = Path(cache) / f"{key}.json"
         if entry.exists():
             return {**json.loads(entry.read_text()), "cached": str(entry)}
-    figures = _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router)
+    figures = _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router, timing_weight)
     if entry is not None:
         write_atomic(entry, json.dumps(figures, indent=2) + "\n")
     return figures
 
 
-def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router) -> dict:
+def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router, timing_weight) -> dict:
     start = time.monotonic()
     cells = synth_ecp5(folder, sources, top)
     synth_s = time.monotonic() - start
-    report = nextpnr_ecp5(folder, seed, freq_mhz, router, clock)
+    report = nextpnr_ecp5(folder, seed, freq_mhz, router, clock, timing_weight)
     pnr_s = time.monotonic() - start - synth_s
     figures = parse_report(report, clock)
     critical = figures["critical_path"]
@@ -374,12 +388,19 @@ def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router) -> dic
         "top": top,
         "seed": seed,
         "router": router,
+        "timing_weight": timing_weight,
         **figures,
         "resources": resources,
         "flow": (
             f"yosys synth_ecp5 -top {top}; nextpnr-ecp5 "
             f"{' '.join(NEXTPNR_DEVICE_ARGS)} --freq {freq_mhz:g} --seed {seed} "
-            f"--router {router} (heap placer; "
+            f"--router {router}"
+            + (
+                f" --placer-heap-timingweight {timing_weight}"
+                if timing_weight != NEXTPNR_TIMING_WEIGHT
+                else ""
+            )
+            + " (heap placer; "
             + (
                 f"{clock} on pin {ROUTER2_CLOCK_PIN}, the other ports unconstrained)"
                 if router == "router2"
@@ -399,13 +420,21 @@ def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router) -> dic
     }
 
 
+def _weight_note(timing_weight: int) -> str:
+    if timing_weight == NEXTPNR_TIMING_WEIGHT:
+        return ""
+    return f", placer timing weight {timing_weight}"
+
+
 def summary(figures: dict) -> str:
     """The plain-words block ``python -m rtl_gen.export timing`` prints."""
     verdict = "met" if figures["met"] else "not met"
     lines = [f"(cached: {figures['cached']})"] if figures.get("cached") else []
     lines += [
         f"ECP5-85k ({figures['device']}-{figures['speed_grade']} {figures['package']}) after "
-        f"place-and-route, seed {figures['seed']}, {figures.get('router', DEFAULT_ROUTER)}: "
+        f"place-and-route, seed {figures['seed']}, {figures.get('router', DEFAULT_ROUTER)}"
+        + _weight_note(figures.get("timing_weight", NEXTPNR_TIMING_WEIGHT))
+        + ": "
         f"Fmax {figures['fmax_mhz']:.1f} MHz "
         f"(target {figures['target_mhz']:g} MHz: {verdict})",
     ]
