@@ -256,7 +256,9 @@ class ConvLayer(wiring.Component):
         copies = range(-(-self.out_channels // FILTERS_PER_WINDOW))
         groups = ["front", *(f"row{i}" for i in range(k))]
         groups += [f"row{i}_c{c}" for i in range(k) for c in range(self.in_channels)]
-        groups += [f"row{i}_w{g}" for i in range(k) for g in copies]
+        groups += [
+            f"row{i}_w{g}_c{c}" for i in range(k) for g in copies for c in range(self.in_channels)
+        ]
         groups += [f"f{o}_s{t}" for o in range(self.out_channels) for t in range(self.stages)]
         groups += [f"out{g}" for g in copies]
         emit = Signal()  # the adder trees' outputs hold a result (a tag register)
@@ -347,18 +349,26 @@ class ConvLayer(wiring.Component):
         return m
 
     def _window(self, m, columns, shifts, stage, run, copy):
-        """One copy of the K x K window: per row, a register of the column and the K - 1
-        registers it shifts into, with the row's own enable copy and shift tag."""
+        """One copy of the K x K window: per row and channel, a register of the column and the
+        K - 1 registers it shifts into, with their own enable copy and shift tag (so no enable
+        reaches more than one channel's registers of one row)."""
+        bits = self.in_bits
         window = []
         for i in range(self.kernel):
-            row = stage[f"row{i}_{copy}"]
-            column = row(columns[i], f"column{i}_{copy}")
-            shift_in = row(shifts[i], f"w_shift{i}_{copy}")
-            hist = [Signal(len(column), name=f"hist{i}_{j}_{copy}") for j in range(self.kernel - 1)]
-            window_row = [*hist, column]
-            with m.If(run[f"row{i}_{copy}"] & shift_in):
-                m.d.sync += [hist[j].eq(window_row[j + 1]) for j in range(self.kernel - 1)]
-            window.append(window_row)
+            per_channel = []
+            for c in range(self.in_channels):
+                name = f"row{i}_{copy}_c{c}"
+                row = stage[name]
+                column = row(columns[i].word_select(c, bits), f"column{i}_{copy}_c{c}")
+                shift_in = row(shifts[i], f"w_shift{i}_{copy}_c{c}")
+                hist = [
+                    Signal(bits, name=f"hist{i}_{j}_{copy}_c{c}") for j in range(self.kernel - 1)
+                ]
+                channel_row = [*hist, column]
+                with m.If(run[name] & shift_in):
+                    m.d.sync += [hist[j].eq(channel_row[j + 1]) for j in range(self.kernel - 1)]
+                per_channel.append(channel_row)
+            window.append([Cat(*(row[j] for row in per_channel)) for j in range(self.kernel)])
         return window
 
     @staticmethod
