@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, Value
+from amaranth import Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -119,7 +119,8 @@ class ConvLayer(wiring.Component):
         buffers hold rows the window still needs.
     o : stream.Signature(pixel_layout(C_out, out shape)), out
         Output pixels in raster order, ``last`` on a frame's final pixel. ``o.valid`` and the
-        payload are registers, the head of a two-entry output buffer.
+        payload are registers, the head of a two-entry output buffer (a register slice per
+        group of :data:`FILTERS_PER_WINDOW` channels, in lockstep).
 
     Notes
     -----
@@ -138,9 +139,9 @@ class ConvLayer(wiring.Component):
     a sink that stops stops the pipeline one cycle later, the result that leaves the trees in
     that cycle waits in the buffer's spare entry, and ``o.ready`` reaches only the buffer and
     the enable registers. The enable is a register per line-buffer front, per window row, per
-    row of each window copy and per adder-tree stage of each filter, so no net fans out from
-    one register to every pipeline register of the layer. With a sink that is always ready
-    the buffer never holds two results and the timing above is exact.
+    row of each window copy, per adder-tree stage of each filter and per output slice, so no
+    net fans out from one register to every pipeline register of the layer. With a sink that
+    is always ready the buffer never holds two results and the timing above is exact.
     """
 
     def __init__(
@@ -255,10 +256,7 @@ class ConvLayer(wiring.Component):
 
         copies = range(-(-self.out_channels // FILTERS_PER_WINDOW))
         groups = ["front", *(f"row{i}" for i in range(k))]
-        groups += [f"row{i}_c{c}" for i in range(k) for c in range(self.in_channels)]
-        groups += [
-            f"row{i}_w{g}_c{c}" for i in range(k) for g in copies for c in range(self.in_channels)
-        ]
+        groups += [f"row{i}_w{g}" for i in range(k) for g in copies]
         groups += [f"f{o}_s{t}" for o in range(self.out_channels) for t in range(self.stages)]
         groups += [f"out{g}" for g in copies]
         emit = Signal()  # the adder trees' outputs hold a result (a tag register)
@@ -281,12 +279,7 @@ class ConvLayer(wiring.Component):
         columns, shifts = [], []
         for i in range(k):
             row = stage[f"row{i}"]
-            # the column register, one enable copy per channel: no enable reaches all of it
-            channels = [
-                stage[f"row{i}_c{c}"](front.column[i].word_select(c, bits), f"column{i}_c{c}")
-                for c in range(self.in_channels)
-            ]
-            columns.append(Cat(*channels))
+            columns.append(row(front.column[i], f"column{i}"))
             shifts.append(row(row(front.issue, f"s1_shift{i}"), f"c_shift{i}"))
         windows = [self._window(m, columns, shifts, stage, run, f"w{g}") for g in copies]
 
@@ -349,26 +342,18 @@ class ConvLayer(wiring.Component):
         return m
 
     def _window(self, m, columns, shifts, stage, run, copy):
-        """One copy of the K x K window: per row and channel, a register of the column and the
-        K - 1 registers it shifts into, with their own enable copy and shift tag (so no enable
-        reaches more than one channel's registers of one row)."""
-        bits = self.in_bits
+        """One copy of the K x K window: per row, a register of the column and the K - 1
+        registers it shifts into, with the row's own enable copy and shift tag."""
         window = []
         for i in range(self.kernel):
-            per_channel = []
-            for c in range(self.in_channels):
-                name = f"row{i}_{copy}_c{c}"
-                row = stage[name]
-                column = row(columns[i].word_select(c, bits), f"column{i}_{copy}_c{c}")
-                shift_in = row(shifts[i], f"w_shift{i}_{copy}_c{c}")
-                hist = [
-                    Signal(bits, name=f"hist{i}_{j}_{copy}_c{c}") for j in range(self.kernel - 1)
-                ]
-                channel_row = [*hist, column]
-                with m.If(run[name] & shift_in):
-                    m.d.sync += [hist[j].eq(channel_row[j + 1]) for j in range(self.kernel - 1)]
-                per_channel.append(channel_row)
-            window.append([Cat(*(row[j] for row in per_channel)) for j in range(self.kernel)])
+            row = stage[f"row{i}_{copy}"]
+            column = row(columns[i], f"column{i}_{copy}")
+            shift_in = row(shifts[i], f"w_shift{i}_{copy}")
+            hist = [Signal(len(column), name=f"hist{i}_{j}_{copy}") for j in range(self.kernel - 1)]
+            window_row = [*hist, column]
+            with m.If(run[f"row{i}_{copy}"] & shift_in):
+                m.d.sync += [hist[j].eq(window_row[j + 1]) for j in range(self.kernel - 1)]
+            window.append(window_row)
         return window
 
     @staticmethod
