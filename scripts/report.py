@@ -17,7 +17,8 @@ Cycles come from the golden cycle models, which the cocotb regression checks aga
 exactly; MLP cycles are averaged over the bundle's whole test set.
 
 Fmax comes from open place-and-route on an ECP5-85k (Yosys ``synth_ecp5`` + nextpnr-ecp5,
-seed 1, target 100 MHz; ``--no-timing`` skips it): an ECP5 figure, a conservative bound for a
+seed 1, target 100 MHz, router2 for the whole CNN and router1 for the rest unless ``--router``
+says otherwise; ``--no-timing`` skips it): an ECP5 figure, a conservative bound for a
 7-series part (see docs/export.md). Latency and throughput are computed at the clock
 ``min(--clock-mhz, Fmax)``: the stated target clock where the measured figure meets it, the
 measured Fmax where it does not. Whole designs only: the dense baseline's row has no Fmax.
@@ -36,7 +37,7 @@ import numpy as np
 from rtl_gen.export import designs
 from rtl_gen.export.estimate import conv_estimate, mlp_estimate
 from rtl_gen.export.folder import Design, export_design
-from rtl_gen.export.timing import DEFAULT_CACHE, ecp5_timing
+from rtl_gen.export.timing import DEFAULT_CACHE, DEFAULT_ROUTER, ROUTERS, ecp5_timing
 from rtl_gen.export.yosys import synth_xilinx
 from tb.golden.conv import conv_cycles
 from tb.golden.mlp import mlp_cycles
@@ -44,7 +45,20 @@ from tb.golden.mlp import mlp_cycles
 RESOURCES = ("lut", "ff", "carry4", "dsp", "ramb18", "ramb36", "lutram")
 
 
-TIMING = {"enabled": True, "cache": DEFAULT_CACHE}
+TIMING = {"enabled": True, "cache": DEFAULT_CACHE, "router": "auto"}
+#: Tops placed with router2 when ``--router auto``: router1 spends hours resolving the whole
+#: CNN's congestion, router2 about 10 minutes (docs/export.md).
+ROUTER2_TOPS = ("cnn",)
+
+
+def timing_router(design: Design) -> str:
+    """nextpnr's router for ``design``'s Fmax: ``--router`` when it names one; ``auto``: router2
+    for the tops in :data:`ROUTER2_TOPS`, nextpnr's default router1 for the others."""
+    if TIMING["router"] != "auto":
+        return TIMING["router"]
+    return "router2" if design.top in ROUTER2_TOPS else DEFAULT_ROUTER
+
+
 STARTED = time.monotonic()
 
 
@@ -67,14 +81,20 @@ def synth(design: Design, out: Path) -> dict:
     figures["fmax_mhz"] = None
     if TIMING["enabled"]:
         started = time.monotonic()
-        timing = ecp5_timing(folder, manifest["sources"], design.top, cache=TIMING["cache"])
+        timing = ecp5_timing(
+            folder, manifest["sources"], design.top, cache=TIMING["cache"],
+            router=timing_router(design),
+        )  # fmt: skip
         (folder / "reports" / "timing_ecp5.json").write_text(json.dumps(timing, indent=2) + "\n")
         figures["fmax_mhz"] = timing["fmax_mhz"]
         figures["critical_path"] = (timing.get("critical_path") or {}).get("start", "?") + (
             " -> " + (timing.get("critical_path") or {}).get("end", "?")
         )
         how = "cached" if timing.get("cached") else f"{time.monotonic() - started:.0f} s"
-        progress(f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k), {how}")
+        progress(
+            f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k, {timing['router']}), "
+            f"{how}"
+        )
     return figures
 
 
@@ -452,8 +472,14 @@ def main(argv=None) -> int:
         help="Fmax figures by netlist hash, shared with `make timing` (reused when the Verilog "
         "and seed are the same)",
     )  # fmt: skip
+    parser.add_argument(
+        "--router", choices=("auto", *ROUTERS), default="auto",
+        help="nextpnr router for the Fmax figures (auto: router2 for the whole CNN, router1 "
+        "for the others)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     TIMING["enabled"] = not args.no_timing
+    TIMING["router"] = args.router
     TIMING["cache"] = args.timing_cache
     if not (args.bundle / "manifest.json").exists():
         print(f"error: no bundle at {args.bundle}: run `make compress` first", file=sys.stderr)

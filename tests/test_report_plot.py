@@ -121,3 +121,19 @@ def test_progress_lines(report, capsys):
     report.progress("MLP dense baseline")
     line = capsys.readouterr().out
     assert line.startswith("[") and "s] MLP dense baseline" in line and line.endswith("\n")
+
+
+def test_timing_router_places_the_cnn_with_router2(report):
+    from rtl_gen.export.folder import Design
+
+    cnn, mlp = Design("cnn_x", "cnn", None, {}), Design("mlp_x", "mlp", None, {})
+    saved = dict(report.TIMING)
+    try:
+        report.TIMING["router"] = "auto"
+        assert (report.timing_router(cnn), report.timing_router(mlp)) == ("router2", "router1")
+        report.TIMING["router"] = "router2"
+        assert report.timing_router(mlp) == "router2"
+        report.TIMING["router"] = "router1"
+        assert report.timing_router(cnn) == "router1"
+    finally:
+        report.TIMING.update(saved)
