@@ -314,14 +314,14 @@ class ConvLayer(wiring.Component):
         # stops. A push always fits (the enable copies count the entries), so the slices' own
         # ``i.ready`` is not needed.
         slices = []
+        bits = self.out_shape.width
         for g in copies:
             first = g * FILTERS_PER_WINDOW
             channels = range(first, min(self.out_channels, first + FILTERS_PER_WINDOW))
-            width = len(channels) * self.out_shape.width + (g == 0)
+            width = len(channels) * bits + (g == 0)
             out_slice = SkidBuffer(width)
             m.submodules[f"out_slice{g}"] = out_slice
             payload = Signal(width, name=f"result{g}")
-            bits = self.out_shape.width
             for n, o in enumerate(channels):
                 m.d.comb += [
                     payload[n * bits : (n + 1) * bits].eq(values[o]),

