@@ -101,25 +101,33 @@ class MaxPool2(wiring.Component):
                 Mux(channel(a, c) > channel(b, c), channel(a, c), channel(b, c)) for c in range(cs)
             ]
 
+        # One compare per path: entry s of the memory (the even row's maximum of the pair) is
+        # read ahead, when the pixel before column 2s of an odd row arrives, and folded into
+        # ``left`` with column 2s; column 2s + 1 is then compared once, with ``left``.
         # Only a completing pixel can be refused (i.ready low), so the partial maxima, the
-        # memory and `left` need not wait for the sink: their enables use i.valid alone.
+        # memory and ``left`` need not wait for the sink: their enables use i.valid alone (a
+        # refused pixel repeats the same read).
         pixel = Value.cast(self.i.payload.value)
         width_bits = len(pixel)
-        left = Signal(width_bits)  # column 2s of the current row
+        left = Signal(width_bits)  # column 2s of the current row (odd rows: with entry s)
         m.submodules.partial = mem = memory.Memory(shape=width_bits, depth=half, init=[])
         wp = mem.write_port()
-        rp = mem.read_port(domain="sync")
+        # transparent for W < 4 only (one entry: the even row's last pair writes the entry the
+        # next pixel's read wants); otherwise a write and the read ahead never meet
+        rp = mem.read_port(domain="sync", transparent_for=(wp,) if half == 1 else ())
         pair_max = Signal(width_bits)
+        next_odd_row = Mux(last_col, ~odd_row & (row != h - 1), odd_row)
+        next_pair = Mux(last_col, 0, (col + 1) >> 1)
         m.d.comb += [
             pair_max.eq(Cat(*maximum(left, pixel))),
             wp.addr.eq(col >> 1),
             wp.data.eq(pair_max),
             wp.en.eq(self.i.valid & odd_col & in_pair & ~odd_row & pooled_row),
-            rp.addr.eq(col >> 1),
-            rp.en.eq(self.i.valid & ~odd_col & odd_row),
+            rp.addr.eq(next_pair),
+            rp.en.eq(self.i.valid & next_odd_row & (last_col | odd_col & (col != 2 * half - 1))),
         ]
         with m.If(self.i.valid & ~odd_col):
-            m.d.sync += left.eq(pixel)
+            m.d.sync += left.eq(Mux(odd_row, Cat(*maximum(pixel, rp.data)), pixel))
 
         # The output register loads whenever it may (its enable is not gated by i.valid: a
         # short path from o.ready); o.valid says whether the load was an output.
@@ -127,7 +135,7 @@ class MaxPool2(wiring.Component):
         with m.If(advance):
             m.d.sync += [
                 self.o.valid.eq(accept & completes),
-                self.o.payload.value.eq(Cat(*maximum(pair_max, rp.data))),
+                self.o.payload.value.eq(pair_max),
                 self.o.payload.last.eq((row == 2 * (h // 2) - 1) & (col == 2 * half - 1)),
             ]
         return m

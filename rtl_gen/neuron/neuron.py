@@ -618,23 +618,31 @@ class Neuron(wiring.Component):
             with m.If(word_last):
                 m.d.sync += exhausted.eq(1)
         if self.build != "dense":
-            # The current entry's column is a register, loaded with the word: the previous
-            # column + 1 (0 on a restart) plus the relative index of the word that becomes
-            # current (the next word, or the one held on a restart without an advance:
-            # ROM[0], as the walk has wrapped), so no adder sits before the compare with the
-            # element's index. After reset it holds entry 0's column.
-            # ``next_step`` (the next word's relative index + 1) is a register loaded from the
-            # same ROM read as the word, so an advance is one adder, ``col + next_step``.
+            # The current entry's column is a register, and so is the next entry's
+            # (``col_next``): an advance loads ``col`` from it, so the advance only selects and
+            # enables, and no adder sits after the compare of ``col`` with the element's index.
+            # ``col_next`` itself is loaded from sums of registers: its own value plus
+            # ``step_in`` (the relative index + 1 of the entry after the next one, from the ROM
+            # read); on a restart (the walk has wrapped, so ``word`` holds ROM[0], or ``raw``
+            # if the restart advances) the first entry's column and the following one's.
+            # ``next_step`` (the next word's relative index + 1) is loaded from the same ROM
+            # read as the word. After reset they hold entries 0 and 1's columns.
             mask = (1 << self.index_bits) - 1
             step_init = (self.rom_words[1 % n] & mask) + 1 if n else 1
             next_step = Signal(self.index_bits + 1, name="next_step", init=step_init)
+            col_next = Signal(col_width, name="col_next", init=first_rel + step_init)
+            step_in = read[: self.index_bits] + 1 if n else Const(1)
+            rel = self.index_bits
             if n:
                 with m.If(advance):
-                    m.d.sync += next_step.eq(read[: self.index_bits] + 1)
+                    m.d.sync += next_step.eq(step_in)
             with m.If(restart):
-                m.d.sync += col.eq(Mux(advance, raw[: self.index_bits], word[: self.index_bits]))
+                m.d.sync += [
+                    col.eq(Mux(advance, raw[:rel], word[:rel])),
+                    col_next.eq(Mux(advance, raw[:rel] + step_in, word[:rel] + next_step)),
+                ]
             with m.Elif(advance):
-                m.d.sync += col.eq(col + next_step)
+                m.d.sync += [col.eq(col_next), col_next.eq(col_next + step_in)]
         self._output_stage(m, result, closing, act_wait)
         return m
 
