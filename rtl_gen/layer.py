@@ -480,20 +480,31 @@ class Layer(wiring.Component):
         def lowest(x):
             return (x & (~x + 1))[: len(x)]
 
-        first = lowest(holds)  # the lowest group with a result left
+        # ``turn`` (one-hot, a register) is the lowest group with a result left, lowest(holds):
+        # each group's pick and release follow its own bit of it, and it moves on when that
+        # group takes its last result, to the lowest other group that holds one. So the search
+        # over the groups ends in this register, and no path runs from one group's ``holds``
+        # through the search into another group's logic in a cycle.
+        turn = Signal(len(groups))
+        group_done = Signal(len(groups))  # the turn's group takes its last result
         with m.If(load):
             m.d.sync += sending.eq(1)
+            masks = [kept[members.start : members.stop].any() for members in groups]
+            m.d.sync += turn.eq(lowest(Cat(*masks)))
             for g, members in enumerate(groups):
                 mask = kept[members.start : members.stop]
-                m.d.sync += [rest[g].eq(mask), holds[g].eq(mask.any())]
+                m.d.sync += [rest[g].eq(mask), holds[g].eq(masks[g])]
         with m.Elif(~offering | gathers[0].i.ready):  # the offer register is free next cycle
             m.d.sync += offering.eq(holds.any())
+            with m.If(group_done.any()):
+                m.d.sync += turn.eq(lowest(holds & ~turn))
         for g, members in enumerate(groups):
+            pick = lowest(rest[g])
+            left = rest[g] & ~pick
+            m.d.comb += group_done[g].eq(turn[g] & ~left.any())
             with m.If(~load & (~offering | gathers[g].i.ready)):
-                pick = lowest(rest[g])
-                left = rest[g] & ~pick
-                m.d.sync += current[members.start : members.stop].eq(Mux(first[g], pick, 0))
-                with m.If(first[g]):
+                m.d.sync += current[members.start : members.stop].eq(Mux(turn[g], pick, 0))
+                with m.If(turn[g]):
                     m.d.sync += [rest[g].eq(left), holds[g].eq(left.any())]
         with m.If(sent):
             m.d.sync += sending.eq(0)

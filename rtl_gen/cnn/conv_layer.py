@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Const, Module, Mux, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -14,7 +14,7 @@ from rtl_gen.conv.params import MAX_HEIGHT, MAX_WIDTH, ConvParams
 from rtl_gen.conv.row_scan import RowScan
 from rtl_gen.conv.streaming import StreamingRows
 from rtl_gen.conv.window import PipelineStages
-from rtl_gen.skid import SkidBuffer
+from rtl_gen.skid import SkidFifo
 
 from .pixels import check_int, pixel_layout, value_shape
 
@@ -28,6 +28,10 @@ WEIGHT_FORMATS = ("pow2", "dense")
 #: Filters that read one copy of the window registers (each copy with its own enable copies),
 #: so no window register drives the adder trees of every filter across the layer.
 FILTERS_PER_WINDOW = 4
+
+#: Entries of the output buffer: the output register and two spares, as the enable copies see
+#: a pop one cycle late (a registered copy per leaf of copies).
+OUTPUT_DEPTH = 3
 
 
 def tree_stages(weights: np.ndarray, levels_per_stage: int) -> int:
@@ -255,14 +259,35 @@ class ConvLayer(wiring.Component):
         m.submodules.front = front = front_type(self.front_params)
 
         copies = range(-(-self.out_channels // FILTERS_PER_WINDOW))
-        groups = ["front", *(f"row{i}" for i in range(k))]
-        groups += [f"row{i}_w{g}" for i in range(k) for g in copies]
-        groups += [f"f{o}_s{t}" for o in range(self.out_channels) for t in range(self.stages)]
-        groups += [f"out{g}" for g in copies]
-        emit = Signal()  # the adder trees' outputs hold a result (a tag register)
+        in_channels = range(self.in_channels)
+        # enable copies by leaf: the copies of a leaf share one copy of the output buffer's
+        # pop (registered) and of the result tag
+        copy_leaves = {"front": ["front"]}
+        for i in range(k):
+            copy_leaves[f"row{i}"] = [f"row{i}_c{c}" for c in in_channels]
+            for g in copies:
+                copy_leaves[f"row{i}_w{g}"] = [f"row{i}_w{g}_c{c}" for c in in_channels]
+        for o in range(self.out_channels):
+            copy_leaves[f"f{o}"] = [f"f{o}_s{t}" for t in range(self.stages)]
+        for g in copies:
+            copy_leaves[f"out{g}"] = [f"out{g}"]
         pop = Signal()
-        run = {name: self._enable_copy(m, name, emit, pop) for name in groups}
-        stage = {name: PipelineStages(m, run[name]).reg for name in groups}
+        tag_in = Signal()  # the result tag one register before the adder trees' outputs
+        run, emits = {}, {}
+        for leaf, names in copy_leaves.items():
+            emit = Signal(name=f"{leaf}_emit")
+            popped = Signal(name=f"{leaf}_popped")
+            made = [self._enable_copy(m, name, emit, popped) for name in names]
+            # the leaf's copies of the last tag register and of the pop, each with an input of
+            # its own (so synthesis keeps them apart): the tag loads on the leaf's enable, the
+            # pop is ANDed with "the buffer is not empty", true whenever a result leaves
+            run_0, count_0 = made[0]
+            with m.If(run_0):
+                m.d.sync += emit.eq(tag_in)
+            m.d.sync += popped.eq(pop & count_0.any())
+            for name, (copy_run, _) in zip(names, made, strict=True):
+                run[name], emits[name] = copy_run, emit
+        stage = {name: PipelineStages(m, run[name]).reg for name in run}
         reg = stage["front"]
 
         m.d.comb += [
@@ -273,13 +298,16 @@ class ConvLayer(wiring.Component):
         ]
         # Tags follow the read data (stage 1), the registered column (stage 2), then its copy
         # beside each window copy (stage 3); each row has its own copy of the shift tag, next
-        # to its registers.
+        # to its registers. A column is registered per channel, each with its own enable copy.
         tag = reg(reg(reg(front.issue & front.emit, "s1_emit"), "c_emit"), "w_emit")
         last = reg(reg(reg(front.issue & front.last, "s1_last"), "c_last"), "w_last")
         columns, shifts = [], []
         for i in range(k):
-            row = stage[f"row{i}"]
-            columns.append(row(front.column[i], f"column{i}"))
+            row = stage[f"row{i}_c0"]
+            columns.append([
+                stage[f"row{i}_c{c}"](front.column[i][c * bits : (c + 1) * bits], f"column{i}_c{c}")
+                for c in in_channels
+            ])  # fmt: skip
             shifts.append(row(row(front.issue, f"s1_shift{i}"), f"c_shift{i}"))
         windows = [self._window(m, columns, shifts, stage, run, f"w{g}") for g in copies]
 
@@ -296,9 +324,11 @@ class ConvLayer(wiring.Component):
                 else:
                     leaves.append((pixel << (abs(w).bit_length() - 1), w < 0))
             accs.append(self._tree(m, leaves, stages, stage, f"f{o}"))
-        for _ in range(stages):
-            tag, last = reg(tag, "t_emit"), reg(last, "t_last")
-        m.d.comb += emit.eq(tag)
+        for t in range(stages):
+            if t < stages - 1:
+                tag = reg(tag, "t_emit")
+            last = reg(last, "t_last")
+        m.d.comb += tag_in.eq(tag)
 
         if self.activation == "relu":
             lo, hi = 0, (1 << self.out_bits) - 1
@@ -319,7 +349,7 @@ class ConvLayer(wiring.Component):
             first = g * FILTERS_PER_WINDOW
             channels = range(first, min(self.out_channels, first + FILTERS_PER_WINDOW))
             width = len(channels) * bits + (g == 0)
-            out_slice = SkidBuffer(width)
+            out_slice = SkidFifo(width, OUTPUT_DEPTH)
             m.submodules[f"out_slice{g}"] = out_slice
             payload = Signal(width, name=f"result{g}")
             for n, o in enumerate(channels):
@@ -330,7 +360,7 @@ class ConvLayer(wiring.Component):
             if g == 0:
                 m.d.comb += [payload[-1].eq(last), self.o.payload.last.eq(out_slice.o.payload[-1])]
             m.d.comb += [
-                out_slice.i.valid.eq(run[f"out{g}"] & emit),
+                out_slice.i.valid.eq(run[f"out{g}"] & emits[f"out{g}"]),
                 out_slice.i.payload.eq(payload),
                 out_slice.o.ready.eq(self.o.ready),
             ]
@@ -342,37 +372,44 @@ class ConvLayer(wiring.Component):
         return m
 
     def _window(self, m, columns, shifts, stage, run, copy):
-        """One copy of the K x K window: per row, a register of the column and the K - 1
-        registers it shifts into, with the row's own enable copy and shift tag."""
+        """One copy of the K x K window: per row and channel, a register of the column and the
+        K - 1 registers it shifts into, with their own enable copy and shift tag."""
+        k, bits = self.kernel, self.in_bits
         window = []
-        for i in range(self.kernel):
-            row = stage[f"row{i}_{copy}"]
-            column = row(columns[i], f"column{i}_{copy}")
-            shift_in = row(shifts[i], f"w_shift{i}_{copy}")
-            hist = [Signal(len(column), name=f"hist{i}_{j}_{copy}") for j in range(self.kernel - 1)]
-            window_row = [*hist, column]
-            with m.If(run[f"row{i}_{copy}"] & shift_in):
-                m.d.sync += [hist[j].eq(window_row[j + 1]) for j in range(self.kernel - 1)]
-            window.append(window_row)
+        for i in range(k):
+            parts = [[] for _ in range(k)]  # per window column, its channels
+            for c in range(self.in_channels):
+                name = f"row{i}_{copy}_c{c}"
+                row = stage[name]
+                column = row(columns[i][c], f"column{i}_{copy}_c{c}")
+                shift_in = row(shifts[i], f"w_shift{i}_{copy}_c{c}")
+                hist = [Signal(bits, name=f"hist{i}_{j}_{copy}_c{c}") for j in range(k - 1)]
+                window_row = [*hist, column]
+                with m.If(run[name] & shift_in):
+                    m.d.sync += [hist[j].eq(window_row[j + 1]) for j in range(k - 1)]
+                for j in range(k):
+                    parts[j].append(window_row[j])
+            window.append([Cat(*part) for part in parts])
         return window
 
     @staticmethod
-    def _enable_copy(m, name, emit, pop):
-        """One copy of the pipeline's enable: a register, high when the output buffer will
-        hold at most one result (so the result the pipeline may push next fits). Each copy
-        tracks the buffer itself (``some``: at least one result; ``run``: not two; a push is
-        ``run & emit``, from this copy), registers that feed back into themselves, so
-        synthesis cannot merge the copies into one net that reaches every pipeline register."""
-        some = Signal(name=f"{name}_some")
+    def _enable_copy(m, name, emit, popped):
+        """One copy of the pipeline's enable: a register, high when the output buffer (three
+        entries) will hold at most two results, as this copy counts them: ``count`` = results
+        pushed up to the previous cycle minus results popped up to the cycle before (the pop
+        arrives registered, ``popped``, so no net reaches every copy in the cycle of a pop).
+        The count is at least the buffer's occupancy, so the result the pipeline may push next
+        fits; a push is ``run & emit``, from this copy. Registers that feed back into
+        themselves, so synthesis cannot merge the copies. Returns ``(run, count)``."""
+        count = Signal(2, name=f"{name}_count")
         run = Signal(init=1, name=f"{name}_run")
         push = run & emit
-        up = push & ~pop
-        down = pop & ~push
-        m.d.sync += [
-            some.eq(Mux(up, 1, Mux(down, ~run, some))),
-            run.eq(Mux(up, ~some, Mux(down, 1, run))),
-        ]
-        return run
+        up, down = push & ~popped, popped & ~push
+        # count ± 1 as logic, not an adder (the layer's adders are its weights')
+        low = count[0] ^ (up | down)
+        high = count[1] ^ (up & count[0]) ^ (down & ~count[0])
+        m.d.sync += [count.eq(Cat(low, high)), run.eq(~(low & high))]
+        return run, count
 
     def _tree(self, m, leaves, stages, stage_regs, name):
         """Sum ``(value, negative)`` leaves in a balanced tree, registered every
