@@ -209,6 +209,9 @@ CONV_SIZE = 4  # 4x4 image, K = 3: a 2x2 output
 #: streaming, serial, overlapped: a frame from reset (its last pixel at step 15 at the
 #: earliest) and its drain bound after it (7, 11, 15 ready cycles)
 CONV_DEPTH = {2: 26, 3: 36, 4: 33}
+#: the stall mutant: the output buffer holds three results, so the first one lost is a frame's
+#: fourth (its last), which the drain check sees only after the frame's drain bound
+CONV_STALL_DEPTH = 34
 
 
 def conv_weights():
@@ -411,8 +414,8 @@ MUTANTS = {
     # the conv layer's pipeline keeps running into a full output buffer while the sink stalls
     "conv_stall": (
         "rtl_gen.cnn.conv_layer",
-        "run.eq(Mux(up, ~some, Mux(down, 1, run))),",
-        "run.eq(Mux(up, 1, Mux(down, 1, run))),",
+        "run.eq(~(low & high))",
+        "run.eq(1)",
     ),
 }
 
@@ -437,7 +440,7 @@ MUTANT_PROOFS = [
         "convlayer_stall_bug",
         mutant_build(MUTANTS["conv_stall"], lambda: conv_layer_harness(2)),
         "bmc",
-        CONV_DEPTH[2],
+        CONV_STALL_DEPTH,
         "fail",
     ),
     # the fc layer's serializer marks the first logit as the image's last
