@@ -428,9 +428,11 @@ class Layer(wiring.Component):
         group of :data:`GATHER_GROUP` neurons, with a register per group that says whether it
         still holds one, and releases the other results. From the next cycle on, each cycle
         the offer register is free it takes the lowest result left: the lowest group that
-        holds one (a carry chain as long as the number of groups), then the lowest result of
-        that group (one as long as a group). No carry chain spans the layer, and no path runs
-        from a neuron's result into the search.
+        holds one (``turn``, a one-hot register that moves on when its group takes its last
+        result, to the lowest other group that holds one: a carry chain as long as the number
+        of groups, ending in that register), then the lowest result of that group (one as long
+        as a group). No carry chain spans the layer, no path runs from a neuron's result into
+        the search, and none from one group's registers through the search into another's.
         """
         count = len(neurons)
         groups = [range(g, min(g + GATHER_GROUP, count)) for g in range(0, count, GATHER_GROUP)]

@@ -123,8 +123,9 @@ class ConvLayer(wiring.Component):
         buffers hold rows the window still needs.
     o : stream.Signature(pixel_layout(C_out, out shape)), out
         Output pixels in raster order, ``last`` on a frame's final pixel. ``o.valid`` and the
-        payload are registers, the head of a two-entry output buffer (a register slice per
-        group of :data:`FILTERS_PER_WINDOW` channels, in lockstep).
+        payload are registers, the head of a three-entry output buffer (a
+        :class:`~rtl_gen.skid.SkidFifo` per group of :data:`FILTERS_PER_WINDOW` channels, in
+        lockstep).
 
     Notes
     -----
@@ -139,13 +140,17 @@ class ConvLayer(wiring.Component):
     ``tb.golden.cnn.conv_layer_times`` gives every beat's cycle.
 
     Backpressure: the pipeline (line-buffer reads, window, adder trees) moves while its enable
-    is high, a register that is high when the output buffer will hold at most one result. So
-    a sink that stops stops the pipeline one cycle later, the result that leaves the trees in
-    that cycle waits in the buffer's spare entry, and ``o.ready`` reaches only the buffer and
-    the enable registers. The enable is a register per line-buffer front, per window row, per
-    row of each window copy, per adder-tree stage of each filter and per output slice, so no
-    net fans out from one register to every pipeline register of the layer. With a sink that
-    is always ready the buffer never holds two results and the timing above is exact.
+    is high, a register that is high when the three-entry output buffer (:data:`OUTPUT_DEPTH`)
+    will hold at most two results as the enable counts them: it sees a pop one cycle late (a
+    registered copy), so its count may exceed the buffer's occupancy by one, never fall short.
+    A sink that stops stops the pipeline two cycles later, and it restarts two cycles after the
+    sink does; the results under way wait in the buffer. The enable is a register per
+    line-buffer front, per channel of each window row and of each row of each window copy, per
+    adder-tree stage of each filter and per output slice; each leaf of copies (a row, a row of
+    a window copy, a filter, a slice) has its own registered copy of the pop and of the result
+    tag, so no net fans out from one register, or from ``o.ready``, to every pipeline register
+    or every enable copy of the layer. With a sink that is always ready the enable never falls
+    and the timing above is exact.
     """
 
     def __init__(

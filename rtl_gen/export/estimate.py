@@ -115,12 +115,12 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     """FF, DSP48E1 and RAMB18 of neuron ``index`` of an :class:`rtl_gen.layer.Layer`.
 
     FFs: accumulator, result register, the current and the next ROM word's registers (the
-    decoded weights, and in the compressed builds the relative indices and the next step),
+    decoded weights, and in the compressed builds the relative indices),
     the walk's row-end flags and a LUT ROM's address (the walk reads one entry ahead; a block
     RAM instead has its prefetch queue: read pointer, read data register,
     :data:`PREFETCH_DEPTH` words with their decoded weights and row-end flags, a count, the
     ring's two indices and four flags), the product register (pow2; a multiplier's is the
-    DSP's own), and the current column; in the direct layout no address registers but the
+    DSP's own), and the current column (the compressed builds: the next one too); in the direct layout no address registers but the
     index stage (value, valid, last, and the element's index unless a block RAM takes it),
     the read stage and the product stage; a circuit activation's output register.
     DSP: one multiplier per neuron in
@@ -173,9 +173,9 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     else:
         ff += _clog2(depth + 1)  # a LUT ROM's address, the entry after next
     if layer.build != "dense":
-        # the column, and the relative index of the current and the next word and the next
-        # one's step (rel + 1)
-        ff += _clog2(weights.in_features + 1) + 3 * weights.index_bits + 1
+        # the current and the next entry's columns, and the relative index of the current and
+        # the next word
+        ff += 2 * _clog2(weights.in_features + 1) + 2 * weights.index_bits
     else:
         ff += _clog2(weights.in_features + 1)  # the column counter
     return {"ff": ff, "dsp": dsp, "ramb18": ramb18}

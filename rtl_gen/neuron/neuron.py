@@ -621,26 +621,18 @@ class Neuron(wiring.Component):
             # The current entry's column is a register, and so is the next entry's
             # (``col_next``): an advance loads ``col`` from it, so the advance only selects and
             # enables, and no adder sits after the compare of ``col`` with the element's index.
-            # ``col_next`` itself is loaded from sums of registers: its own value plus
-            # ``step_in`` (the relative index + 1 of the entry after the next one, from the ROM
-            # read); on a restart (the walk has wrapped, so ``word`` holds ROM[0], or ``raw``
-            # if the restart advances) the first entry's column and the following one's.
-            # ``next_step`` (the next word's relative index + 1) is loaded from the same ROM
-            # read as the word. After reset they hold entries 0 and 1's columns.
+            # ``col_next`` itself is loaded with its own value plus ``step_in`` (the relative
+            # index + 1 of the entry after the next one, from the ROM read), a sum of
+            # registers. A restart loads constants: the walk has wrapped (``word`` holds ROM[0],
+            # or ``raw`` if the restart advances), so the columns are entries 0 and 1's, as
+            # after reset. (Each choice is between a sum and a constant: no two sums under a
+            # mux, which synthesis would share into one adder behind the choice.)
             mask = (1 << self.index_bits) - 1
             step_init = (self.rom_words[1 % n] & mask) + 1 if n else 1
-            next_step = Signal(self.index_bits + 1, name="next_step", init=step_init)
             col_next = Signal(col_width, name="col_next", init=first_rel + step_init)
             step_in = read[: self.index_bits] + 1 if n else Const(1)
-            rel = self.index_bits
-            if n:
-                with m.If(advance):
-                    m.d.sync += next_step.eq(step_in)
             with m.If(restart):
-                m.d.sync += [
-                    col.eq(Mux(advance, raw[:rel], word[:rel])),
-                    col_next.eq(Mux(advance, raw[:rel] + step_in, word[:rel] + next_step)),
-                ]
+                m.d.sync += [col.eq(first_rel), col_next.eq(first_rel + step_init)]
             with m.Elif(advance):
                 m.d.sync += [col.eq(col_next), col_next.eq(col_next + step_in)]
         self._output_stage(m, result, closing, act_wait)
