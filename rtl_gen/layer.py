@@ -487,15 +487,26 @@ class Layer(wiring.Component):
         # group takes its last result, to the lowest other group that holds one. So the search
         # over the groups ends in this register, and no path runs from one group's ``holds``
         # through the search into another group's logic in a cycle.
+        # ``single[g]``: rest[g] holds at most one result, a register loaded with rest[g], so
+        # whether the turn moves on depends on registers only
         turn = Signal(len(groups))
+        single = Signal(len(groups))
         group_done = Signal(len(groups))  # the turn's group takes its last result
+
+        def at_most_one(x):
+            return ~(x & ~lowest(x)).any()
+
         with m.If(load):
             m.d.sync += sending.eq(1)
             masks = [kept[members.start : members.stop].any() for members in groups]
             m.d.sync += turn.eq(lowest(Cat(*masks)))
             for g, members in enumerate(groups):
                 mask = kept[members.start : members.stop]
-                m.d.sync += [rest[g].eq(mask), holds[g].eq(masks[g])]
+                m.d.sync += [
+                    rest[g].eq(mask),
+                    holds[g].eq(masks[g]),
+                    single[g].eq(at_most_one(mask)),
+                ]
         with m.Elif(~offering | gathers[0].i.ready):  # the offer register is free next cycle
             m.d.sync += offering.eq(holds.any())
             with m.If(group_done.any()):
@@ -503,11 +514,15 @@ class Layer(wiring.Component):
         for g, members in enumerate(groups):
             pick = lowest(rest[g])
             left = rest[g] & ~pick
-            m.d.comb += group_done[g].eq(turn[g] & ~left.any())
+            m.d.comb += group_done[g].eq(turn[g] & single[g])
             with m.If(~load & (~offering | gathers[g].i.ready)):
                 m.d.sync += current[members.start : members.stop].eq(Mux(turn[g], pick, 0))
                 with m.If(turn[g]):
-                    m.d.sync += [rest[g].eq(left), holds[g].eq(left.any())]
+                    m.d.sync += [
+                        rest[g].eq(left),
+                        holds[g].eq(left.any()),
+                        single[g].eq(at_most_one(left)),
+                    ]
         with m.If(sent):
             m.d.sync += sending.eq(0)
 

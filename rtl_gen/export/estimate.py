@@ -120,11 +120,11 @@ def neuron_estimate(layer, index: int) -> dict[str, int]:
     RAM instead has its prefetch queue: read pointer, read data register,
     :data:`PREFETCH_DEPTH` words with their decoded weights and row-end flags, a count, the
     ring's two indices and four flags), the product register (pow2; a multiplier's is the
-    DSP's own), and the current column (the compressed builds: the next one too); in the direct layout no address registers but the
-    index stage (value, valid, last, and the element's index unless a block RAM takes it),
-    the read stage and the product stage; a circuit activation's output register.
-    DSP: one multiplier per neuron in
-    the dense and codebook builds, none in the shift (pow2) build. LUTs are not estimated: the
+    DSP's own), and the current column (the compressed builds: the next one's too); in the
+    direct layout no address registers but the index stage (value, valid, last, and the
+    element's index unless a block RAM takes it), the read stage and the product stage; a
+    circuit activation's output register. DSP: one multiplier per neuron in the dense and
+    codebook builds, none in the shift (pow2) build. LUTs are not estimated: the
     ROMs become logic whose size depends on their contents.
     """
     weights = layer.weights
