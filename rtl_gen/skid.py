@@ -98,17 +98,17 @@ class SkidFifo(wiring.Component):
         width = Shape.cast(self.shape).width
         spares = [Signal(width, name=f"spare{k}") for k in range(self.depth - 1)]
         used = Signal(range(self.depth))  # spares in use, spares[0] the oldest
-        out_valid = Signal()
-        out = Signal(width)
+        head_valid = Signal()
+        head = Signal(width)
         take_in = self.i.valid & self.i.ready
         m.d.comb += [
             self.i.ready.eq(used < len(spares)),
-            self.o.valid.eq(out_valid),
-            self.o.payload.eq(out),
+            self.o.valid.eq(head_valid),
+            self.o.payload.eq(head),
         ]
-        with m.If(~out_valid | self.o.ready):  # the output register may load
+        with m.If(~head_valid | self.o.ready):  # the output register may load
             with m.If(used != 0):
-                m.d.sync += [out.eq(spares[0]), out_valid.eq(1), used.eq(used - 1 + take_in)]
+                m.d.sync += [head.eq(spares[0]), head_valid.eq(1), used.eq(used - 1 + take_in)]
                 for k, spare in enumerate(spares):
                     with m.If(take_in & (used == k + 1)):
                         m.d.sync += spare.eq(self.i.payload)
@@ -116,9 +116,9 @@ class SkidFifo(wiring.Component):
                         with m.Elif(used > k + 1):
                             m.d.sync += spare.eq(spares[k + 1])
             with m.Else():
-                m.d.sync += out_valid.eq(take_in)
+                m.d.sync += head_valid.eq(take_in)
                 with m.If(take_in):
-                    m.d.sync += out.eq(self.i.payload)
+                    m.d.sync += head.eq(self.i.payload)
         with m.Elif(take_in):  # the sink stalls: park the payload in the first free spare
             m.d.sync += used.eq(used + 1)
             for k, spare in enumerate(spares):
