@@ -278,7 +278,7 @@ class ConvLayer(wiring.Component):
             copy_leaves[f"out{g}"] = [f"out{g}"]
         pop = Signal()
         tag_in = Signal()  # the result tag one register before the adder trees' outputs
-        run, emits = {}, {}
+        run, emits = {}, {}  # emits: each leaf's copy of the result tag
         for leaf, names in copy_leaves.items():
             emit = Signal(name=f"{leaf}_emit")
             popped = Signal(name=f"{leaf}_popped")
@@ -290,8 +290,9 @@ class ConvLayer(wiring.Component):
             with m.If(run_0):
                 m.d.sync += emit.eq(tag_in)
             m.d.sync += popped.eq(pop & count_0.any())
+            emits[leaf] = emit
             for name, (copy_run, _) in zip(names, made, strict=True):
-                run[name], emits[name] = copy_run, emit
+                run[name] = copy_run
         stage = {name: PipelineStages(m, run[name]).reg for name in run}
         reg = stage["front"]
 
@@ -329,9 +330,9 @@ class ConvLayer(wiring.Component):
                 else:
                     leaves.append((pixel << (abs(w).bit_length() - 1), w < 0))
             accs.append(self._tree(m, leaves, stages, stage, f"f{o}"))
-        for t in range(stages):
-            if t < stages - 1:
-                tag = reg(tag, "t_emit")
+        for _ in range(stages - 1):  # each leaf registers the tag's last stage itself
+            tag = reg(tag, "t_emit")
+        for _ in range(stages):
             last = reg(last, "t_last")
         m.d.comb += tag_in.eq(tag)
 
