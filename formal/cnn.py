@@ -408,8 +408,8 @@ MUTANTS = {
     # the flatten takes the next pixel after any element, not only the pixel's final one
     "flatten_final": (
         "rtl_gen.cnn.flatten",
-        "self.i.ready.eq(~todo.any() | (self.o.ready & final)),",
-        "self.i.ready.eq(~todo.any() | self.o.ready),",
+        "self.i.ready.eq(~busy | (self.o.ready & final)),",
+        "self.i.ready.eq(~busy | self.o.ready),",
     ),
     # the conv layer's pipeline keeps running into a full output buffer while the sink stalls
     "conv_stall": (

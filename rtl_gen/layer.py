@@ -424,9 +424,12 @@ class Layer(wiring.Component):
 
         Once every neuron's result is valid (the direct layout: in the cycle they all become
         valid; otherwise one cycle later, a registered AND) the serializer loads the mask of
-        the results to send (all, or the nonzero ones and the last) into one register per
-        group of :data:`GATHER_GROUP` neurons, with a register per group that says whether it
-        still holds one, and releases the other results. From the next cycle on, each cycle
+        the results to send (all, or the nonzero ones and the last: each neuron's registered
+        ``nonzero``) into one register per group of :data:`GATHER_GROUP` neurons, with a
+        register per group that says whether it still holds one, and releases the other
+        results. The first group to send is the lowest with a result; with the registered AND,
+        whether each group has one is itself registered the cycle before, so the load's search
+        over the groups starts from registers. From the next cycle on, each cycle
         the offer register is free it takes the lowest result left: the lowest group that
         holds one (``turn``, a one-hot register that moves on when its group takes its last
         result, to the lowest other group that holds one: a carry chain as long as the number
@@ -441,7 +444,7 @@ class Layer(wiring.Component):
         for i, neuron in enumerate(neurons):
             bit = Const(1, 1)
             if self.skip_zero_outputs and i != count - 1:
-                bit = neuron.out.payload != 0
+                bit = neuron.nonzero
             m.d.comb += kept[i].eq(bit)
         current = Signal(count)  # one-hot: the result offered now
         rest = [Signal(len(members), name=f"rest{g}") for g, members in enumerate(groups)]
@@ -472,12 +475,16 @@ class Layer(wiring.Component):
         for gather, emit in zip(gathers, emits, strict=True):
             m.d.comb += emit.eq(offering & gather.i.ready)
 
+        # whether each group has a result to send, for the load: with the registered AND the
+        # results are valid a cycle before it, so this is a register too
+        masks = Signal(len(groups))
+        group_kept = Cat(kept[members.start : members.stop].any() for members in groups)
         if self.layout == "direct":  # lockstep: the results are valid in the same cycle
-            m.d.comb += ready.eq(neurons[-1].out.valid)
+            m.d.comb += [ready.eq(neurons[-1].out.valid), masks.eq(group_kept)]
         else:  # registered AND, clear while the previous results are leaving
             valid_bits = Signal(count)
             m.d.comb += [valid_bits[i].eq(n.out.valid) for i, n in enumerate(neurons)]
-            m.d.sync += ready.eq(valid_bits.all() & ~sending & ~load)
+            m.d.sync += [ready.eq(valid_bits.all() & ~sending & ~load), masks.eq(group_kept)]
 
         def lowest(x):
             return (x & (~x + 1))[: len(x)]
@@ -498,8 +505,7 @@ class Layer(wiring.Component):
 
         with m.If(load):
             m.d.sync += sending.eq(1)
-            masks = [kept[members.start : members.stop].any() for members in groups]
-            m.d.sync += turn.eq(lowest(Cat(*masks)))
+            m.d.sync += turn.eq(lowest(masks))
             for g, members in enumerate(groups):
                 mask = kept[members.start : members.stop]
                 m.d.sync += [

@@ -414,3 +414,29 @@ def test_neuron_accumulator_width_one_sided(build, layout, sign):
     got = [dense_vector(outputs, 2) for outputs, _ in runs]
     assert got == golden_mlp.layer_forward(layer, vectors).tolist()
     assert got[0][0] == end
+
+
+@pytest.mark.parametrize("activation", ["none", "relu"])
+@pytest.mark.parametrize("output_bits", [1, 2, 8])
+def test_activation_nonzero_is_y_nonzero_for_every_accumulator(activation, output_bits):
+    """The layer's zero-skip mask comes from ``nonzero`` (a few of the accumulator's bits, no
+    adder): for every value of a 7-bit accumulator and shifts on both sides of 0 and past its
+    width, it must be ``y != 0`` exactly."""
+    acc_bits = 7
+    accs = list(range(-(1 << (acc_bits - 1)), 1 << (acc_bits - 1)))
+    for shift in (-2, 0, 1, 2, 3, 6, 7, 9):
+        dut = CircuitActivation(
+            acc_bits=acc_bits, shift=shift, activation=activation, output_bits=output_bits
+        )
+        got = []
+
+        async def bench(ctx, dut=dut, got=got):
+            for acc in accs:
+                ctx.set(dut.acc, acc)
+                got.append((ctx.get(dut.y), ctx.get(dut.nonzero)))
+
+        sim = Simulator(dut)
+        sim.add_testbench(bench)
+        sim.run()
+        want = activate(requantise(np.array(accs), shift), activation, output_bits)
+        assert [nz for _, nz in got] == [int(v != 0) for v in want.tolist()], shift

@@ -40,10 +40,10 @@ class Flatten(wiring.Component):
         ``t`` leaves as its ``n`` elements in cycles ``t + 1 .. t + n`` (ready sink); ``i.ready``
         is high when no pixel is held or the held pixel's final element is being transferred
         (``o.ready``): it falls for ``n - 1`` cycles after each accepted pixel with ``n >= 2``
-        elements. Combinational from ``o.ready``, never from ``i.valid``.
+        elements. One gate after ``o.ready`` (with two registers), never from ``i.valid``.
     o : stream.Signature(element_layout(H·W·C, shape)), out
-        ``o.valid`` (an OR of the register of channels still to send) and the payload (a
-        multiplexer of registers) depend on registers only.
+        ``o.valid`` (a register) and the payload (a multiplexer of registers) depend on
+        registers only.
     """
 
     latency = 1
@@ -91,23 +91,31 @@ class Flatten(wiring.Component):
         pixel_no = Signal(range(pixels))  # pixels accepted in this frame
         next_base = Signal(range(self.features))  # index of the next pixel's channel 0
 
-        # Lowest channel still to send, and whether it is the pixel's final one.
+        # Whether a channel is left and whether at most one is (the pixel's final one) are
+        # registers, loaded with ``todo``, so ``i.ready`` is one gate after ``o.ready`` and the
+        # reader's FIFO does not wait for a search through the channels.
+        busy = Signal()
+        final = Signal(init=1)
+
+        def at_most_one(x):
+            return (x & (x - 1))[: len(x)] == 0
+
+        # Lowest channel still to send.
         sel = Signal(range(cs))
         for c in reversed(range(cs)):
             with m.If(todo[c]):
                 m.d.comb += sel.eq(c)
-        final = Signal()
-        m.d.comb += final.eq((todo & (todo - 1)) == 0)
 
         m.d.comb += [
-            self.o.valid.eq(todo.any()),
+            self.o.valid.eq(busy),
             self.o.payload.index.eq(base + sel),
             self.o.payload.value.eq(held.word_select(sel, bits)),
             self.o.payload.last.eq(held_last & final),
-            self.i.ready.eq(~todo.any() | (self.o.ready & final)),
+            self.i.ready.eq(~busy | (self.o.ready & final)),
         ]
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += todo.eq(todo & (todo - 1))
+            left = (todo & (todo - 1))[:cs]
+            m.d.sync += [todo.eq(left), busy.eq(~final), final.eq(at_most_one(left))]
 
         pixel = Value.cast(self.i.payload.value)
         frame_last = pixel_no == pixels - 1
@@ -121,6 +129,8 @@ class Flatten(wiring.Component):
             m.d.sync += [
                 held.eq(pixel),
                 todo.eq(send),
+                busy.eq(send.any()),
+                final.eq(at_most_one(send)),
                 held_last.eq(frame_last),
                 pixel_no.eq(Mux(frame_last, 0, pixel_no + 1)),
                 base.eq(next_base),

@@ -71,6 +71,26 @@ def _saturate(m, value, shape: Shape, name: str):
     return result
 
 
+def _nonzero(acc, shift: int, shape: Shape):
+    """``y != 0`` from the accumulator's bits, without the rounding adder or the saturation:
+    ``q >= 1`` is ``acc >= 2**(shift-1)`` (``acc >= 1`` for ``shift <= 0``) and ``q <= -1`` is
+    ``acc < -2**(shift-1)`` (``acc < 0``); saturation keeps zero at zero and the rest apart
+    from it, except that a 1-bit signed output has no positive value."""
+    width = len(acc)
+    sign = acc[width - 1]
+    if shift > 0:
+        # empty when 2**(shift-1) is out of range
+        magnitude = acc[min(shift - 1, width - 1) : width - 1]
+        positive = ~sign & magnitude.any()
+        negative = sign & ~magnitude.all()
+    else:
+        positive = ~sign & acc[: width - 1].any()
+        negative = sign
+    if not shape.signed:
+        return positive
+    return negative | positive if shape.width > 1 else negative
+
+
 def lut_table(function: str, lut_bits: int, frac_bits: int, output_bits: int) -> list[int]:
     """Words of the activation table, addressed by the two's complement bits of ``q``."""
     if function not in LUT_FUNCTIONS:
@@ -102,6 +122,8 @@ class CircuitActivation(wiring.Component):
     -------
     acc : ``In(signed(acc_bits))``
     y : ``Out(output_shape(activation, output_bits))``, valid in the same cycle.
+    nonzero : ``Out(1)``
+        ``y != 0``, in the same cycle, from a few of the accumulator's bits (no adder).
     """
 
     def __init__(self, *, acc_bits: int, shift: int, activation: str, output_bits: int):
@@ -114,13 +136,20 @@ class CircuitActivation(wiring.Component):
         self.shift = shift
         self.activation = activation
         super().__init__(
-            {"acc": In(signed(acc_bits)), "y": Out(output_shape(activation, output_bits))}
+            {
+                "acc": In(signed(acc_bits)),
+                "y": Out(output_shape(activation, output_bits)),
+                "nonzero": Out(1),
+            }
         )
 
     def elaborate(self, platform):
         m = Module()
         q = requantise(self.acc, self.shift)
-        m.d.comb += self.y.eq(_saturate(m, q, self.y.shape(), "saturated"))
+        m.d.comb += [
+            self.y.eq(_saturate(m, q, self.y.shape(), "saturated")),
+            self.nonzero.eq(_nonzero(self.acc, self.shift, self.y.shape())),
+        ]
         return m
 
 
@@ -142,6 +171,8 @@ class LutActivation(wiring.Component):
     acc : ``In(signed(acc_bits))``
     y : ``Out(output_shape(function, output_bits))``; ``y`` in cycle ``t + 1`` is the table word
         of ``acc`` in cycle ``t`` (one cycle of latency).
+    nonzero : ``Out(1)``
+        ``y != 0``, in the same cycle as ``y``.
     """
 
     def __init__(
@@ -167,7 +198,11 @@ class LutActivation(wiring.Component):
         self.lut_bits = lut_bits
         self.table = lut_table(function, lut_bits, frac_bits, output_bits)
         super().__init__(
-            {"acc": In(signed(acc_bits)), "y": Out(output_shape(function, output_bits))}
+            {
+                "acc": In(signed(acc_bits)),
+                "y": Out(output_shape(function, output_bits)),
+                "nonzero": Out(1),
+            }
         )
 
     def elaborate(self, platform):
@@ -178,5 +213,9 @@ class LutActivation(wiring.Component):
             shape=self.y.shape().width, depth=len(self.table), init=self.table
         )
         port = table.read_port()
-        m.d.comb += [port.addr.eq(address.as_unsigned()), self.y.eq(port.data)]
+        m.d.comb += [
+            port.addr.eq(address.as_unsigned()),
+            self.y.eq(port.data),
+            self.nonzero.eq(port.data.any()),
+        ]
         return m

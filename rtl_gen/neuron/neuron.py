@@ -185,6 +185,13 @@ class Neuron(wiring.Component):
     out : ``Out(stream.Signature(output_shape(activation, output_bits)))``
     load : ``In(LoadSignature(ceil_log2(in_features + 1), load_data_bits))``, ``weights="ram"``
         only: ``addr < in_features`` writes that RAM word, ``addr == in_features`` the bias.
+
+    Attributes
+    ----------
+    nonzero : Signal(1)
+        ``out.payload != 0``, valid with ``out.valid``: a register next to the circuit
+        activation's (loaded from the accumulator's bits), so a layer's zero-skip mask starts
+        from registers. Not a port: a layer reads it; a neuron on its own leaves it unused.
     """
 
     def __init__(
@@ -289,6 +296,7 @@ class Neuron(wiring.Component):
         if weights == "ram":
             members["load"] = In(LoadSignature(ceil_log2(in_features + 1), self.load_data_bits))
         super().__init__(members)
+        self.nonzero = Signal(name="nonzero")
 
     @property
     def rom_bits(self) -> int:
@@ -485,12 +493,13 @@ class Neuron(wiring.Component):
         m.submodules.activation = act = self._activation()
         m.d.comb += act.acc.eq(result)
         if self.lut:
-            m.d.comb += self.out.payload.eq(act.y)
+            m.d.comb += [self.out.payload.eq(act.y), self.nonzero.eq(act.nonzero)]
         else:
             y = Signal.like(self.out.payload, name="y")
+            nonzero = Signal(name="y_nonzero")
             with m.If(act_wait):
-                m.d.sync += y.eq(act.y)
-            m.d.comb += self.out.payload.eq(y)
+                m.d.sync += [y.eq(act.y), nonzero.eq(act.nonzero)]
+            m.d.comb += [self.out.payload.eq(y), self.nonzero.eq(nonzero)]
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += self.out.valid.eq(0)
         m.d.sync += act_wait.eq(restart)
