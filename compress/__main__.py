@@ -79,6 +79,13 @@ def main(argv=None) -> int:
         help="whether it trains the power-of-two weights too (through their snapping), or only "
         "the biases",
     )
+    p.add_argument(
+        "--distill",
+        type=float,
+        help="weight in (0, 1] of knowledge distillation from the float model in the Taylor "
+        "steps and pruning rounds (0: off)",
+    )
+    p.add_argument("--distill-temperature", type=float, help="its temperature (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, nargs="+", help="hidden widths after Taylor pruning")
     p.add_argument(
@@ -133,6 +140,8 @@ def main(argv=None) -> int:
         train_schedule=a.train_schedule,
         qat_epochs=a.qat_epochs,
         qat_lr=a.qat_lr,
+        distill=a.distill,
+        distill_temperature=a.distill_temperature,
         qat_weights=None if a.qat_weights is None else a.qat_weights == "on",
         hidden_targets=tuple(a.hidden) if a.hidden else None,
         conv_targets=tuple(a.filters) if a.filters else None,

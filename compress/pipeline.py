@@ -21,7 +21,7 @@ from .encode import encode_layer
 from .environment import environment
 from .importer import import_model, load_model_file
 from .models import LeNet5, linear_layers, prunable
-from .train import seed_everything
+from .train import Distillation, seed_everything
 
 __all__ = ["Config", "config_for", "run"]
 
@@ -57,6 +57,10 @@ class Config:
     finetune_epochs: int = 8
     finetune_lr: float = 5e-4
     finetune_schedule: str = "constant"  # or "cosine": each fine-tuning phase's learning rate
+    # knowledge distillation from the float model in the Taylor steps and pruning rounds: the
+    # weight of its loss (0: off) and its temperature (compress.train.train)
+    distill: float = 0.0
+    distill_temperature: float = 4.0
     # Taylor structured pruning: hidden widths after pruning, reached in `structured_steps` steps
     # (None: every width kept, the default of an imported network)
     hidden_targets: tuple | None = (48, 24)
@@ -154,6 +158,13 @@ def config_for(dataset: str, model: str = "lenet300", **overrides) -> Config:
     return cfg
 
 
+def _distillation(cfg, trained) -> Distillation | None:
+    """Distillation from the float model in every fine-tuning phase (``cfg.distill``), or None."""
+    if not cfg.distill:
+        return None
+    return Distillation(trained.original, cfg.distill, cfg.distill_temperature)
+
+
 def _log(cfg, msg):
     if not cfg.quiet:
         print(msg, flush=True)
@@ -217,24 +228,25 @@ def run_mlp(cfg: Config, data, out: Path, log, lines: list, t0: float, imported=
     timings = {}
     t = time.time()
     trained = stages.train_float(cfg, data, log, imported)
+    distill = _distillation(cfg, trained)
     model = trained.model
     timings["train"] = time.time() - t
 
     t = time.time()
-    importance, structured_hist = stages.prune_structured(cfg, model, data, log)
+    importance, structured_hist = stages.prune_structured(cfg, model, data, log, distill)
     timings["structured"] = time.time() - t
 
     t = time.time()
-    pruned = stages.prune_unstructured(cfg, model, data, trained.original_weights, log)
+    pruned = stages.prune_unstructured(cfg, model, data, trained.original_weights, log, distill)
     timings["unstructured"] = time.time() - t
 
     t = time.time()
-    shared = stages.share_weights(cfg, model, pruned, data, sweep_seed=cfg.seed)
+    shared = stages.share_weights(cfg, model, pruned, data, sweep_seed=cfg.seed, distill=distill)
     _log_shared(cfg, shared, log)
     timings["share"] = time.time() - t
 
     t = time.time()
-    quant = stages.quantize_pow2(cfg, model, pruned.masks, data, snap_first=True)
+    quant = stages.quantize_pow2(cfg, model, pruned.masks, data, snap_first=True, distill=distill)
     log(
         f"power-of-two (sign + {cfg.exp_bits}-bit exponent): val snapped "
         f"{100 * quant.val_snapped:.2f}% -> fine-tuned {100 * quant.val_accuracy:.2f}% "
@@ -312,25 +324,26 @@ def run_cnn(cfg: Config, data, out: Path, log, lines: list, t0: float, imported=
     timings = {}
     t = time.time()
     trained = stages.train_float(cfg, data, log, imported)
+    distill = _distillation(cfg, trained)
     model = trained.model
     timings["train"] = time.time() - t
 
     t = time.time()
-    importance, structured_hist = stages.prune_structured(cfg, model, data, log)
+    importance, structured_hist = stages.prune_structured(cfg, model, data, log, distill)
     timings["structured"] = time.time() - t
 
     t = time.time()
-    pruned = stages.prune_unstructured(cfg, model, data, trained.original_weights, log)
+    pruned = stages.prune_unstructured(cfg, model, data, trained.original_weights, log, distill)
     timings["unstructured"] = time.time() - t
 
     t = time.time()
     # the LeNet-5 cluster sweep seeds k-means with 0, whatever cfg.seed
-    shared = stages.share_weights(cfg, model, pruned, data, sweep_seed=0)
+    shared = stages.share_weights(cfg, model, pruned, data, sweep_seed=0, distill=distill)
     _log_shared(cfg, shared, log)
     timings["share"] = time.time() - t
 
     t = time.time()
-    quant = stages.quantize_pow2(cfg, model, pruned.masks, data, snap_first=False)
+    quant = stages.quantize_pow2(cfg, model, pruned.masks, data, snap_first=False, distill=distill)
     log(
         f"power-of-two (sign + {cfg.exp_bits}-bit exponent), fine-tuned from the shared weights: "
         f"val {100 * quant.val_accuracy:.2f}% ({_pow2_epochs(quant)})"

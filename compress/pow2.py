@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = ["Pow2Format", "best_kmax", "codebook", "encode", "finetune", "snap"]
 
@@ -96,6 +95,7 @@ def finetune(
     history: list | None = None,
     schedule: str = "constant",
     augment: str = "none",
+    distill=None,
 ):
     """Straight-through fine-tuning: the forward pass uses the snapped weights, the gradient
     updates the float shadow weights (masked). Ends with the snapped weights in the model.
@@ -104,12 +104,13 @@ def finetune(
     (appended to ``history``); the model ends with the snapped weights and biases of the best
     epoch (the latest of equal ones). ``schedule``: ``constant`` learning rate, or ``cosine``
     (decayed to 0 over the steps of all epochs, so the shadow weights settle on their snap).
-    ``augment``: the training batches are augmented (`train.augment_batch`)."""
+    ``augment``: the training batches are augmented (`train.augment_batch`); ``distill``: a
+    `train.Distillation`."""
     import copy
 
     from tqdm import tqdm
 
-    from .train import AUGMENTATIONS, accuracy, augment_batch
+    from .train import AUGMENTATIONS, accuracy, augment_batch, task_loss
 
     if augment not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {augment!r} ({', '.join(AUGMENTATIONS)})")
@@ -141,7 +142,7 @@ def finetune(
                     m.weight.copy_(snap(shadow[m], mask, formats[m]))
             opt.zero_grad()
             xb = x[idx] if augment == "none" else augment_batch(x[idx], augment, gen)
-            F.cross_entropy(model(xb), y[idx]).backward()
+            task_loss(model(xb), y[idx], xb, distill).backward()
             with torch.no_grad():
                 for m, mask in masks.items():
                     m.weight.grad.mul_(mask)

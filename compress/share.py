@@ -97,13 +97,13 @@ def finetune_centroids(
     seed=0,
     quiet=True,
     augment: str = "none",
+    distill=None,
 ):
     """Train the centroids (assignments fixed) and the biases (``augment``: the training
-    batches augmented, `train.augment_batch`)."""
-    import torch.nn.functional as F
+    batches augmented, `train.augment_batch`; ``distill``: a `train.Distillation`)."""
     from tqdm import tqdm
 
-    from .train import AUGMENTATIONS, augment_batch
+    from .train import AUGMENTATIONS, augment_batch, task_loss
 
     if augment not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {augment!r} ({', '.join(AUGMENTATIONS)})")
@@ -125,7 +125,7 @@ def finetune_centroids(
             model.zero_grad()
             opt.zero_grad()
             xb = x[idx] if augment == "none" else augment_batch(x[idx], augment, gen)
-            F.cross_entropy(model(xb), y[idx]).backward()
+            task_loss(model(xb), y[idx], xb, distill).backward()
             for s in shared:
                 s.set_grad()
             opt.step()

@@ -126,7 +126,9 @@ def _describe(model) -> str:
     )
 
 
-def _retrain(cfg, model, data, seed: int, desc: str, masks=None) -> tuple[float, float]:
+def _retrain(
+    cfg, model, data, seed: int, desc: str, masks=None, distill=None
+) -> tuple[float, float]:
     """``(validation accuracy before, after)`` a fine-tuning phase of ``cfg.finetune_epochs``
     that keeps its best epoch on the validation split."""
     before = on_val(model, data)
@@ -144,6 +146,7 @@ def _retrain(cfg, model, data, seed: int, desc: str, masks=None) -> tuple[float,
         val=(data.x_val, data.y_val),
         schedule=cfg.finetune_schedule,
         augment=cfg.finetune_augment,
+        distill=distill,
     )
     return before, on_val(model, data)
 
@@ -159,11 +162,12 @@ def _conv_side(model, data) -> int:
     return x.shape[-1] * x.shape[-2]
 
 
-def prune_structured(cfg, model, data, log) -> tuple[dict, list]:
+def prune_structured(cfg, model, data, log, distill=None) -> tuple[dict, list]:
     """Taylor structured pruning in ``cfg.structured_steps`` steps, each fine-tuned: hidden
     neurons of an MLP (down to ``cfg.hidden_targets``) or LeNet-5 conv filters (down to
     ``cfg.conv_targets``) and hidden fc neurons (down to ``cfg.hidden_targets``). Returns the
-    group importance of the first step by layer name and one history entry per step."""
+    group importance of the first step by layer name and one history entry per step.
+    ``distill`` (a :class:`~compress.train.Distillation`): the fine-tuning distils from it."""
     mlp = isinstance(model, MLP)
     # None: every width kept (an imported network's default)
     hidden_t = cfg.hidden_targets if cfg.hidden_targets is not None else model.sizes[1:-1]
@@ -214,7 +218,9 @@ def prune_structured(cfg, model, data, log) -> tuple[dict, list]:
                 model.sizes[0] = width * spatial
             elif i >= 2:
                 model.sizes[i - 1] = width
-        acc0, acc1 = _retrain(cfg, model, data, cfg.seed + 100 + step, f"taylor step {step}")
+        acc0, acc1 = _retrain(
+            cfg, model, data, cfg.seed + 100 + step, f"taylor step {step}", distill=distill
+        )
         if mlp:
             shape = {"sizes": list(model.sizes)}
             text = " -> ".join(map(str, model.sizes))
@@ -242,9 +248,10 @@ class PruneResult:
     weights_retrained: dict  # layer_weights after its retraining
 
 
-def prune_unstructured(cfg, model, data, original_weights: int, log) -> PruneResult:
+def prune_unstructured(cfg, model, data, original_weights: int, log, distill=None) -> PruneResult:
     """Iterative magnitude (or Taylor, ``cfg.criterion``) pruning in ``cfg.prune_rounds`` rounds
-    up to ``cfg.layer_sparsity`` per layer, each round retrained with the masks held."""
+    up to ``cfg.layer_sparsity`` per layer, each round retrained with the masks held (and
+    distilled with ``distill``)."""
     layers = prunable(model)
     names = {m: n for n, m in layers.items()}
     masks = prune.full_masks(layers)
@@ -270,7 +277,9 @@ def prune_unstructured(cfg, model, data, original_weights: int, log) -> PruneRes
         if r == cfg.prune_rounds:
             acc_pruned = on_test(model, data)
         weights_pruned = layer_weights(model)
-        val_pruned, acc = _retrain(cfg, model, data, cfg.seed + 200 + r, f"prune round {r}", masks)
+        val_pruned, acc = _retrain(
+            cfg, model, data, cfg.seed + 200 + r, f"prune round {r}", masks, distill
+        )
         alive = sum(int(mk.sum()) for mk in masks.values())
         frac = 1 - alive / original_weights
         schedule.append(
@@ -302,10 +311,13 @@ class ShareResult:
     val_tuned: float
 
 
-def share_weights(cfg, model, pruned: PruneResult, data, sweep_seed: int) -> ShareResult:
+def share_weights(
+    cfg, model, pruned: PruneResult, data, sweep_seed: int, distill=None
+) -> ShareResult:
     """k-means weight sharing. First the accuracy for every ``cfg.cluster_sweep`` k on copies of
     the model (k-means seeded with ``sweep_seed``; validation accuracy), then ``cfg.clusters``
-    clusters per layer on the model itself with the centroids fine-tuned."""
+    clusters per layer on the model itself with the centroids fine-tuned (distilled with
+    ``distill``)."""
     sweep = []
     for k in cfg.cluster_sweep:
         trial = copy.deepcopy(model)
@@ -326,6 +338,7 @@ def share_weights(cfg, model, pruned: PruneResult, data, sweep_seed: int) -> Sha
         seed=cfg.seed + 300,
         quiet=cfg.quiet,
         augment=cfg.finetune_augment,
+        distill=distill,
     )
     return ShareResult(sweep, acc_shared, on_test(model, data), val_shared, on_val(model, data))
 
@@ -341,11 +354,11 @@ class Pow2Result:
     bias_val: list  # ... after every epoch of the bias retraining (cfg.bias_epochs)
 
 
-def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result:
+def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool, distill=None) -> Pow2Result:
     """Power-of-two weights (sign + ``cfg.exp_bits``-bit exponent, scale per layer): with
     ``snap_first`` the weights are snapped before the straight-through fine-tuning (which then
     starts from the snapped values), else it starts from the shared weights. Ends snapped, with
-    the best epoch on the validation split."""
+    the best epoch on the validation split. ``distill``: its fine-tuning and the biases' distil."""
     formats = {m: pow2.best_kmax(m.weight.detach(), mk, cfg.exp_bits) for m, mk in masks.items()}
     acc_snapped = val_snapped = None
     if snap_first:
@@ -369,6 +382,7 @@ def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result
         history=epoch_val,
         schedule=cfg.pow2_schedule,
         augment=cfg.finetune_augment,
+        distill=distill,
     )
     bias_val = []
     if cfg.bias_epochs:
@@ -391,6 +405,7 @@ def quantize_pow2(cfg, model, masks: dict, data, snap_first: bool) -> Pow2Result
             augment=cfg.finetune_augment,
             val=(data.x_val, data.y_val),
             history=bias_val,
+            distill=distill,
         )
         for w in weights:
             w.requires_grad_(True)

@@ -4,19 +4,62 @@ from __future__ import annotations
 
 import copy
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-__all__ = ["AUGMENTATIONS", "augment_batch", "evaluate", "seed_everything", "test_line", "train"]
+__all__ = [
+    "AUGMENTATIONS",
+    "Distillation",
+    "augment_batch",
+    "evaluate",
+    "seed_everything",
+    "task_loss",
+    "test_line",
+    "train",
+]
 
 # training-time augmentation of image batches (``train(augment=...)``, ``Config.augment``):
 # "none", "shift" (random shift by up to ``SHIFT`` pixels, zero fill), "flip" (horizontal
 # mirror with probability 1/2) or "shift+flip"
 AUGMENTATIONS = ("none", "shift", "flip", "shift+flip")
 SHIFT = 2
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Knowledge distillation from a frozen ``teacher`` (the float model): the loss becomes
+    ``(1 - weight)`` times the cross-entropy plus ``weight * temperature**2`` times the KL
+    divergence from the teacher's softened outputs to the model's (both at ``temperature``)."""
+
+    teacher: torch.nn.Module
+    weight: float
+    temperature: float = 4.0
+
+    def __post_init__(self):
+        if not 0 < self.weight <= 1:
+            raise ValueError(f"distillation weight must be in (0, 1], not {self.weight!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"distillation temperature must be > 0, not {self.temperature!r}")
+        self.teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+
+
+def task_loss(out, y, xb, distill: Distillation | None = None):
+    """The training loss of outputs ``out`` for inputs ``xb`` with labels ``y``: the
+    cross-entropy, blended with the teacher's (:class:`Distillation`) when given."""
+    loss = F.cross_entropy(out, y)
+    if distill is None:
+        return loss
+    t = distill.temperature
+    with torch.no_grad():
+        soft = F.softmax(distill.teacher(xb) / t, dim=1)
+    kl = F.kl_div(F.log_softmax(out / t, dim=1), soft, reduction="batchmean")
+    return (1 - distill.weight) * loss + distill.weight * t * t * kl
 
 
 def seed_everything(seed: int) -> None:
@@ -118,6 +161,7 @@ def train(
     history: list | None = None,
     schedule: str = "constant",
     augment: str = "none",
+    distill: Distillation | None = None,
 ):
     """Adam training. ``masks`` (``{module: bool tensor}``): gradients of pruned weights are
     zeroed and the mask is re-applied after every step, so pruned weights stay exactly zero even
@@ -129,7 +173,8 @@ def train(
     ``cosine`` (decayed to 0 over all the steps). ``augment``: the training batches are
     augmented (`augment_batch`, drawn from the same seeded generator as the batch order).
     ``l1``, ``lp``: weights of the L1 and L_p (:func:`lp_penalty`, exponent ``lp_p``)
-    regularisation of every Linear and Conv2d weight, added to the loss."""
+    regularisation of every Linear and Conv2d weight, added to the loss.
+    ``distill``: the loss blends in a teacher's (:func:`task_loss`)."""
     if augment not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {augment!r} ({', '.join(AUGMENTATIONS)})")
     if lp and not 0 < lp_p < 1:
@@ -158,7 +203,7 @@ def train(
             idx = perm[i : i + batch]
             opt.zero_grad()
             xb = x[idx] if augment == "none" else augment_batch(x[idx], augment, gen)
-            loss = F.cross_entropy(model(xb), y[idx])
+            loss = task_loss(model(xb), y[idx], xb, distill)
             if l1:  # L1 regularisation pushes weights toward zero before pruning
                 loss = loss + l1 * sum(m.weight.abs().sum() for m in _weighted(model))
             if lp:

@@ -503,6 +503,9 @@ class Layer(wiring.Component):
         def at_most_one(x):
             return ~(x & ~lowest(x)).any()
 
+        # ``after[g]``: rest[g] without its lowest result, a register, so a pick is
+        # ``rest & ~after`` and taking it one search (the next ``after``), not two in a row
+        after = [Signal(len(members), name=f"after{g}") for g, members in enumerate(groups)]
         with m.If(load):
             m.d.sync += sending.eq(1)
             m.d.sync += turn.eq(lowest(masks))
@@ -510,6 +513,7 @@ class Layer(wiring.Component):
                 mask = kept[members.start : members.stop]
                 m.d.sync += [
                     rest[g].eq(mask),
+                    after[g].eq(mask & ~lowest(mask)),
                     holds[g].eq(masks[g]),
                     single[g].eq(at_most_one(mask)),
                 ]
@@ -518,14 +522,15 @@ class Layer(wiring.Component):
             with m.If(group_done.any()):
                 m.d.sync += turn.eq(lowest(holds & ~turn))
         for g, members in enumerate(groups):
-            pick = lowest(rest[g])
-            left = rest[g] & ~pick
+            left = after[g]
+            pick = rest[g] & ~left
             m.d.comb += group_done[g].eq(turn[g] & single[g])
             with m.If(~load & (~offering | gathers[g].i.ready)):
                 m.d.sync += current[members.start : members.stop].eq(Mux(turn[g], pick, 0))
                 with m.If(turn[g]):
                     m.d.sync += [
                         rest[g].eq(left),
+                        after[g].eq(left & ~lowest(left)),
                         holds[g].eq(left.any()),
                         single[g].eq(at_most_one(left)),
                     ]

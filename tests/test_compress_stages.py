@@ -14,7 +14,7 @@ from compress import csr, huffman, integer_ref, pow2, prune, share, taylor
 from compress.bundle import BundleError, load_bundle, save_bundle
 from compress.data import IdxError, load_idx_dataset, read_idx
 from compress.models import MLP, linear_layers
-from compress.train import LP_EPSILON, lp_penalty, train
+from compress.train import LP_EPSILON, Distillation, lp_penalty, train
 
 
 def _data(n=200, features=16, seed=0):
@@ -64,6 +64,32 @@ def test_lp_regularisation_makes_small_weights():
     assert small_fraction(lp=2e-3, lp_p=0.5) > small_fraction() + 0.2
     with pytest.raises(ValueError, match="lp_p must be in"):
         train(MLP([16, 4]), x, y, epochs=1, lp=1e-3, lp_p=1.0, quiet=True)
+
+
+def test_distillation_pulls_the_student_toward_the_teacher():
+    """With weight 1 the loss is the KL divergence from the teacher's softened outputs alone:
+    the student ends closer to a teacher that disagrees with the labels than the same student
+    trained on the labels; a weight or temperature out of range is refused."""
+    x, y = _data()
+    torch.manual_seed(1)
+    teacher = MLP([16, 12, 4])
+    with torch.no_grad():  # a teacher that prefers class 3 whatever the labels say
+        teacher.layer(1).bias[3] += 3.0
+
+    def kl_to_teacher(distill=None):
+        torch.manual_seed(0)
+        student = MLP([16, 12, 8, 4])
+        train(student, x, y, epochs=10, lr=1e-2, quiet=True, distill=distill)
+        with torch.no_grad():
+            xt = torch.as_tensor(x)
+            return F.kl_div(
+                F.log_softmax(student(xt), 1), F.softmax(teacher(xt), 1), reduction="batchmean"
+            ).item()
+
+    assert kl_to_teacher(Distillation(teacher, 1.0, temperature=1.0)) < 0.5 * kl_to_teacher()
+    for weight, temperature in ((0.0, 4.0), (1.5, 4.0), (0.5, 0.0)):
+        with pytest.raises(ValueError, match="distillation"):
+            Distillation(teacher, weight, temperature)
 
 
 def test_prune_by_percentile_hits_sparsity():
