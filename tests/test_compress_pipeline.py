@@ -152,11 +152,17 @@ def test_lenet5_run_reports_sizes(tmp_path):
             "shift",
             "--train-schedule",
             "cosine",
+            "--distill",
+            "0.5",
+            "--distill-temperature",
+            "2",
         ]
     )
     assert rc == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["model"] == "lenet5" and s["integer_accuracy"] is not None
+    # every fine-tuning phase ran with the distillation the command line asked for
+    assert s["config"]["distill"] == 0.5 and s["config"]["distill_temperature"] == 2
     # the command line reaches the configuration
     assert s["architecture"]["filters"] == [3, 9]
     assert s["config"]["finetune_augment"] == "shift" and s["config"]["augment"] == "none"
