@@ -93,17 +93,12 @@ class Flatten(wiring.Component):
 
         # Whether a channel is left and whether at most one is (the pixel's final one) are
         # registers, loaded with ``todo``, so ``i.ready`` is one gate after ``o.ready`` and the
-        # reader's FIFO does not wait for a search through the channels. ``after`` (``todo``
-        # without its lowest channel) is a register too, so a pop searches once, not twice.
+        # reader's FIFO does not wait for a search through the channels.
         busy = Signal()
         final = Signal(init=1)
-        after = Signal(cs)
-
-        def drop_lowest(x):
-            return (x & (x - 1))[: len(x)]
 
         def at_most_one(x):
-            return drop_lowest(x) == 0
+            return (x & (x - 1))[: len(x)] == 0
 
         # Lowest channel still to send.
         sel = Signal(range(cs))
@@ -119,12 +114,8 @@ class Flatten(wiring.Component):
             self.i.ready.eq(~busy | (self.o.ready & final)),
         ]
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [
-                todo.eq(after),
-                after.eq(drop_lowest(after)),
-                busy.eq(~final),
-                final.eq(at_most_one(after)),
-            ]
+            left = (todo & (todo - 1))[:cs]
+            m.d.sync += [todo.eq(left), busy.eq(~final), final.eq(at_most_one(left))]
 
         pixel = Value.cast(self.i.payload.value)
         frame_last = pixel_no == pixels - 1
@@ -138,7 +129,6 @@ class Flatten(wiring.Component):
             m.d.sync += [
                 held.eq(pixel),
                 todo.eq(send),
-                after.eq(drop_lowest(send)),
                 busy.eq(send.any()),
                 final.eq(at_most_one(send)),
                 held_last.eq(frame_last),
