@@ -82,8 +82,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--distill",
         type=float,
-        help="weight in (0, 1] of knowledge distillation from the float model in the Taylor "
-        "steps and pruning rounds (0: off)",
+        help="weight in (0, 1] of knowledge distillation from the float model in every "
+        "fine-tuning phase before the calibration (0: off, the default)",
     )
     p.add_argument("--distill-temperature", type=float, help="its temperature (default 4)")
     p.add_argument("--seed", type=int, default=0)

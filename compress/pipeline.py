@@ -57,8 +57,8 @@ class Config:
     finetune_epochs: int = 8
     finetune_lr: float = 5e-4
     finetune_schedule: str = "constant"  # or "cosine": each fine-tuning phase's learning rate
-    # knowledge distillation from the float model in the Taylor steps and pruning rounds: the
-    # weight of its loss (0: off) and its temperature (compress.train.train)
+    # knowledge distillation from the float model in every fine-tuning phase before the
+    # calibration: the weight of its loss (0: off) and its temperature (compress.train.Distillation)
     distill: float = 0.0
     distill_temperature: float = 4.0
     # Taylor structured pruning: hidden widths after pruning, reached in `structured_steps` steps

@@ -8,6 +8,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .bits import at_most_one, lowest, without_lowest
 from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
 from .neuron.neuron import ROM_STYLES
 from .neuron.ram import ram_format, ram_words
@@ -486,9 +487,6 @@ class Layer(wiring.Component):
             m.d.comb += [valid_bits[i].eq(n.out.valid) for i, n in enumerate(neurons)]
             m.d.sync += [ready.eq(valid_bits.all() & ~sending & ~load), masks.eq(group_kept)]
 
-        def lowest(x):
-            return (x & (~x + 1))[: len(x)]
-
         # ``turn`` (one-hot, a register) is the lowest group with a result left, lowest(holds):
         # each group's pick and release follow its own bit of it, and it moves on when that
         # group takes its last result, to the lowest other group that holds one. So the search
@@ -500,9 +498,6 @@ class Layer(wiring.Component):
         single = Signal(len(groups))
         group_done = Signal(len(groups))  # the turn's group takes its last result
 
-        def at_most_one(x):
-            return ~(x & ~lowest(x)).any()
-
         # ``after[g]``: rest[g] without its lowest result, a register, so a pick is
         # ``rest & ~after`` and taking it one search (the next ``after``), not two in a row
         after = [Signal(len(members), name=f"after{g}") for g, members in enumerate(groups)]
@@ -513,7 +508,7 @@ class Layer(wiring.Component):
                 mask = kept[members.start : members.stop]
                 m.d.sync += [
                     rest[g].eq(mask),
-                    after[g].eq(mask & ~lowest(mask)),
+                    after[g].eq(without_lowest(mask)),
                     holds[g].eq(masks[g]),
                     single[g].eq(at_most_one(mask)),
                 ]
@@ -530,7 +525,7 @@ class Layer(wiring.Component):
                 with m.If(turn[g]):
                     m.d.sync += [
                         rest[g].eq(left),
-                        after[g].eq(left & ~lowest(left)),
+                        after[g].eq(without_lowest(left)),
                         holds[g].eq(left.any()),
                         single[g].eq(at_most_one(left)),
                     ]

@@ -6,6 +6,7 @@ from amaranth import Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from rtl_gen.bits import at_most_one, without_lowest
 from rtl_gen.conv.params import MAX_HEIGHT, MAX_WIDTH
 from rtl_gen.neuron import element_layout
 
@@ -97,9 +98,6 @@ class Flatten(wiring.Component):
         busy = Signal()
         final = Signal(init=1)
 
-        def at_most_one(x):
-            return (x & (x - 1))[: len(x)] == 0
-
         # Lowest channel still to send.
         sel = Signal(range(cs))
         for c in reversed(range(cs)):
@@ -114,7 +112,7 @@ class Flatten(wiring.Component):
             self.i.ready.eq(~busy | (self.o.ready & final)),
         ]
         with m.If(self.o.valid & self.o.ready):
-            left = (todo & (todo - 1))[:cs]
+            left = without_lowest(todo)
             m.d.sync += [todo.eq(left), busy.eq(~final), final.eq(at_most_one(left))]
 
         pixel = Value.cast(self.i.payload.value)
