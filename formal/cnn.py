@@ -300,13 +300,13 @@ def cnn_spec(size: int = 4):
 
 
 CNN_SIZE = 4
-#: ready cycles, while an image is owed, until its last logit leaves; 24 fails (the BMC finds
+#: ready cycles, while an image is owed, until its last logit leaves; 25 fails (the BMC finds
 #: a trace)
-CNN_BOUND = 26
+CNN_BOUND = 27
 #: 4x4: an image from reset (last pixel at step 15 at the earliest) and the bound after it
-#: (first logits out: step 41); 6x6: last pixel at step 35, first logits out at step 61
+#: (first logits out: step 42); 6x6: last pixel at step 35, first logits out at step 62
 #: (a longer run: CNN_6X6_TIMEOUT)
-CNN_DEPTH = {4: 43, 6: 63}
+CNN_DEPTH = {4: 44, 6: 64}
 CNN_6X6_TIMEOUT = 1800
 
 

@@ -42,11 +42,11 @@ from .sby import Proof
 INDEX = 1
 
 #: ready cycles, while a vector is owed, until its result leaves: the cycles between the last
-#: element's accept and ``out.valid`` (the output latency, 3 CSR, 5 direct, less one), so that the
+#: element's accept and ``out.valid`` (the output latency, 3 CSR, 6 direct, less one), so that the
 #: result leaves in its first valid cycle if the sink is ready; one less fails (the BMC finds a
 #: trace). Each depth reaches past the earliest vector end (step 2) plus the bound.
-BOUND = {"csr": 2, "direct": 4}
-DEPTH = {"csr": 16, "direct": 18}
+BOUND = {"csr": 2, "direct": 5}
+DEPTH = {"csr": 16, "direct": 19}
 
 
 def neuron(layout: str, w=None, rom_style: str = "auto"):

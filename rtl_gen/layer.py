@@ -118,12 +118,12 @@ class Layer(wiring.Component):
     ``done`` one cycle later), and every element takes exactly one cycle. The element reaches
     the neurons one cycle after the layer accepts it (:data:`BROADCAST_LATENCY`: a register per
     :data:`BROADCAST_GROUP` neurons), all in the same cycle; each neuron's ROM is addressed by
-    its registered copy of the element's index, so the results come two cycles later than a CSR
-    neuron's (index and ROM-read stages).
+    its registered copy of the element's index, so the results come three cycles later than a
+    CSR neuron's (index, ROM-word and decode stages).
 
     Output: when the neurons take a vector's last element in cycle ``t`` (the direct layout: all
     of them, one cycle after the layer's ``accept``), their results are valid in cycle ``t + 3``
-    (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`; ``t + 5`` in the direct layout). In the
+    (:data:`~rtl_gen.neuron.neuron.OUTPUT_LATENCY`; ``t + 6`` in the direct layout). In the
     direct layout the serializer takes them in that cycle; in the CSR layout and the dense build
     the neurons may finish in different cycles, ``t`` is the slowest one's, and the serializer
     takes them one cycle later (a registered AND of their ``out.valid``,

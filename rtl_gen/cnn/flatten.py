@@ -94,9 +94,12 @@ class Flatten(wiring.Component):
 
         # Whether a channel is left and whether at most one is (the pixel's final one) are
         # registers, loaded with ``todo``, so ``i.ready`` is one gate after ``o.ready`` and the
-        # reader's FIFO does not wait for a search through the channels.
+        # reader's FIFO does not wait for a search through the channels. After a pop ``final``
+        # is "at most two were left", from the count of channels left (a register), not from
+        # a search of ``todo`` once its lowest channel is gone: two carry chains in a row.
         busy = Signal()
         final = Signal(init=1)
+        left_count = Signal(range(cs + 1))
 
         # Lowest channel still to send.
         sel = Signal(range(cs))
@@ -112,8 +115,12 @@ class Flatten(wiring.Component):
             self.i.ready.eq(~busy | (self.o.ready & final)),
         ]
         with m.If(self.o.valid & self.o.ready):
-            left = without_lowest(todo)
-            m.d.sync += [todo.eq(left), busy.eq(~final), final.eq(at_most_one(left))]
+            m.d.sync += [
+                todo.eq(without_lowest(todo)),
+                busy.eq(~final),
+                final.eq(left_count <= 2),
+                left_count.eq(left_count - 1),
+            ]
 
         pixel = Value.cast(self.i.payload.value)
         frame_last = pixel_no == pixels - 1
@@ -129,6 +136,7 @@ class Flatten(wiring.Component):
                 todo.eq(send),
                 busy.eq(send.any()),
                 final.eq(at_most_one(send)),
+                left_count.eq(sum(send[c] for c in range(cs))),
                 held_last.eq(frame_last),
                 pixel_no.eq(Mux(frame_last, 0, pixel_no + 1)),
                 base.eq(next_base),

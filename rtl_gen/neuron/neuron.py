@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -36,7 +36,7 @@ PREFETCH_DEPTH = 4
 ROM_STYLES = ("auto", "block", "logic")
 
 #: Cycles from the ``accept`` of a vector's last element to ``out.valid`` (CSR layout and dense
-#: build; the direct layout adds two): the product register, the result register, then the
+#: build; the direct layout adds three): the product register, the result register, then the
 #: activation's output register.
 OUTPUT_LATENCY = 3
 
@@ -51,6 +51,19 @@ def element_layout(count: int, value_shape) -> data.StructLayout:
     return data.StructLayout(
         {"index": unsigned(index_bits(count)), "value": Shape.cast(value_shape), "last": 1}
     )
+
+
+def _table(values, bits: int, index):
+    """Entry ``index`` of a constant table of ``bits``-bit ``values`` (``2**len(index)`` of
+    them): a word select of one constant, which Yosys writes as a continuous assignment (a
+    shift). ``Array(...)[index]`` would become an ``always @*`` case block, which Icarus 11
+    runs only when an input changes: it initialises variables before any process waits, so
+    Yosys's time-0 trigger (a dummy ``reg ... = 0``) is lost, and a block whose inputs are
+    registers that keep their initial values through reset stays X until one changes."""
+    packed = 0
+    for i, v in enumerate(values):
+        packed |= (int(v) & ((1 << bits) - 1)) << (i * bits)
+    return Const(packed, bits * len(values)).word_select(index, bits)
 
 
 class BroadcastSignature(wiring.Signature):
@@ -126,12 +139,12 @@ class Neuron(wiring.Component):
     cycle, whatever was skipped before it. On ``accept`` the element's value and index are
     registered (the neuron's own copy) and the next cycle that index addresses a LUT ROM or a
     RAM (a combinational read); a block RAM is addressed by the element's index itself (a
-    synchronous read enabled by ``done``): either way the word's decoded weight is registered
-    next to the value in the cycle after the accept; the next
-    the product ``w * x`` of those is registered, and the cycle after the accumulate stage does
+    synchronous read enabled by ``done``): either way the word is registered next to the value
+    in the cycle after the accept, and its decoded weight the cycle after that; the next the
+    product ``w * x`` of those is registered, and the cycle after the accumulate stage does
     ``acc += w * x``. For the ``last`` element that stage captures ``acc + w * x`` in the result
-    register and returns ``acc`` to the bias, so ``out.valid`` rises 5 cycles after the
-    ``accept``: two cycles more than the CSR walk. No cycle is needed after reset.
+    register and returns ``acc`` to the bias, so ``out.valid`` rises 6 cycles after the
+    ``accept``: three cycles more than the CSR walk. No cycle is needed after reset.
 
     Parameters
     ----------
@@ -398,7 +411,10 @@ class Neuron(wiring.Component):
         for i, slot in enumerate(slots):
             with m.If(q_valid & (write_index == i)):
                 m.d.sync += slot.eq(incoming)
-        head = Array(slots)[read_index]
+        # a shift (a continuous assignment), not ``Array(slots)[read_index]`` (an ``always @*``
+        # case block, see :func:`_table`): the slots and the index keep their reset values
+        # until the first pop, which would then load X from the head in Icarus
+        head = Cat(*slots).word_select(read_index, width)
         decoded, offset = {}, self.word_bits
         for name, shape in shapes.items():
             field = head[offset : offset + shape.width]
@@ -449,18 +465,18 @@ class Neuron(wiring.Component):
             init = self.codebook[init_word if direct else init_word >> self.index_bits]
             if self.build == "codebook":
                 wbits = max(abs(c) for c in self.codebook).bit_length() + 1
-                table = Array(Const(c, signed(wbits)) for c in self.codebook)
-                fields["weight"] = (table[code], signed(wbits), init)
+                table = _table(self.codebook, wbits, code).as_signed()
+                fields["weight"] = (table, signed(wbits), init)
             else:
                 exps = [max(abs(c), 1).bit_length() - 1 for c in self.codebook]
                 exp_bits = max(max(exps).bit_length(), 1)
-                zero = Array(Const(int(c == 0), 1) for c in self.codebook)
-                negative = Array(Const(int(c < 0), 1) for c in self.codebook)
-                exponent = Array(Const(e, unsigned(exp_bits)) for e in exps)
-                fields["zero"] = (zero[code], unsigned(1), int(init == 0))
-                fields["negative"] = (negative[code], unsigned(1), int(init < 0))
+                zero = _table([int(c == 0) for c in self.codebook], 1, code)
+                negative = _table([int(c < 0) for c in self.codebook], 1, code)
+                exponent = _table(exps, exp_bits, code)
+                fields["zero"] = (zero, unsigned(1), int(init == 0))
+                fields["negative"] = (negative, unsigned(1), int(init < 0))
                 init_exp = max(abs(init), 1).bit_length() - 1
-                fields["exp"] = (exponent[code], unsigned(exp_bits), init_exp)
+                fields["exp"] = (exponent, unsigned(exp_bits), init_exp)
         return fields
 
     def _decode_inits(self, word: int) -> dict:
@@ -652,11 +668,16 @@ class Neuron(wiring.Component):
         element = self.inp.data
 
         # Index stage: the element accepted in the previous cycle (index and value, this
-        # neuron's own copy); read stage: its ROM word decoded into registers, next to the value.
+        # neuron's own copy); word stage: its ROM word in a register, next to the value; read
+        # stage: that word decoded into registers. The ROM read and its decode are apart: a
+        # LUT ROM of a few hundred words is a tree of several logic levels on its own.
         stage_valid = Signal()
         stage_last = Signal()
         stage_index = Signal.like(element.index, name="stage_index")
         stage_x = Signal(self.x_shape)
+        word_valid = Signal()
+        word_last = Signal()
+        word_x = Signal(self.x_shape)
         read_valid = Signal()
         read_last = Signal()
         read_x = Signal(self.x_shape)
@@ -735,6 +756,7 @@ class Neuron(wiring.Component):
                 & ~act_wait
                 & ~restart
                 & ~(stage_valid & stage_last)
+                & ~(word_valid & word_last)
                 & ~(read_valid & read_last)
             ),
             self.inp.done.eq(self.inp.valid & (~element.last | out_free)),
@@ -746,9 +768,12 @@ class Neuron(wiring.Component):
         # every neuron's ROM, accumulator and result register across the device.
         m.d.sync += [
             stage_valid.eq(self.inp.accept & self.inp.done),
-            read_valid.eq(stage_valid),
-            read_last.eq(stage_last),  # used only with read_valid
-            read_x.eq(stage_x),
+            word_valid.eq(stage_valid),
+            word_last.eq(stage_last),  # used only with word_valid
+            word_x.eq(stage_x),
+            read_valid.eq(word_valid),
+            read_last.eq(word_last),  # used only with read_valid
+            read_x.eq(word_x),
         ]
         with m.If(self.inp.done):
             m.d.sync += [
@@ -758,7 +783,9 @@ class Neuron(wiring.Component):
             ]
         # Product stage: the shift (or multiply) of the decoded word, registered, so that the
         # accumulate adder starts from a register.
-        product = self._product(m, self._decode(m, word), read_x)
+        word_reg = Signal(self.word_bits, name="word_reg")
+        m.d.sync += word_reg.eq(word)
+        product = self._product(m, self._decode(m, word_reg), read_x)
         product_reg = Signal.like(product, name="product_reg")
         m.d.sync += [
             product_valid.eq(read_valid),

@@ -44,9 +44,9 @@ __all__ = [
 RESULT_LATENCY = 6
 
 #: Extra cycles of the direct ROM layout: the layer's broadcast register (one per group of
-#: neurons), each neuron's registered copy of the element's index, then the decoded ROM word and
-#: the product registers before the accumulate stage.
-DIRECT_LATENCY = 4
+#: neurons), each neuron's registered copy of the element's index, its ROM word, the decoded
+#: word and the product registers before the accumulate stage.
+DIRECT_LATENCY = 5
 
 #: Input queue of each neuron of a CSR (or dense) layer: entries; cycles from the layer's
 #: accept to the write into the queues (the element and the write enables are registered),
