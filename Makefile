@@ -37,6 +37,9 @@ SEED         ?= 1
 ROUTER       ?= router1
 # make timing: nextpnr placer's timing weight (default: the export's, python -m rtl_gen.export --help)
 TIMING_WEIGHT ?=
+# make timing: nextpnr's timing-driven rip-up (1: --tmg-ripup, the router also reroutes the nets
+# of failing paths; 0, the default: congestion only)
+TMG_RIPUP    ?= 0
 # make verilog/ip/synth/timing: rename every module (core TOP, wrapper TOP_axis); default: the design's
 TOP          ?=
 PYTEST_ARGS  ?=
@@ -54,6 +57,7 @@ export SIM WAVES
 switch_01 = $(if $(filter-out 0 1,$($(1)))$(filter-out 1,$(words $($(1)))),$(error $(1) must be 0 or 1, not '$($(1))'))
 $(call switch_01,WAVES)
 $(call switch_01,ZERO_SKIP)
+$(call switch_01,TMG_RIPUP)
 $(if $(filter-out rom ram,$(WEIGHTS))$(filter-out 1,$(words $(WEIGHTS))),$(error WEIGHTS must be rom or ram, not '$(WEIGHTS)'))
 
 .PHONY: setup sim accuracy test formal mutate lint format bench compress example sweep verilog ip synth timing board report clean distclean
@@ -176,7 +180,7 @@ board: $(STAMP) $(NEEDS_BUNDLE)
 # Fmax after place-and-route on an ECP5-85k (Yosys synth_ecp5 + nextpnr-ecp5), not the Vivado part.
 timing: $(STAMP) $(NEEDS_BUNDLE)
 	$(PY) -m rtl_gen.export timing $(EXPORT_ARGS) --seed $(SEED) --router $(ROUTER) \
-		$(call export_opt,TIMING_WEIGHT,--timing-weight)
+		$(call export_opt,TIMING_WEIGHT,--timing-weight) $(if $(filter 1,$(TMG_RIPUP)),--tmg-ripup)
 
 report: $(STAMP) $(BUNDLE)/manifest.json $(CNN_BUNDLE)/manifest.json
 	$(PY) scripts/report.py --bundle $(BUNDLE) --cnn-bundle $(CNN_BUNDLE) --sim $(SIM)

@@ -118,6 +118,12 @@ def test_bad_timing_weight_stops_the_export_up_front(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("ripup", [1, "yes", None])
+def test_bad_tmg_ripup_is_a_value_error(tmp_path, ripup):
+    with pytest.raises(ValueError, match="tmg_ripup must be a bool"):
+        timing.nextpnr_ecp5(tmp_path, tmg_ripup=ripup)
+
+
 def test_nextpnr_failure_is_a_runtime_error(tmp_path):
     with pytest.raises(RuntimeError, match="nextpnr-ecp5 failed"):
         timing.nextpnr_ecp5(tmp_path)  # no netlist to read
@@ -177,9 +183,15 @@ def test_timing_of_a_small_conv_engine(tmp_path, capsys):
     assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router2") != key
     weighted = timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router1", 30)
     assert weighted != key
-    # router2 routes the same netlist too, its clock on a primary clock pin
+    assert timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router1", 10, False) == key
+    ripup = timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router2", 10, True)
+    assert ripup != timing.cache_key(folder, sources, "conv_engine", 1, 100.0, "router2")
+    # router2 routes the same netlist too, its clock on a primary clock pin, also with the
+    # timing-driven rip-up
     routed2 = timing.parse_report(timing.nextpnr_ecp5(folder, seed=1, router="router2"))
     assert routed2["fmax_mhz"] > 0
+    ripped = timing.nextpnr_ecp5(folder, seed=1, router="router2", tmg_ripup=True)
+    assert timing.parse_report(ripped)["fmax_mhz"] > 0
     lpf = (folder / timing.CLOCK_LPF).read_text()
     assert f'LOCATE COMP "clk" SITE "{timing.ROUTER2_CLOCK_PIN}";' in lpf
     (folder / sources[0]).write_text((folder / sources[0]).read_text() + "\n// edited\n")

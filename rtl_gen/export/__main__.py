@@ -150,6 +150,11 @@ def parse_args(argv=None):
         f"{DEFAULT_TIMING_WEIGHT})",
     )  # fmt: skip
     parser.add_argument(
+        "--tmg-ripup", action="store_true",
+        help="timing: nextpnr's timing-driven rip-up (--tmg-ripup: the router also reroutes the "
+        "nets of failing paths; off by default)",
+    )  # fmt: skip
+    parser.add_argument(
         "--cache", type=Path, default=DEFAULT_CACHE,
         help=f"timing: figures of netlists already placed and routed (default {DEFAULT_CACHE})",
     )  # fmt: skip
@@ -241,7 +246,7 @@ def main(argv=None) -> int:
             figures = ecp5_timing(
                 folder, manifest["sources"], design.top, seed=args.seed, freq_mhz=freq,
                 cache=None if args.no_cache else args.cache, router=args.router,
-                timing_weight=args.timing_weight,
+                timing_weight=args.timing_weight, tmg_ripup=args.tmg_ripup,
             )  # fmt: skip
         except RuntimeError as error:
             print(f"error: {error}", file=sys.stderr)

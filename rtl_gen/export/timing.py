@@ -79,6 +79,15 @@ def check_timing_weight(weight, name: str = "timing_weight") -> int:
     return weight
 
 
+def router_args(tmg_ripup: bool) -> list[str]:
+    """nextpnr's router options: ``--tmg-ripup`` (the router rips up and reroutes the nets of
+    failing timing paths, not only congested ones) or none, so the command (and the cache key)
+    of a run without it stays what it was."""
+    if not isinstance(tmg_ripup, bool):
+        raise ValueError(f"tmg_ripup must be a bool, not {tmg_ripup!r}")
+    return ["--tmg-ripup"] if tmg_ripup else []
+
+
 def placer_args(timing_weight: int) -> list[str]:
     """nextpnr's placer options for ``timing_weight``: none for nextpnr's own default, so the
     command (and the cache key) of a default run stays what it was."""
@@ -152,6 +161,7 @@ def nextpnr_ecp5(
     router: str = DEFAULT_ROUTER,
     clock: str = "clk",
     timing_weight: int = DEFAULT_TIMING_WEIGHT,
+    tmg_ripup: bool = False,
 ) -> dict:
     """Place and route ``folder/reports/ecp5_netlist.json``; return nextpnr's JSON report.
 
@@ -162,7 +172,7 @@ def nextpnr_ecp5(
     """
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
-    options = placer_args(check_timing_weight(timing_weight))
+    options = placer_args(check_timing_weight(timing_weight)) + router_args(tmg_ripup)
     if router == "router2":
         write_atomic(
             Path(folder) / CLOCK_LPF,
@@ -321,6 +331,7 @@ def cache_key(
     freq_mhz: float,
     router: str = DEFAULT_ROUTER,
     timing_weight: int = DEFAULT_TIMING_WEIGHT,
+    tmg_ripup: bool = False,
 ) -> str:
     """SHA-256 of the Verilog sources' contents, the top, seed, target, router, device and the
     pinned wheels' versions: what place-and-route's result depends on."""
@@ -335,6 +346,7 @@ def cache_key(
         inputs.append(ROUTER2_CLOCK_PIN)
     if placer_args(timing_weight):
         inputs.append(["timingweight", timing_weight])
+    inputs += router_args(tmg_ripup)
     digest.update(json.dumps(inputs).encode())
     return digest.hexdigest()
 
@@ -349,6 +361,7 @@ def ecp5_timing(
     cache: Path | None = None,
     router: str = DEFAULT_ROUTER,
     timing_weight: int = DEFAULT_TIMING_WEIGHT,
+    tmg_ripup: bool = False,
 ) -> dict:
     """Synthesize ``sources`` for ECP5, place and route them on an LFE5U-85F, return the figures.
 
@@ -365,21 +378,25 @@ def ecp5_timing(
     folder = Path(folder)
     entry = None
     if cache is not None:
-        key = cache_key(folder, sources, top, seed, freq_mhz, router, timing_weight)
+        key = cache_key(folder, sources, top, seed, freq_mhz, router, timing_weight, tmg_ripup)
         entry = Path(cache) / f"{key}.json"
         if entry.exists():
             return {**json.loads(entry.read_text()), "cached": str(entry)}
-    figures = _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router, timing_weight)
+    figures = _run_ecp5_timing(
+        folder, sources, top, seed, freq_mhz, clock, router, timing_weight, tmg_ripup
+    )
     if entry is not None:
         write_atomic(entry, json.dumps(figures, indent=2) + "\n")
     return figures
 
 
-def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router, timing_weight) -> dict:
+def _run_ecp5_timing(
+    folder, sources, top, seed, freq_mhz, clock, router, timing_weight, tmg_ripup
+) -> dict:
     start = time.monotonic()
     cells = synth_ecp5(folder, sources, top)
     synth_s = time.monotonic() - start
-    report = nextpnr_ecp5(folder, seed, freq_mhz, router, clock, timing_weight)
+    report = nextpnr_ecp5(folder, seed, freq_mhz, router, clock, timing_weight, tmg_ripup)
     pnr_s = time.monotonic() - start - synth_s
     figures = parse_report(report, clock)
     critical = figures["critical_path"]
@@ -401,13 +418,14 @@ def _run_ecp5_timing(folder, sources, top, seed, freq_mhz, clock, router, timing
         "seed": seed,
         "router": router,
         "timing_weight": timing_weight,
+        "tmg_ripup": tmg_ripup,
         **figures,
         "resources": resources,
         "flow": (
             f"yosys synth_ecp5 -top {top}; nextpnr-ecp5 "
             f"{' '.join(NEXTPNR_DEVICE_ARGS)} --freq {freq_mhz:g} --seed {seed} "
             f"--router {router}"
-            + "".join(f" {arg}" for arg in placer_args(timing_weight))
+            + "".join(f" {arg}" for arg in placer_args(timing_weight) + router_args(tmg_ripup))
             + " (heap placer; "
             + (
                 f"{clock} on pin {ROUTER2_CLOCK_PIN}, the other ports unconstrained)"
@@ -442,6 +460,7 @@ def summary(figures: dict) -> str:
         f"ECP5-85k ({figures['device']}-{figures['speed_grade']} {figures['package']}) after "
         f"place-and-route, seed {figures['seed']}, {figures.get('router', DEFAULT_ROUTER)}"
         + _weight_note(figures.get("timing_weight", NEXTPNR_TIMING_WEIGHT))
+        + (", timing-driven rip-up" if figures.get("tmg_ripup") else "")
         + ": "
         f"Fmax {figures['fmax_mhz']:.1f} MHz "
         f"(target {figures['target_mhz']:g} MHz: {verdict})",
