@@ -746,21 +746,22 @@ class Neuron(wiring.Component):
             word = Const(0, self.word_bits)
 
         restart = Signal()  # the accumulate stage holds a last element: the result is ready
-        out_free = Signal()
+        # ``out_busy``: a last element has been taken and its result has not left on ``out``
+        # (in the stages, the activation or ``out``), a register: set the cycle after that
+        # accept, cleared the cycle after the transfer, so it is high exactly while one of the
+        # stages' last flags, ``act_wait`` or ``out.valid`` is (one last element at a time: a
+        # last element waits while it is high). ``done`` is then one gate from registers.
+        out_busy = Signal()
         product_valid = Signal()
         product_last = Signal()
         m.d.comb += [
             restart.eq(product_valid & product_last),
-            out_free.eq(
-                ~self.out.valid
-                & ~act_wait
-                & ~restart
-                & ~(stage_valid & stage_last)
-                & ~(word_valid & word_last)
-                & ~(read_valid & read_last)
-            ),
-            self.inp.done.eq(self.inp.valid & (~element.last | out_free)),
+            self.inp.done.eq(self.inp.valid & (~element.last | ~out_busy)),
         ]
+        with m.If(self.inp.accept & self.inp.done & element.last):
+            m.d.sync += out_busy.eq(1)
+        with m.Elif(self.out.valid & self.out.ready):
+            m.d.sync += out_busy.eq(0)
         # ``accept & done`` is ``accept`` (a layer accepts only when its neurons are done), and
         # the stage registers load whenever this neuron is done (every accept among them): the
         # per-neuron term keeps synthesis from merging the lockstep layer's identical copies
