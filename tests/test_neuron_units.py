@@ -402,3 +402,61 @@ def test_layer_back_to_back_under_backpressure(build, layout):
             assert len(runs) == len(x)
             for vector, outputs in zip(x, runs, strict=True):
                 assert dense_vector(outputs, 6) == golden.layer_forward(layer, vector).tolist()
+
+
+@pytest.mark.parametrize(
+    ("build", "layout"), BACK_TO_BACK, ids=[f"{b}-{a}" for b, a in BACK_TO_BACK]
+)
+def test_lone_neuron_back_to_back_under_backpressure(build, layout):
+    """One neuron on its own, as its AXI4-Stream top drives it (``accept = valid & done``, no
+    layer to hold the next vector back): vectors back to back while ``out.ready`` is random.
+    The next vector's ``last`` element must wait in the neuron until the previous result has
+    left, so each vector gives exactly one result, its own."""
+    from amaranth import Module
+
+    rng = np.random.default_rng(31)
+    layer = golden.synthetic_layer(
+        rng,
+        4,
+        3,
+        weight_format="codebook" if build == "codebook" else "pow2",
+        density=0.8,
+        activation="relu",
+        shift=6,
+    )
+    x = golden.random_images(rng, 20, 4, zero_fraction=0.3)
+    want = [golden.layer_forward(layer, v)[1] for v in x]
+    built = Layer(layer, build=build, layout=layout)
+    built._MustUse__silence = True
+    neuron = built.neuron(1)
+
+    m = Module()
+    m.submodules.neuron = neuron
+    inp = neuron.inp
+    m.d.comb += inp.accept.eq(inp.valid & inp.done)
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    elements = [e for v in x for e in golden._elements(v, False)]
+    results = []
+
+    async def bench(ctx):
+        sent, t = 0, 0
+        while len(results) < len(x):
+            if sent < len(elements):
+                j, value, last = elements[sent]
+                ctx.set(inp.data, {"index": j, "value": value, "last": last})
+            ctx.set(inp.valid, sent < len(elements))
+            ready = rng.random() >= 0.7
+            ctx.set(neuron.out.ready, ready)
+            _, _, done, ov, y = await ctx.tick().sample(
+                inp.done, neuron.out.valid, neuron.out.payload
+            )
+            sent += sent < len(elements) and done
+            t += 1
+            assert t < 50 * len(elements), f"{len(results)} results after {t} cycles"
+            if ov and ready:
+                results.append(y)
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert results == want
