@@ -375,6 +375,19 @@ def stream_back_to_back(dut, vectors, sparse: bool, backpressure: float, seed: i
 BACK_TO_BACK = [("pow2", "csr"), ("dense", "csr"), ("pow2", "direct"), ("codebook", "direct")]
 
 
+def back_to_back_layer(rng, build: str, neurons: int):
+    """A random 4-input ReLU layer for the back-to-back tests, in ``build``'s weight format."""
+    return golden.synthetic_layer(
+        rng,
+        4,
+        neurons,
+        weight_format="codebook" if build == "codebook" else "pow2",
+        density=0.8,
+        activation="relu",
+        shift=6,
+    )
+
+
 @pytest.mark.parametrize(
     ("build", "layout"), BACK_TO_BACK, ids=[f"{b}-{a}" for b, a in BACK_TO_BACK]
 )
@@ -384,15 +397,7 @@ def test_layer_back_to_back_under_backpressure(build, layout):
     serializer, so a neuron must hold it until its result has left (the CSR neuron's
     ``out_free``, the direct layer's ``busy``); every vector's results are exact."""
     rng = np.random.default_rng(23)
-    layer = golden.synthetic_layer(
-        rng,
-        4,
-        6,
-        weight_format="codebook" if build == "codebook" else "pow2",
-        density=0.8,
-        activation="relu",
-        shift=6,
-    )
+    layer = back_to_back_layer(rng, build, 6)
     x = golden.random_images(rng, 24, 4, zero_fraction=0.4)
     x[3] = 0  # the last element alone: two `last` elements back to back with zero-skipping
     for zero_skip in (False, True):
@@ -415,15 +420,7 @@ def test_lone_neuron_back_to_back_under_backpressure(build, layout):
     from amaranth import Module
 
     rng = np.random.default_rng(31)
-    layer = golden.synthetic_layer(
-        rng,
-        4,
-        3,
-        weight_format="codebook" if build == "codebook" else "pow2",
-        density=0.8,
-        activation="relu",
-        shift=6,
-    )
+    layer = back_to_back_layer(rng, build, 3)
     x = golden.random_images(rng, 20, 4, zero_fraction=0.3)
     want = [golden.layer_forward(layer, v)[1] for v in x]
     built = Layer(layer, build=build, layout=layout)
