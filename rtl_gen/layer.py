@@ -147,7 +147,8 @@ class Layer(wiring.Component):
     layout : str
         ROM layout of the compressed builds: ``"csr"`` (default, the CSR row walked one entry per
         cycle), ``"direct"`` (one code per input, addressed by the element index) or ``"auto"``
-        (the smaller ROM for this layer, see :meth:`LayerWeights.auto_layout`). The dense build
+        (the cheaper ROMs for this layer: fewer block RAMs, then fewer LUT-ROM bits, see
+        :meth:`LayerWeights.auto_layout`). The dense build
         ignores ``"auto"`` and rejects ``"direct"``. :attr:`layout` is the resolved one.
     drop_zeros : bool
         Input filter: take zero-valued elements without ``last`` at once and do not broadcast them
@@ -430,7 +431,9 @@ class Layer(wiring.Component):
         register per group that says whether it still holds one, and releases the other
         results. The first group to send is the lowest with a result; with the registered AND,
         whether each group has one is itself registered the cycle before, so the load's search
-        over the groups starts from registers. From the next cycle on, each cycle
+        over the groups starts from registers; in the direct layout it is registered from each
+        neuron's ``result_nonzero`` in the cycle before the results become valid. From the
+        next cycle on, each cycle
         the offer register is free it takes the lowest result left: the lowest group that
         holds one (``turn``, a one-hot register that moves on when its group takes its last
         result, to the lowest other group that holds one: a carry chain as long as the number
@@ -442,11 +445,12 @@ class Layer(wiring.Component):
         groups = [range(g, min(g + GATHER_GROUP, count)) for g in range(0, count, GATHER_GROUP)]
         ready = Signal()  # every neuron's result is valid
         kept = Signal(count)
+        kept_next = Signal(count)  # ``kept`` of the results being activated (direct layout)
         for i, neuron in enumerate(neurons):
-            bit = Const(1, 1)
+            bit = bit_next = Const(1, 1)
             if self.skip_zero_outputs and i != count - 1:
-                bit = neuron.nonzero
-            m.d.comb += kept[i].eq(bit)
+                bit, bit_next = neuron.nonzero, neuron.result_nonzero
+            m.d.comb += [kept[i].eq(bit), kept_next[i].eq(bit_next)]
         current = Signal(count)  # one-hot: the result offered now
         rest = [Signal(len(members), name=f"rest{g}") for g, members in enumerate(groups)]
         holds = Signal(len(groups))  # group g has results left in rest[g]
@@ -480,8 +484,14 @@ class Layer(wiring.Component):
         # results are valid a cycle before it, so this is a register too
         masks = Signal(len(groups))
         group_kept = Cat(kept[members.start : members.stop].any() for members in groups)
-        if self.layout == "direct":  # lockstep: the results are valid in the same cycle
-            m.d.comb += [ready.eq(neurons[-1].out.valid), masks.eq(group_kept)]
+        if self.layout == "direct":
+            # lockstep: the results are valid in the same cycle, and were in the result
+            # registers the cycle before, where ``kept_next`` already says which are kept; the
+            # layer holds them until the last one has left, so the register is right at the load
+            m.d.comb += ready.eq(neurons[-1].out.valid)
+            m.d.sync += masks.eq(
+                Cat(kept_next[members.start : members.stop].any() for members in groups)
+            )
         else:  # registered AND, clear while the previous results are leaving
             valid_bits = Signal(count)
             m.d.comb += [valid_bits[i].eq(n.out.valid) for i, n in enumerate(neurons)]

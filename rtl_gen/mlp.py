@@ -32,8 +32,8 @@ class Mlp(wiring.Component):
     zero_skip : bool
     layout : str
         ROM layout of the compressed builds, ``"csr"`` (default), ``"direct"`` or ``"auto"``
-        (per layer, the smaller ROM); see :class:`~rtl_gen.layer.Layer`. :attr:`layouts` lists
-        the resolved layout of each layer.
+        (per layer, the cheaper ROMs: fewer block RAMs, then fewer LUT-ROM bits); see
+        :class:`~rtl_gen.layer.Layer`. :attr:`layouts` lists the resolved layout of each layer.
     queue_depth : int
         Entries of each neuron's input queue in the CSR and dense layers (see
         :class:`~rtl_gen.layer.Layer`).

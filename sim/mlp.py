@@ -215,7 +215,8 @@ def main(argv=None) -> int:
         "--layout",
         choices=("auto", "csr", "direct"),
         default="auto",
-        help="ROM layout of the compressed build (auto: per layer the smaller ROM)",
+        help="ROM layout of the compressed build (auto: per layer the layout with fewer "
+        "block RAMs, then fewer LUT-ROM bits)",
     )
     parser.add_argument("--sim", default=None)
     parser.add_argument("--waves", action="store_true")

@@ -90,7 +90,7 @@ def test_predict_equals_the_bundle_reference(mlp_bundle, tmp_path):
     again = compress2rtl.hardware(bundle.path, layout="csr")
     assert np.array_equal(again.predict(data["x_test"]), ref)
     assert set(again.parameters["layouts"]) == {"csr"}
-    # auto takes the smaller ROM of each layer
+    # auto: all LUT ROMs here, so the smaller ROM of each layer
     assert 0 < hw.parameters["rom_bits"] <= again.parameters["rom_bits"]
     assert len(hw.cycles(data["x_test"][:3])) == 3
     with pytest.raises(ValueError, match="15 values per sample, the network takes 16"):

@@ -79,7 +79,8 @@ def test_layer(simulator, layout, rom_style, bundle):
 
 # Verilator compiles each network for about a minute: it runs the zero-skipping build only
 # (the other build differs in two filters and is covered by Icarus and the Amaranth simulator).
-# "auto" picks the smaller ROM per layer (the direct layout on the digits bundle).
+# "auto" picks per layer the layout with fewer block RAMs, then fewer LUT-ROM bits (the
+# direct layout on the digits bundle).
 MLP_RUNS = [
     ("icarus", False, "csr"),
     ("icarus", True, "csr"),

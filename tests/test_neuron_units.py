@@ -12,6 +12,7 @@ from rtl_gen.layer import Layer
 from rtl_gen.mlp import Mlp
 from rtl_gen.neuron import LayerWeights, LutActivation, Neuron, lut_table
 from rtl_gen.neuron.neuron import BLOCK_ROM_BITS
+from rtl_gen.neuron.weights import BLOCK_RAM_BITS
 from tb.golden import mlp as golden
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -175,21 +176,42 @@ def test_mlp_direct_layout_backpressure(layout):
 
 
 def test_auto_layout_rule():
-    """``auto`` picks per layer the smaller ROM (ties: direct); ROM bits as documented."""
+    """``auto`` picks per layer the layout whose ROMs take fewer block RAMs, then fewer LUT-ROM
+    bits (ties: direct); ROM bits and costs as documented."""
     rng = np.random.default_rng(4)
     dense_ish = golden.synthetic_layer(rng, 32, 3, density=0.9)
     sparse = golden.synthetic_layer(rng, 32, 3, density=0.1)
-    for layer in (dense_ish, sparse):
-        entries = int(layer.csr_rowptr[-1])
-        csr = entries * (layer.index_bits + layer.code_bits)
-        rows = sum(bool(layer.row_codes(j).any()) for j in range(layer.out_features))
-        direct = rows * layer.in_features * layer.code_bits
-        assert layer.rom_bits("pow2", "csr") == csr
-        assert layer.rom_bits("pow2", "direct") == direct
+    # 600 inputs at 40 %: CSR rows of about 2,000 bits and direct rows of 2,400 bits, a block
+    # RAM each either way, so direct although its ROMs hold more bits
+    wide = golden.synthetic_layer(rng, 600, 3, density=0.4)
+    # 300 inputs at 10 %: CSR rows under BLOCK_ROM_BITS (LUTs), direct rows of 1,200 bits
+    # (a block RAM each), so CSR
+    wide_sparse = golden.synthetic_layer(rng, 300, 3, density=0.1)
+    for layer in (dense_ish, sparse, wide, wide_sparse):
+        rows = range(layer.out_features)
+        csr_rows = [len(layer.row_columns(j)) * (layer.index_bits + layer.code_bits) for j in rows]
+        direct_rows = [
+            layer.in_features * layer.code_bits if layer.row_codes(j).any() else 0 for j in rows
+        ]
+        assert layer.rom_bits("pow2", "csr") == sum(csr_rows)
+        assert layer.rom_bits("pow2", "direct") == sum(direct_rows)
+
+        def cost(sizes):
+            blocks = sum(-(-b // BLOCK_RAM_BITS) for b in sizes if b >= BLOCK_ROM_BITS)
+            return blocks, sum(b for b in sizes if b < BLOCK_ROM_BITS)
+
+        csr, direct = cost(csr_rows), cost(direct_rows)
+        assert layer.rom_cost("pow2", "csr") == csr
+        assert layer.rom_cost("pow2", "direct") == direct
         want = "direct" if direct <= csr else "csr"
         assert layer.resolve_layout("pow2", "auto") == want
-        assert Layer(layer, build="pow2", layout="auto").rom_bits == min(csr, direct)
+        chosen = Layer(layer, build="pow2", layout="auto")
+        assert chosen.rom_bits == sum(direct_rows if want == "direct" else csr_rows)
         assert golden.layer_layouts([layer], "pow2", "auto") == [want]
+    assert wide.rom_bits("pow2", "direct") > wide.rom_bits("pow2", "csr")
+    assert wide.rom_cost("pow2", "direct") == wide.rom_cost("pow2", "csr") == (3, 0)
+    assert wide.auto_layout() == "direct" and wide_sparse.auto_layout() == "csr"
+    assert wide_sparse.rom_bits("pow2", "direct") > BLOCK_ROM_BITS
     assert dense_ish.auto_layout() == "direct" and sparse.auto_layout() == "csr"
     assert Layer(dense_ish, build="dense", layout="auto").layout == "csr"
     with pytest.raises(ValueError, match="layout 'direct' is for the compressed builds"):

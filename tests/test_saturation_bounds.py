@@ -17,7 +17,7 @@ from rtl_gen.cnn import ConvLayer
 from rtl_gen.conv import ConvParams
 from rtl_gen.layer import Layer
 from rtl_gen.neuron import LayerWeights
-from rtl_gen.neuron.activation import CircuitActivation
+from rtl_gen.neuron.activation import CircuitActivation, LutActivation
 from tb.golden import mlp as golden_mlp
 from tb.golden.cnn import conv_layer, pixel_beats
 from tb.golden.conv import conv2d
@@ -440,3 +440,34 @@ def test_activation_nonzero_is_y_nonzero_for_every_accumulator(activation, outpu
         sim.run()
         want = activate(requantise(np.array(accs), shift), activation, output_bits)
         assert [nz for _, nz in got] == [int(v != 0) for v in want.tolist()], shift
+
+
+@pytest.mark.parametrize("function", ["sigmoid", "tanh"])
+def test_table_nonzero_next_is_next_cycles_nonzero(function):
+    """A table activation's ``nonzero_next`` (a one-bit table of the same address, read
+    combinationally) is the ``nonzero`` of the next cycle, for every value of an 11-bit
+    accumulator and shifts that saturate the address on both sides: a lockstep layer
+    registers its zero-skip masks from it."""
+    acc_bits = 11
+    accs = list(range(-(1 << (acc_bits - 1)), 1 << (acc_bits - 1)))
+    for shift in (0, 2, 4):
+        dut = LutActivation(
+            acc_bits=acc_bits, shift=shift, function=function, output_bits=4, frac_bits=2,
+            lut_bits=6,
+        )  # fmt: skip
+        early, late = [], []
+
+        async def bench(ctx, dut=dut, early=early, late=late):
+            for acc in accs:
+                ctx.set(dut.acc, acc)
+                early.append(ctx.get(dut.nonzero_next))
+                await ctx.tick()
+                late.append(ctx.get(dut.nonzero))
+                assert late[-1] == int(ctx.get(dut.y) != 0)
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(bench)
+        sim.run()
+        assert early == late, shift
+        assert 0 < sum(late) < len(late), shift  # both kinds of result occur

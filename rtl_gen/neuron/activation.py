@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -173,6 +173,9 @@ class LutActivation(wiring.Component):
         of ``acc`` in cycle ``t`` (one cycle of latency).
     nonzero : ``Out(1)``
         ``y != 0``, in the same cycle as ``y``.
+    nonzero_next : ``Out(1)``
+        ``nonzero`` of the next cycle: the table word of ``acc`` in this cycle is not zero (a
+        one-bit constant table of the same address, read combinationally).
     """
 
     def __init__(
@@ -202,6 +205,7 @@ class LutActivation(wiring.Component):
                 "acc": In(signed(acc_bits)),
                 "y": Out(output_shape(function, output_bits)),
                 "nonzero": Out(1),
+                "nonzero_next": Out(1),
             }
         )
 
@@ -218,4 +222,10 @@ class LutActivation(wiring.Component):
             self.y.eq(port.data),
             self.nonzero.eq(port.data.any()),
         ]
+        # a word select of one constant (a continuous assignment in Verilog, see
+        # rtl_gen.neuron.neuron._table), not an ``always @*`` case block
+        nonzero_words = sum(int(w != 0) << i for i, w in enumerate(self.table))
+        m.d.comb += self.nonzero_next.eq(
+            Const(nonzero_words, len(self.table)).word_select(address.as_unsigned(), 1)
+        )
         return m

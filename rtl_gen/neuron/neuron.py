@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 
 from .activation import CircuitActivation, LutActivation, output_shape
 from .mac import MulProduct, ShiftProduct
-from .weights import BUILDS
+from .weights import BLOCK_ROM_BITS, BUILDS
 
 __all__ = [
     "BLOCK_ROM_BITS",
@@ -21,11 +21,6 @@ __all__ = [
     "element_layout",
     "index_bits",
 ]
-
-#: ``rom_style="auto"``: a ROM of at least this many bits goes into block RAM (an 18-Kbit block
-#: at least 1/18 full, read synchronously), a smaller one into LUTs (read combinationally from
-#: registers).
-BLOCK_ROM_BITS = 1024
 
 #: Entries of the prefetch queue between a block-RAM ROM and the CSR walk: a read takes three
 #: cycles to land (the read, the read data register, the queue), and at one advance per cycle
@@ -205,6 +200,12 @@ class Neuron(wiring.Component):
         ``out.payload != 0``, valid with ``out.valid``: a register next to the circuit
         activation's (loaded from the accumulator's bits), so a layer's zero-skip mask starts
         from registers. Not a port: a layer reads it; a neuron on its own leaves it unused.
+    result_nonzero : Signal(1)
+        What ``nonzero`` will be for the result being activated: combinational from the result
+        register (the activation's ``nonzero``; a table's is read from a one-bit table of the
+        same address), right from the cycle after the result register loads (the cycle before
+        ``out.valid`` rises) until it loads again. A lockstep layer registers its zero-skip
+        masks from it a cycle ahead. Not a port either.
     """
 
     def __init__(
@@ -310,6 +311,7 @@ class Neuron(wiring.Component):
             members["load"] = In(LoadSignature(ceil_log2(in_features + 1), self.load_data_bits))
         super().__init__(members)
         self.nonzero = Signal(name="nonzero")
+        self.result_nonzero = Signal(name="result_nonzero")
 
     @property
     def rom_bits(self) -> int:
@@ -509,8 +511,13 @@ class Neuron(wiring.Component):
         m.submodules.activation = act = self._activation()
         m.d.comb += act.acc.eq(result)
         if self.lut:
-            m.d.comb += [self.out.payload.eq(act.y), self.nonzero.eq(act.nonzero)]
+            m.d.comb += [
+                self.out.payload.eq(act.y),
+                self.nonzero.eq(act.nonzero),
+                self.result_nonzero.eq(act.nonzero_next),
+            ]
         else:
+            m.d.comb += self.result_nonzero.eq(act.nonzero)
             y = Signal.like(self.out.payload, name="y")
             nonzero = Signal(name="y_nonzero")
             with m.If(act_wait):

@@ -24,9 +24,13 @@ Layouts (compressed builds)
     One word per input holding only the code (``code_bits`` bits, code 0 = pruned weight),
     addressed by the element's index; a neuron whose row is empty has no ROM.
 ``"auto"``
-    Per layer, the smaller of the two (:meth:`LayerWeights.auto_layout`): ``direct`` when
-    ``rows × in_features × code_bits <= entries × (index_bits + code_bits)`` (rows: the nonempty
-    ones; ties go to ``direct``, which also lets zero-skipping save cycles), else ``csr``.
+    Per layer, the cheaper of the two in memory as the hardware builds it
+    (:meth:`LayerWeights.auto_layout`, :func:`rom_cost`): each neuron's ROM of at least
+    :data:`BLOCK_ROM_BITS` bits takes ``ceil(bits / BLOCK_RAM_BITS)`` block RAMs, a smaller one
+    its bits in LUTs; ``direct`` when it takes no more block RAMs and, with as many, no more
+    LUT-ROM bits (ties go to ``direct``, which lets zero-skipping save every zero input's
+    cycle), else ``csr``. So a layer whose rows need a block RAM each in both layouts goes
+    direct even where its CSR rows hold fewer bits.
 """
 
 from __future__ import annotations
@@ -37,13 +41,38 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "BLOCK_RAM_BITS",
+    "BLOCK_ROM_BITS",
     "BUILDS",
     "LAYOUTS",
     "LayerWeights",
     "layers_from_bundle",
     "load_bundle_any",
+    "rom_cost",
     "row_columns",
 ]
+
+
+def rom_cost(rom_bits) -> tuple[int, int]:
+    """``(block RAMs, LUT-ROM bits)`` of neuron ROMs of ``rom_bits`` bits each as
+    ``rom_style="auto"`` places them: from :data:`BLOCK_ROM_BITS` up in block RAM
+    (``ceil(bits / BLOCK_RAM_BITS)`` each), below that in LUTs; an empty ROM costs nothing."""
+    blocks = lut = 0
+    for bits in rom_bits:
+        bits = int(bits)
+        if bits >= BLOCK_ROM_BITS:
+            blocks += -(-bits // BLOCK_RAM_BITS)
+        else:
+            lut += bits
+    return blocks, lut
+
+
+#: ``rom_style="auto"``: a neuron ROM of at least this many bits goes into block RAM (an 18-Kbit
+#: block at least 1/18 full, read synchronously), a smaller one into LUTs.
+BLOCK_ROM_BITS = 1024
+#: Data bits of one block RAM in the layout rule's count (an 18-Kbit RAMB18E1 or DP16KD at a
+#: power-of-two word width).
+BLOCK_RAM_BITS = 16384
 
 BUILDS = ("dense", "codebook", "pow2")
 LAYOUTS = ("csr", "direct", "auto")
@@ -205,10 +234,15 @@ class LayerWeights:
         return layout
 
     def auto_layout(self) -> str:
-        """``"direct"`` when its ROMs are not larger than the CSR ones, else ``"csr"``."""
-        direct = self.rom_bits(self.weight_format, "direct")
-        csr = self.rom_bits(self.weight_format, "csr")
-        return "direct" if direct <= csr else "csr"
+        """``"direct"`` when its ROMs cost no more than the CSR ones (:meth:`rom_cost`: block
+        RAMs first, then LUT-ROM bits), else ``"csr"``."""
+        direct = self.rom_cost(self.weight_format, "direct")
+        return "direct" if direct <= self.rom_cost(self.weight_format, "csr") else "csr"
+
+    def rom_cost(self, build: str, layout: str = "csr") -> tuple[int, int]:
+        """``(block RAMs, LUT-ROM bits)`` of this layer's neuron ROMs (:func:`rom_cost`)."""
+        width = self.rom_width(build, layout)
+        return rom_cost(len(c) * width for c in self.entry_columns(build, layout))
 
     def entry_columns(self, build: str, layout: str = "csr") -> list[np.ndarray]:
         """Per neuron, the columns of its ROM words in ``build`` (dense: every input)."""

@@ -3,12 +3,16 @@
 The arithmetic follows ``docs/bundle.md`` (exact integer accumulation, round-half-up requantisation
 shift, saturating ReLU / hard saturation) and the tables of ``docs/mlp.md`` for sigmoid and tanh.
 It works on the integer weights (``weight_int``) and decodes the CSR rows itself for the cycle
-model; it shares no code with the hardware generator.
+model; it shares no code with the hardware generator, only the two block-RAM sizes of the
+``auto`` layout rule from the bundle reader (:mod:`rtl_gen.neuron.weights`, plain NumPy, which
+both halves import).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from rtl_gen.neuron.weights import BLOCK_RAM_BITS, BLOCK_ROM_BITS
 
 __all__ = [
     "DIRECT_LATENCY",
@@ -140,20 +144,31 @@ def entry_columns(layer, build: str) -> list[np.ndarray]:
     return cols
 
 
-def _rom_sizes(layer) -> tuple[int, int]:
-    """``(csr_bits, direct_bits)`` of a compressed layer, from the CSR arrays."""
+def _rom_costs(layer) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(block RAMs, LUT-ROM bits)`` of a compressed layer's neuron ROMs in the CSR and the
+    direct layout, from the CSR arrays: per neuron its entries × (index + code bits), or one
+    code per input for a row with a nonzero code (else no ROM); a ROM of ``BLOCK_ROM_BITS``
+    bits or more in ``ceil(bits / BLOCK_RAM_BITS)`` block RAMs, a smaller one in LUTs."""
     rowptr = np.asarray(layer.csr_rowptr, np.int64)
     code = np.asarray(layer.csr_code, np.int64)
-    entries = int(rowptr[-1] - rowptr[0])
-    rows = sum(int(code[rowptr[j] : rowptr[j + 1]].any()) for j in range(len(rowptr) - 1))
-    csr = entries * (layer.index_bits + layer.code_bits)
-    direct = rows * layer.weight_int.shape[1] * layer.code_bits
-    return csr, direct
+    rows = range(len(rowptr) - 1)
+    csr = [int(rowptr[j + 1] - rowptr[j]) * (layer.index_bits + layer.code_bits) for j in rows]
+    in_features = layer.weight_int.shape[1]
+    direct = [
+        in_features * layer.code_bits if code[rowptr[j] : rowptr[j + 1]].any() else 0 for j in rows
+    ]
+
+    def cost(sizes):
+        blocks = sum(-(-b // BLOCK_RAM_BITS) for b in sizes if b >= BLOCK_ROM_BITS)
+        return blocks, sum(b for b in sizes if b < BLOCK_ROM_BITS)
+
+    return cost(csr), cost(direct)
 
 
 def layer_layouts(layers, build: str, layout="csr") -> list[str]:
     """Per layer, ``"csr"`` or ``"direct"``: ``layout`` is one of ``"csr"``, ``"direct"``,
-    ``"auto"`` (direct when its ROM bits are not more than CSR's) or a list of them per layer.
+    ``"auto"`` (direct when its ROMs take no more block RAMs and, with as many, no more LUT-ROM
+    bits than CSR's) or a list of them per layer.
     The dense build walks its ROM like a CSR row (``"csr"``)."""
     if isinstance(layout, str):
         layout = [layout] * len(layers)
@@ -162,7 +177,7 @@ def layer_layouts(layers, build: str, layout="csr") -> list[str]:
         if build == "dense":
             lay = "csr"
         elif lay == "auto":
-            csr, direct = _rom_sizes(layer)
+            csr, direct = _rom_costs(layer)
             lay = "direct" if direct <= csr else "csr"
         if lay not in ("csr", "direct"):
             raise ValueError(f"unknown layout {lay!r}")
