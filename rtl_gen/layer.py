@@ -511,10 +511,31 @@ class Layer(wiring.Component):
         # ``after[g]``: rest[g] without its lowest result, a register, so a pick is
         # ``rest & ~after`` and taking it one search (the next ``after``), not two in a row
         after = [Signal(len(members), name=f"after{g}") for g, members in enumerate(groups)]
+        # ``loads[g]``: the load as group g's registers and neurons see it. In the direct
+        # layout every neuron's result becomes valid in the same cycle (lockstep), so each group
+        # takes it from its own last neuron's ``out.valid`` and a ``sending`` copy of its own
+        # (loaded with that, so synthesis keeps the copies apart): no load net reaches every
+        # neuron's release and every group's registers. The queued layers' registered AND is
+        # one register: there they are the layer's load.
+        loads = [load] * len(groups)
+        if self.layout == "direct":
+            loads = [Signal(name=f"load{g}") for g in range(len(groups))]
+            for g, members in enumerate(groups):
+                group_sending = Signal(name=f"sending{g}")
+                m.d.comb += loads[g].eq(neurons[members.stop - 1].out.valid & ~group_sending)
+                with m.If(loads[g]):
+                    m.d.sync += group_sending.eq(1)
+                with m.If(sent):
+                    m.d.sync += group_sending.eq(0)
         with m.If(load):
             m.d.sync += sending.eq(1)
             m.d.sync += turn.eq(lowest(masks))
-            for g, members in enumerate(groups):
+        with m.Elif(~offering | gathers[0].i.ready):  # the offer register is free next cycle
+            m.d.sync += offering.eq(holds.any())
+            with m.If(group_done.any()):
+                m.d.sync += turn.eq(lowest(holds & ~turn))
+        for g, members in enumerate(groups):
+            with m.If(loads[g]):
                 mask = kept[members.start : members.stop]
                 m.d.sync += [
                     rest[g].eq(mask),
@@ -522,15 +543,11 @@ class Layer(wiring.Component):
                     holds[g].eq(masks[g]),
                     single[g].eq(at_most_one(mask)),
                 ]
-        with m.Elif(~offering | gathers[0].i.ready):  # the offer register is free next cycle
-            m.d.sync += offering.eq(holds.any())
-            with m.If(group_done.any()):
-                m.d.sync += turn.eq(lowest(holds & ~turn))
         for g, members in enumerate(groups):
             left = after[g]
             pick = rest[g] & ~left
             m.d.comb += group_done[g].eq(turn[g] & single[g])
-            with m.If(~load & (~offering | gathers[g].i.ready)):
+            with m.If(~loads[g] & (~offering | gathers[g].i.ready)):
                 m.d.sync += current[members.start : members.stop].eq(Mux(turn[g], pick, 0))
                 with m.If(turn[g]):
                     m.d.sync += [
@@ -570,5 +587,6 @@ class Layer(wiring.Component):
         ]
         for i, neuron in enumerate(neurons):
             emit = emits[i // GATHER_GROUP]
-            m.d.comb += neuron.out.ready.eq((emit & current[i]) | (load & ~kept[i]))
+            group_load = loads[i // GATHER_GROUP]
+            m.d.comb += neuron.out.ready.eq((emit & current[i]) | (group_load & ~kept[i]))
         return sent
