@@ -17,11 +17,12 @@ Cycles come from the golden cycle models, which the cocotb regression checks aga
 exactly; MLP cycles are averaged over the bundle's whole test set.
 
 Fmax comes from open place-and-route on an ECP5-85k (Yosys ``synth_ecp5`` + nextpnr-ecp5,
-seed 1, target 100 MHz, router2 for the whole CNN and router1 for the rest unless ``--router``
-says otherwise; ``--no-timing`` skips it): an ECP5 figure, a conservative bound for a
-7-series part (see docs/export.md). Latency and throughput are computed at the clock
-``min(--clock-mhz, Fmax)``: the stated target clock where the measured figure meets it, the
-measured Fmax where it does not. Whole designs only: the dense baseline's row has no Fmax.
+seed 1, target 100 MHz, router2 with its timing-driven rip-up for the whole CNN and router1 for
+the rest unless ``--router`` says otherwise; ``--no-timing`` skips it): an ECP5 figure, a
+conservative bound for a 7-series part (see docs/export.md). Latency and throughput are
+computed at the clock ``min(--clock-mhz, Fmax)``: the stated target clock where the measured
+figure meets it, the measured Fmax where it does not. Whole designs only: the dense baseline's
+row has no Fmax.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ RESOURCES = ("lut", "ff", "carry4", "dsp", "ramb18", "ramb36", "lutram")
 
 
 TIMING = {"enabled": True, "cache": DEFAULT_CACHE, "router": "auto"}
-#: Tops placed with router2 when ``--router auto``: router1 spends hours resolving the whole
-#: CNN's congestion, router2 about 10 minutes (docs/export.md).
+#: Tops placed with router2 and its timing-driven rip-up when ``--router auto``: router1 spends
+#: hours resolving the whole CNN's congestion, router2 about 10 minutes, and the rip-up takes
+#: the CNN from 90.7 to 101.4 MHz on the same placement (docs/export.md, "TMG_RIPUP").
 ROUTER2_TOPS = ("cnn",)
 
 
@@ -57,6 +59,12 @@ def timing_router(design: Design) -> str:
     if TIMING["router"] != "auto":
         return TIMING["router"]
     return "router2" if design.top in ROUTER2_TOPS else DEFAULT_ROUTER
+
+
+def timing_ripup(design: Design) -> bool:
+    """nextpnr's timing-driven rip-up for ``design``: with ``--router auto``, for the tops in
+    :data:`ROUTER2_TOPS`; never with a router named by ``--router``."""
+    return TIMING["router"] == "auto" and design.top in ROUTER2_TOPS
 
 
 STARTED = time.monotonic()
@@ -83,7 +91,7 @@ def synth(design: Design, out: Path) -> dict:
         started = time.monotonic()
         timing = ecp5_timing(
             folder, manifest["sources"], design.top, cache=TIMING["cache"],
-            router=timing_router(design),
+            router=timing_router(design), tmg_ripup=timing_ripup(design),
         )  # fmt: skip
         (folder / "reports" / "timing_ecp5.json").write_text(json.dumps(timing, indent=2) + "\n")
         figures["fmax_mhz"] = timing["fmax_mhz"]
@@ -92,8 +100,8 @@ def synth(design: Design, out: Path) -> dict:
         )
         how = "cached" if timing.get("cached") else f"{time.monotonic() - started:.0f} s"
         progress(
-            f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k, {timing['router']}), "
-            f"{how}"
+            f"  {design.name}: Fmax {timing['fmax_mhz']:.1f} MHz (ECP5-85k, {timing['router']}"
+            f"{', timing-driven rip-up' if timing.get('tmg_ripup') else ''}), {how}"
         )
     return figures
 
@@ -474,8 +482,8 @@ def main(argv=None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--router", choices=("auto", *ROUTERS), default="auto",
-        help="nextpnr router for the Fmax figures (auto: router2 for the whole CNN, router1 "
-        "for the others)",
+        help="nextpnr router for the Fmax figures (auto: router2 with the timing-driven rip-up "
+        "for the whole CNN, router1 for the others)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     TIMING["enabled"] = not args.no_timing

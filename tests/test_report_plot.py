@@ -131,8 +131,10 @@ def test_timing_router_places_the_cnn_with_router2(report):
     try:
         report.TIMING["router"] = "auto"
         assert (report.timing_router(cnn), report.timing_router(mlp)) == ("router2", "router1")
+        assert (report.timing_ripup(cnn), report.timing_ripup(mlp)) == (True, False)
         report.TIMING["router"] = "router2"
         assert report.timing_router(mlp) == "router2"
+        assert not report.timing_ripup(cnn)  # a named router: no rip-up
         report.TIMING["router"] = "router1"
         assert report.timing_router(cnn) == "router1"
     finally:
