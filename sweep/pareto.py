@@ -120,5 +120,7 @@ def _fmt(name: str, value) -> str:
     if isinstance(value, float):
         if "accuracy" in name or "fraction" in name:
             return f"{100 * value:.2f} %"
+        if value and abs(value) < 0.01:  # e.g. an L_p weight of 3e-06, not 0.000
+            return f"{value:.3g}"
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
     return str(value)

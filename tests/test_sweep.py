@@ -4,6 +4,7 @@ RTL, a failing point, resume, and one MLP point from a 1-epoch compress run."""
 
 import csv
 import os
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,31 @@ def test_front_table_uses_the_objectives_present():
     lines = text.splitlines()
     assert lines[0] == "| line_buffers | cycles_per_pixel | storage_bits | mode |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| 3", "| 2"]
+
+
+def test_front_table_writes_small_settings_in_full():
+    rows = [{"lp": 3e-6, "cycles_mean": 693.42, "rom_bits": 96632, "accuracy": 0.8759}]
+    text = front_markdown(rows, "mlp", ["lp"])
+    assert "| 3e-06 | 87.59 % | 96632 |" in text  # not 0.000
+
+
+def test_every_sweep_file_parses():
+    """Every file in sweeps/ loads, and an MLP one names only settings its points accept (an
+    unknown one would otherwise fail only when each point runs)."""
+    from compress.pipeline import config_for
+    from compress2rtl.api import config_overrides
+    from sweep.grid import MLP_HARDWARE, load_sweep
+
+    files = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.toml"))
+    assert files
+    for path in files:
+        sweep = load_sweep(path, version="v")
+        assert sweep.points, path
+        for point in sweep.points if sweep.kind == "mlp" else []:
+            cfg = {k: v for k, v in point.config.items() if k not in MLP_HARDWARE}
+            dataset, model = cfg.pop("dataset", "digits"), cfg.pop("model", "lenet300")
+            overrides = config_overrides(cfg, ("dataset", "model", "out", "extra"), str(path))
+            config_for(dataset, model, **overrides)
 
 
 def test_grid_product_and_keys():
