@@ -483,7 +483,6 @@ class Layer(wiring.Component):
         # whether each group has a result to send, for the load: with the registered AND the
         # results are valid a cycle before it, so this is a register too
         masks = Signal(len(groups))
-        group_kept = Cat(kept[members.start : members.stop].any() for members in groups)
         if self.layout == "direct":
             # lockstep: the results are valid in the same cycle, and were in the result
             # registers the cycle before, where ``kept_next`` already says which are kept; the
@@ -495,6 +494,7 @@ class Layer(wiring.Component):
         else:  # registered AND, clear while the previous results are leaving
             valid_bits = Signal(count)
             m.d.comb += [valid_bits[i].eq(n.out.valid) for i, n in enumerate(neurons)]
+            group_kept = Cat(kept[members.start : members.stop].any() for members in groups)
             m.d.sync += [ready.eq(valid_bits.all() & ~sending & ~load), masks.eq(group_kept)]
 
         # ``turn`` (one-hot, a register) is the lowest group with a result left, lowest(holds):

@@ -12,7 +12,7 @@ from rtl_gen.layer import Layer
 from rtl_gen.mlp import Mlp
 from rtl_gen.neuron import LayerWeights, LutActivation, Neuron, lut_table
 from rtl_gen.neuron.neuron import BLOCK_ROM_BITS
-from rtl_gen.neuron.weights import BLOCK_RAM_BITS
+from rtl_gen.neuron.weights import BLOCK_RAM_BITS, rom_cost
 from tb.golden import mlp as golden
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -173,6 +173,14 @@ def test_mlp_direct_layout_backpressure(layout):
                 golden.DIRECT_LATENCY - csr_latency
             ) * len(layers)
             assert skip <= plain - zeros
+
+
+def test_rom_cost_at_its_thresholds():
+    """A ROM of BLOCK_ROM_BITS bits is the first in block RAM (as ``Neuron.block_rom`` places
+    it), one of BLOCK_RAM_BITS + 1 bits takes two blocks, an empty one nothing."""
+    sizes = [BLOCK_ROM_BITS - 1, BLOCK_ROM_BITS, BLOCK_RAM_BITS, BLOCK_RAM_BITS + 1, 0]
+    assert rom_cost(sizes) == (1 + 1 + 2, BLOCK_ROM_BITS - 1)
+    assert rom_cost([]) == (0, 0)
 
 
 def test_auto_layout_rule():

@@ -53,6 +53,14 @@ __all__ = [
 ]
 
 
+#: ``rom_style="auto"``: a neuron ROM of at least this many bits goes into block RAM (an 18-Kbit
+#: block at least 1/18 full, read synchronously), a smaller one into LUTs.
+BLOCK_ROM_BITS = 1024
+#: Data bits of one block RAM in the layout rule's count (an 18-Kbit RAMB18E1 or DP16KD at a
+#: power-of-two word width).
+BLOCK_RAM_BITS = 16384
+
+
 def rom_cost(rom_bits) -> tuple[int, int]:
     """``(block RAMs, LUT-ROM bits)`` of neuron ROMs of ``rom_bits`` bits each as
     ``rom_style="auto"`` places them: from :data:`BLOCK_ROM_BITS` up in block RAM
@@ -66,13 +74,6 @@ def rom_cost(rom_bits) -> tuple[int, int]:
             lut += bits
     return blocks, lut
 
-
-#: ``rom_style="auto"``: a neuron ROM of at least this many bits goes into block RAM (an 18-Kbit
-#: block at least 1/18 full, read synchronously), a smaller one into LUTs.
-BLOCK_ROM_BITS = 1024
-#: Data bits of one block RAM in the layout rule's count (an 18-Kbit RAMB18E1 or DP16KD at a
-#: power-of-two word width).
-BLOCK_RAM_BITS = 16384
 
 BUILDS = ("dense", "codebook", "pow2")
 LAYOUTS = ("csr", "direct", "auto")

@@ -3,16 +3,17 @@
 The arithmetic follows ``docs/bundle.md`` (exact integer accumulation, round-half-up requantisation
 shift, saturating ReLU / hard saturation) and the tables of ``docs/mlp.md`` for sigmoid and tanh.
 It works on the integer weights (``weight_int``) and decodes the CSR rows itself for the cycle
-model; it shares no code with the hardware generator, only the two block-RAM sizes of the
-``auto`` layout rule from the bundle reader (:mod:`rtl_gen.neuron.weights`, plain NumPy, which
-both halves import).
+model; it shares no code with the hardware generator, only the cost rule of the ``auto``
+layout (``rom_cost``: block RAMs, then LUT-ROM bits) from the bundle reader
+(:mod:`rtl_gen.neuron.weights`, plain NumPy, which both halves import); the ROM sizes it costs
+are its own, from the CSR arrays.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rtl_gen.neuron.weights import BLOCK_RAM_BITS, BLOCK_ROM_BITS
+from rtl_gen.neuron.weights import rom_cost
 
 __all__ = [
     "DIRECT_LATENCY",
@@ -147,8 +148,8 @@ def entry_columns(layer, build: str) -> list[np.ndarray]:
 def _rom_costs(layer) -> tuple[tuple[int, int], tuple[int, int]]:
     """``(block RAMs, LUT-ROM bits)`` of a compressed layer's neuron ROMs in the CSR and the
     direct layout, from the CSR arrays: per neuron its entries × (index + code bits), or one
-    code per input for a row with a nonzero code (else no ROM); a ROM of ``BLOCK_ROM_BITS``
-    bits or more in ``ceil(bits / BLOCK_RAM_BITS)`` block RAMs, a smaller one in LUTs."""
+    code per input for a row with a nonzero code (else no ROM), costed by the shared rule
+    (``rom_cost``: from ``BLOCK_ROM_BITS`` bits up in block RAMs, a smaller ROM in LUTs)."""
     rowptr = np.asarray(layer.csr_rowptr, np.int64)
     code = np.asarray(layer.csr_code, np.int64)
     rows = range(len(rowptr) - 1)
@@ -157,12 +158,7 @@ def _rom_costs(layer) -> tuple[tuple[int, int], tuple[int, int]]:
     direct = [
         in_features * layer.code_bits if code[rowptr[j] : rowptr[j + 1]].any() else 0 for j in rows
     ]
-
-    def cost(sizes):
-        blocks = sum(-(-b // BLOCK_RAM_BITS) for b in sizes if b >= BLOCK_ROM_BITS)
-        return blocks, sum(b for b in sizes if b < BLOCK_ROM_BITS)
-
-    return cost(csr), cost(direct)
+    return rom_cost(csr), rom_cost(direct)
 
 
 def layer_layouts(layers, build: str, layout="csr") -> list[str]:
