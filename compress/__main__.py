@@ -67,6 +67,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--train-schedule", choices=["constant", "cosine"], help="float training LR")
     p.add_argument(
+        "--finetune-schedule",
+        choices=["constant", "cosine"],
+        help="each fine-tuning phase's learning rate (Taylor steps and pruning rounds)",
+    )
+    p.add_argument(
         "--qat-epochs",
         type=int,
         help="lenet5: epochs of quantisation-aware fine-tuning after the calibration (the "
@@ -138,6 +143,7 @@ def main(argv=None) -> int:
         augment=a.augment,
         finetune_augment=a.finetune_augment,
         train_schedule=a.train_schedule,
+        finetune_schedule=a.finetune_schedule,
         qat_epochs=a.qat_epochs,
         qat_lr=a.qat_lr,
         distill=a.distill,
