@@ -103,6 +103,12 @@ def main(argv=None) -> int:
         help="per layer fraction pruned by the unstructured rounds",
     )
     p.add_argument("--prune-rounds", type=int)
+    p.add_argument(
+        "--rewind-epochs",
+        type=int,
+        help="epochs of retraining after the last pruning round at the float training's "
+        "learning rate, cosine to 0 (learning-rate rewinding; 0: none)",
+    )
     p.add_argument("--criterion", choices=["magnitude", "taylor"])
     p.add_argument("--clusters", type=int, help="k-means clusters per layer (<= 16)")
     p.add_argument("--kmeans-init", choices=["linear", "density", "random"])
@@ -153,6 +159,7 @@ def main(argv=None) -> int:
         conv_targets=tuple(a.filters) if a.filters else None,
         layer_sparsity=tuple(a.sparsity) if a.sparsity else None,
         prune_rounds=a.prune_rounds,
+        rewind_epochs=a.rewind_epochs,
         criterion=a.criterion,
         clusters=a.clusters,
         kmeans_init=a.kmeans_init,

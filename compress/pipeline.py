@@ -69,6 +69,9 @@ class Config:
     # iterative unstructured pruning: fraction of each (structured) layer's weights pruned
     layer_sparsity: tuple = (0.4, 0.3, 0.1)
     prune_rounds: int = 3
+    # epochs of retraining after the last pruning round at ``lr`` with a cosine schedule
+    # (learning-rate rewinding; 0: none)
+    rewind_epochs: int = 0
     criterion: str = "magnitude"  # or "taylor"
     conv_targets: tuple | None = (4, 10)  # lenet5: filters kept in conv1, conv2 (None: all)
     conv_index_bits: int = 8

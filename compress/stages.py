@@ -289,6 +289,31 @@ def prune_unstructured(cfg, model, data, original_weights: int, log, distill=Non
             f"prune round {r}: {100 * frac:.2f}% of the original weights pruned, "
             f"val {100 * val_pruned:.2f}% -> retrained {100 * acc:.2f}%"
         )
+    val_retrained = schedule[-1]["val_retrained"]
+    if cfg.rewind_epochs:
+        # learning-rate rewinding: the pruned network retrained at the float training's rate
+        # and schedule rather than fine-tuned at a small one
+        train(
+            model,
+            data.x_train,
+            data.y_train,
+            epochs=cfg.rewind_epochs,
+            lr=cfg.lr,
+            batch=cfg.batch,
+            seed=cfg.seed + 290,
+            masks=masks,
+            desc="rewind",
+            quiet=cfg.quiet,
+            val=(data.x_val, data.y_val),
+            schedule="cosine",
+            augment=cfg.finetune_augment,
+            distill=distill,
+        )
+        before, val_retrained = val_retrained, on_val(model, data)
+        log(
+            f"rewound: {cfg.rewind_epochs} epochs at {cfg.lr:g}, cosine, "
+            f"val {100 * before:.2f}% -> {100 * val_retrained:.2f}%"
+        )
     return PruneResult(
         masks=masks,
         names=names,
@@ -296,7 +321,7 @@ def prune_unstructured(cfg, model, data, original_weights: int, log, distill=Non
         acc_pruned=acc_pruned,
         acc_retrained=on_test(model, data),
         val_pruned=schedule[-1]["val_pruned"],
-        val_retrained=schedule[-1]["val_retrained"],
+        val_retrained=val_retrained,
         weights_pruned=weights_pruned,
         weights_retrained=layer_weights(model),
     )

@@ -154,6 +154,8 @@ def test_lenet5_run_reports_sizes(tmp_path):
             "cosine",
             "--finetune-schedule",
             "cosine",
+            "--rewind-epochs",
+            "1",
             "--distill",
             "0.5",
             "--distill-temperature",
@@ -169,7 +171,7 @@ def test_lenet5_run_reports_sizes(tmp_path):
     assert s["architecture"]["filters"] == [3, 9]
     assert s["config"]["finetune_augment"] == "shift" and s["config"]["augment"] == "none"
     assert s["config"]["train_schedule"] == "cosine"
-    assert s["config"]["finetune_schedule"] == "cosine"
+    assert s["config"]["finetune_schedule"] == "cosine" and s["config"]["rewind_epochs"] == 1
     assert s["compressed_bytes"] < s["dense_bytes"]
     assert [r["name"] for r in s["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
     # 8x8 digits, K = 3: conv2's output is 1x1, so there is no pool2

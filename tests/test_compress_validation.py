@@ -139,3 +139,41 @@ def test_cosine_schedule_decays_to_zero_and_bad_schedule_is_an_error():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="schedule"):
         train(MLP([16, 4]), x, y, epochs=1, quiet=True, schedule="step")
+
+
+@pytest.mark.parametrize("rewind", [0, 2])
+def test_learning_rate_rewinding_keeps_the_masks(rewind):
+    from types import SimpleNamespace
+
+    from compress import stages
+
+    torch.manual_seed(4)
+    x, y = _data()
+    xv, yv = _data(120, seed=5)
+    data = SimpleNamespace(x_train=x, y_train=y, x_val=xv, y_val=yv, x_test=xv, y_test=yv)
+    model = MLP([16, 12, 4])
+    train(model, x, y, epochs=2, quiet=True)
+    cfg = SimpleNamespace(
+        criterion="magnitude",
+        layer_sparsity=(0.5, 0.3),
+        prune_rounds=2,
+        finetune_epochs=1,
+        finetune_lr=1e-3,
+        finetune_schedule="constant",
+        finetune_augment="none",
+        batch=16,
+        seed=0,
+        quiet=True,
+        rewind_epochs=rewind,
+        lr=1e-2,
+    )
+    lines = []
+    res = stages.prune_unstructured(cfg, model, data, 16 * 12 + 12 * 4, lines.append)
+    rewound = [s for s in lines if s.startswith("rewound")]
+    assert len(rewound) == (1 if rewind else 0)
+    if rewind:
+        assert f"{rewind} epochs at 0.01, cosine" in rewound[0]
+    # the retrained figures are the model's after the rewinding, the pruned weights still zero
+    assert res.val_retrained == pytest.approx(accuracy(model, xv, yv))
+    for m, mk in res.masks.items():
+        assert torch.all(m.weight[~mk] == 0) and int(mk.sum()) < mk.numel()
