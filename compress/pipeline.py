@@ -134,17 +134,20 @@ def config_for(dataset: str, model: str = "lenet300", **overrides) -> Config:
         if dataset == "digits":
             cfg.epochs, cfg.lr = 60, 2e-3
         else:
-            # small conv layers for the shift-and-add engine, Taylor-pruned fc neurons. Chosen on
-            # the validation split (docs/compress.md): 30 float epochs with a cosine learning
-            # rate (no augmentation: it cost validation accuracy), conv1's 6 filters kept (removing
-            # one cost 1.6 pt), the fine-tuning phases on randomly mirrored images
+            # Taylor-pruned fc neurons, every filter kept. Chosen on the validation split
+            # (docs/compress.md): 30 float epochs with a cosine learning rate (no augmentation:
+            # it cost validation accuracy), the fine-tuning phases on randomly mirrored images;
+            # pruning filters (6/12, 6/14) cost integer accuracy on every seed measured
             cfg.epochs, cfg.batch, cfg.train_schedule = 30, 64, "cosine"
-            cfg.conv_targets, cfg.hidden_targets = (6, 12), (64, 32)
+            cfg.conv_targets, cfg.hidden_targets = (6, 16), (64, 32)
             cfg.finetune_augment = "flip"
             # less unstructured pruning of conv2, fc1, fc2 than (0.2, 0.5, 0.85, 0.7, 0.3): the
             # integer reference +0.65 pt on validation, 38.6x instead of 46.2x (docs/compress.md)
             cfg.layer_sparsity = (0.2, 0.4, 0.75, 0.6, 0.3)
             cfg.structured_steps, cfg.prune_rounds, cfg.finetune_epochs = 2, 3, 3
+            # learning-rate rewinding after the last pruning round: with the 16 filters, the
+            # integer gap to float 0.48 pt on validation, mean of three seeds (1.08 before)
+            cfg.rewind_epochs = 15
             cfg.centroid_epochs, cfg.pow2_epochs, cfg.pow2_lr = 1, 12, 5e-4
             cfg.conv_index_bits = 4
             # chosen on the validation split (docs/compress.md): the pow2 fine-tuning with a
