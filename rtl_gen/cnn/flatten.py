@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.bits import at_most_one, without_lowest
+from rtl_gen.bits import at_most_one, lowest, without_lowest
 from rtl_gen.conv.params import MAX_HEIGHT, MAX_WIDTH
 from rtl_gen.neuron import element_layout
 
@@ -101,22 +101,32 @@ class Flatten(wiring.Component):
         final = Signal(init=1)
         left_count = Signal(range(cs + 1))
 
-        # Lowest channel still to send.
+        # The lowest channel still to send, one-hot and as a number: registers loaded with
+        # ``todo``, so the element's value is an AND-OR of registers and its index one adder,
+        # not a priority search through the channels in front of the FIFO's write port.
+        first = Signal(cs)
         sel = Signal(range(cs))
-        for c in reversed(range(cs)):
-            with m.If(todo[c]):
-                m.d.comb += sel.eq(c)
+
+        def number(one_hot):
+            bits_of = [[one_hot[c] for c in range(cs) if c >> b & 1] for b in range(len(sel))]
+            return Cat(*(Cat(*ones).any() for ones in bits_of))
+
+        value = 0
+        for c in range(cs):
+            value = value | (held.word_select(c, bits) & first[c].replicate(bits))
 
         m.d.comb += [
             self.o.valid.eq(busy),
             self.o.payload.index.eq(base + sel),
-            self.o.payload.value.eq(held.word_select(sel, bits)),
+            self.o.payload.value.eq(value),
             self.o.payload.last.eq(held_last & final),
             self.i.ready.eq(~busy | (self.o.ready & final)),
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += [
                 todo.eq(without_lowest(todo)),
+                first.eq(lowest(without_lowest(todo))),
+                sel.eq(number(lowest(without_lowest(todo)))),
                 busy.eq(~final),
                 final.eq(left_count <= 2),
                 left_count.eq(left_count - 1),
@@ -134,6 +144,8 @@ class Flatten(wiring.Component):
             m.d.sync += [
                 held.eq(pixel),
                 todo.eq(send),
+                first.eq(lowest(send)),
+                sel.eq(number(lowest(send))),
                 busy.eq(send.any()),
                 final.eq(at_most_one(send)),
                 left_count.eq(sum(send[c] for c in range(cs))),
