@@ -6,7 +6,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.bits import at_most_one, lowest, without_lowest
+from rtl_gen.bits import at_most_one, lowest
 from rtl_gen.conv.params import MAX_HEIGHT, MAX_WIDTH
 from rtl_gen.neuron import element_layout
 
@@ -103,7 +103,8 @@ class Flatten(wiring.Component):
 
         # The lowest channel still to send, one-hot and as a number: registers loaded with
         # ``todo``, so the element's value is an AND-OR of registers and its index one adder,
-        # not a priority search through the channels in front of the FIFO's write port.
+        # not a priority search through the channels in front of the FIFO's write port. After
+        # a pop the rest is ``todo & ~first``: one carry chain (the next lowest), not two.
         first = Signal(cs)
         sel = Signal(range(cs))
 
@@ -124,9 +125,9 @@ class Flatten(wiring.Component):
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += [
-                todo.eq(without_lowest(todo)),
-                first.eq(lowest(without_lowest(todo))),
-                sel.eq(number(lowest(without_lowest(todo)))),
+                todo.eq(todo & ~first),
+                first.eq(lowest(todo & ~first)),
+                sel.eq(number(lowest(todo & ~first))),
                 busy.eq(~final),
                 final.eq(left_count <= 2),
                 left_count.eq(left_count - 1),
