@@ -8,7 +8,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .bits import at_most_one, lowest, without_lowest
+from .bits import at_most_one, lowest, one_hot_select, or_tree, without_lowest
 from .neuron import BUILDS, LayerWeights, Neuron, element_layout, output_shape
 from .neuron.neuron import ROM_STYLES
 from .neuron.ram import ram_format, ram_words
@@ -559,26 +559,19 @@ class Layer(wiring.Component):
         with m.If(sent):
             m.d.sync += sending.eq(0)
 
-        def tree_or(terms):
-            terms = list(terms)
-            while len(terms) > 1:
-                paired = [a | b for a, b in zip(terms[0::2], terms[1::2], strict=False)]
-                if len(terms) % 2:
-                    paired.append(terms[-1])
-                terms = paired
-            return terms[0]
-
         value_width = len(self.out.payload.value)
         words = [Cat(n.out.payload.as_unsigned()[:value_width], Const(i, word_width - value_width))
                  for i, n in enumerate(neurons)]  # fmt: skip
         for members, gather in zip(groups, gathers, strict=True):
             m.d.comb += [
                 gather.i.valid.eq(offering),
-                gather.i.payload.word.eq(tree_or(Mux(current[i], words[i], 0) for i in members)),
+                gather.i.payload.word.eq(
+                    one_hot_select([current[i] for i in members], [words[i] for i in members])
+                ),
                 gather.i.payload.last.eq(current[count - 1] if count - 1 in members else 0),
                 gather.o.ready.eq(out_slice.i.ready),
             ]
-        word = tree_or(gather.o.payload.word for gather in gathers)
+        word = or_tree(gather.o.payload.word for gather in gathers)
         m.d.comb += [
             out_slice.i.valid.eq(gathers[0].o.valid),
             out_slice.i.payload.value.eq(word[:value_width]),

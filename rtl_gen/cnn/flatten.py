@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value
+from amaranth import Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.bits import at_most_one, lowest
+from rtl_gen.bits import at_most_one, lowest, one_hot_index, one_hot_select
 from rtl_gen.conv.params import MAX_HEIGHT, MAX_WIDTH
 from rtl_gen.neuron import element_layout
 
@@ -108,13 +108,7 @@ class Flatten(wiring.Component):
         first = Signal(cs)
         sel = Signal(range(cs))
 
-        def number(one_hot):
-            bits_of = [[one_hot[c] for c in range(cs) if c >> b & 1] for b in range(len(sel))]
-            return Cat(*(Cat(*ones).any() for ones in bits_of))
-
-        value = 0
-        for c in range(cs):
-            value = value | (held.word_select(c, bits) & first[c].replicate(bits))
+        value = one_hot_select(first, [held.word_select(c, bits) for c in range(cs)])
 
         m.d.comb += [
             self.o.valid.eq(busy),
@@ -127,7 +121,7 @@ class Flatten(wiring.Component):
             m.d.sync += [
                 todo.eq(todo & ~first),
                 first.eq(lowest(todo & ~first)),
-                sel.eq(number(lowest(todo & ~first))),
+                sel.eq(one_hot_index(lowest(todo & ~first), len(sel))),
                 busy.eq(~final),
                 final.eq(left_count <= 2),
                 left_count.eq(left_count - 1),
@@ -146,7 +140,7 @@ class Flatten(wiring.Component):
                 held.eq(pixel),
                 todo.eq(send),
                 first.eq(lowest(send)),
-                sel.eq(number(lowest(send))),
+                sel.eq(one_hot_index(lowest(send), len(sel))),
                 busy.eq(send.any()),
                 final.eq(at_most_one(send)),
                 left_count.eq(sum(send[c] for c in range(cs))),
