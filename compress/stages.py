@@ -127,24 +127,25 @@ def _describe(model) -> str:
 
 
 def _retrain(
-    cfg, model, data, seed: int, desc: str, masks=None, distill=None
+    cfg, model, data, seed: int, desc: str, masks=None, distill=None, *, rewind: bool = False
 ) -> tuple[float, float]:
     """``(validation accuracy before, after)`` a fine-tuning phase of ``cfg.finetune_epochs``
-    that keeps its best epoch on the validation split."""
+    that keeps its best epoch on the validation split. ``rewind``: ``cfg.rewind_epochs`` at the
+    float training's rate ``cfg.lr``, cosine to 0, instead (learning-rate rewinding)."""
     before = on_val(model, data)
     train(
         model,
         data.x_train,
         data.y_train,
-        epochs=cfg.finetune_epochs,
-        lr=cfg.finetune_lr,
+        epochs=cfg.rewind_epochs if rewind else cfg.finetune_epochs,
+        lr=cfg.lr if rewind else cfg.finetune_lr,
         batch=cfg.batch,
         seed=seed,
         masks=masks,
         desc=desc,
         quiet=cfg.quiet,
         val=(data.x_val, data.y_val),
-        schedule=cfg.finetune_schedule,
+        schedule="cosine" if rewind else cfg.finetune_schedule,
         augment=cfg.finetune_augment,
         distill=distill,
     )
@@ -291,25 +292,11 @@ def prune_unstructured(cfg, model, data, original_weights: int, log, distill=Non
         )
     val_retrained = schedule[-1]["val_retrained"]
     if cfg.rewind_epochs:
-        # learning-rate rewinding: the pruned network retrained at the float training's rate
-        # and schedule rather than fine-tuned at a small one
-        train(
-            model,
-            data.x_train,
-            data.y_train,
-            epochs=cfg.rewind_epochs,
-            lr=cfg.lr,
-            batch=cfg.batch,
-            seed=cfg.seed + 290,
-            masks=masks,
-            desc="rewind",
-            quiet=cfg.quiet,
-            val=(data.x_val, data.y_val),
-            schedule="cosine",
-            augment=cfg.finetune_augment,
-            distill=distill,
+        # the pruned network retrained at the float training's rate and schedule rather than
+        # fine-tuned at a small one
+        before, val_retrained = _retrain(
+            cfg, model, data, cfg.seed + 290, "rewind", masks, distill, rewind=True
         )
-        before, val_retrained = val_retrained, on_val(model, data)
         log(
             f"rewound: {cfg.rewind_epochs} epochs at {cfg.lr:g}, cosine, "
             f"val {100 * before:.2f}% -> {100 * val_retrained:.2f}%"

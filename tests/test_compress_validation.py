@@ -18,6 +18,20 @@ def _data(n=300, features=16, seed=0):
     return x, y
 
 
+def _split_and_model(*, torch_seed: int, val_seed: int, epochs: int):
+    """Training and validation data (the validation set doubles as the test set) and a small
+    MLP trained ``epochs`` on it."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(torch_seed)
+    x, y = _data()
+    xv, yv = _data(120, seed=val_seed)
+    data = SimpleNamespace(x_train=x, y_train=y, x_val=xv, y_val=yv, x_test=xv, y_test=yv)
+    model = MLP([16, 12, 4])
+    train(model, x, y, epochs=epochs, quiet=True)
+    return data, model
+
+
 def test_split_is_stratified_disjoint_and_fixed():
     d = load_digits()
     s = d.split_validation(0.1)
@@ -99,12 +113,8 @@ def test_quantize_pow2_cosine_and_bias_retraining_keep_the_codes():
 
     from compress import stages
 
-    torch.manual_seed(2)
-    x, y = _data()
-    xv, yv = _data(120, seed=3)
-    data = SimpleNamespace(x_train=x, y_train=y, x_val=xv, y_val=yv, x_test=xv, y_test=yv)
-    model = MLP([16, 12, 4])
-    train(model, x, y, epochs=3, quiet=True)
+    data, model = _split_and_model(torch_seed=2, val_seed=3, epochs=3)
+    x, y, xv, yv = data.x_train, data.y_train, data.x_val, data.y_val
     masks = prune.prune_by_percentile(prune.full_masks(linear_layers(model)), 50)
     prune.apply_masks(masks)
     cfg = SimpleNamespace(
@@ -147,12 +157,8 @@ def test_learning_rate_rewinding_keeps_the_masks(rewind):
 
     from compress import stages
 
-    torch.manual_seed(4)
-    x, y = _data()
-    xv, yv = _data(120, seed=5)
-    data = SimpleNamespace(x_train=x, y_train=y, x_val=xv, y_val=yv, x_test=xv, y_test=yv)
-    model = MLP([16, 12, 4])
-    train(model, x, y, epochs=2, quiet=True)
+    data, model = _split_and_model(torch_seed=4, val_seed=5, epochs=2)
+    xv, yv = data.x_val, data.y_val
     cfg = SimpleNamespace(
         criterion="magnitude",
         layer_sparsity=(0.5, 0.3),
